@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Ingest benchmark: JSONL.zst -> normalize -> Parquet (zstd) over the real corpus in
+# ../shared/data/corpus, replicated as COPIES sources (default 5: about 1 GB of JSONL).
+# Reports, for 1 and 2 worker threads in the same run: wall time, MB/s of uncompressed JSONL,
+# MB per CPU-second (user+sys: the honest per-core figure, since reading, stages and writing
+# overlap on separate threads), documents/s and peak RSS.
+#
+# Usage: bench/ingest.sh [COPIES]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/refinery-target}"
+copies="${1:-5}"
+data="$(cd ../shared/data && pwd)"
+
+cargo build --release --locked -p pipeline --bin refinery >&2
+bin="$CARGO_TARGET_DIR/release/refinery"
+work="$(mktemp -d /tmp/refinery-bench.XXXXXX)"
+trap 'rm -rf "$work"' EXIT
+
+config="$work/ingest.toml"
+: > "$config"
+for c in $(seq 1 "$copies"); do
+  printf '[[sources]]\nname = "copy%s"\npaths = ["%s/corpus/*.jsonl.zst"]\n\n' "$c" "$data" >> "$config"
+done
+printf '[[stages]]\ntype = "normalize"\n\n[output]\npath = "%s/out"\n' "$work" >> "$config"
+
+read -r bytes docs < <(python3 -c "
+import json; c = json.load(open('$data/MANIFEST.json'))['corpus'].values()
+print(sum(v['uncompressed_bytes'] for v in c) * $copies, sum(v['records'] for v in c) * $copies)")
+
+echo "input: $copies copies of the corpus, $((bytes / 1000000)) MB of JSONL, $docs documents"
+printf '%-8s %8s %8s %8s %14s %10s %12s\n' threads wall_s cpu_s MB/s MB/cpu_s docs/s peak_RSS_MiB
+for threads in 1 2; do
+  rm -rf "$work/out"
+  /usr/bin/time -f '%e %U %S %M' -o "$work/time" "$bin" run --quiet --threads "$threads" "$config" > /dev/null
+  read -r wall user sys rss_kb < "$work/time"
+  python3 -c "
+b, d, w, c, t, r = $bytes, $docs, $wall, $user + $sys, $threads, $rss_kb
+print(f'{t:<8} {w:8.2f} {c:8.2f} {b / w / 1e6:8.1f} {b / c / 1e6:14.1f} {d / w:10.0f} {r / 1024:12.0f}')"
+done

@@ -1,0 +1,37 @@
+//! `refinery demo`: writes the sample corpus, runs the main job on it and shows what happened.
+
+use std::path::Path;
+
+use tokio::runtime::Handle;
+
+use super::Failure;
+use super::run::{execute, load_checked, print_summary};
+use crate::sql::OutputFormat;
+
+/// Generates the sample under `dir`, runs it, and prints the stats and queries to try next.
+pub fn demo(
+    dir: &Path,
+    threads: Option<usize>,
+    quiet: bool,
+    handle: &Handle,
+) -> Result<(), Failure> {
+    let config_path = crate::demo::write_sample(dir)?;
+    println!(
+        "Sample corpus and config written to {}",
+        config_path.display()
+    );
+    let mut config = load_checked(&config_path)?;
+    if let Some(t) = threads {
+        config.run.threads = t;
+    }
+    let summary = execute(&config, quiet, handle)?;
+    print_summary(&summary);
+    super::stats::stats(&summary.out, OutputFormat::Table, handle)?;
+    let out = summary.out.display();
+    println!("Try next:");
+    println!("  refinery query --dir {out} \"SELECT rule, count(*) FROM rejects GROUP BY rule\"");
+    println!(
+        "  refinery query --dir {out} \"SELECT uri, locator, reason, detail FROM quarantine\""
+    );
+    Ok(())
+}

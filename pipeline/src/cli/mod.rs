@@ -1,0 +1,181 @@
+//! The `refinery` command line: argument parsing and dispatch. Only this module and `main.rs`
+//! use `anyhow`; the library returns typed errors.
+//!
+//! Exit codes: 0 success; 1 failure; 2 bad usage or an invalid config; 3 bad input data under
+//! `--strict`.
+
+mod demo;
+mod query;
+mod run;
+mod stats;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::sql::OutputFormat;
+
+/// Refinery: curate a text corpus into auditable training data.
+#[derive(Debug, Parser)]
+#[command(name = "refinery", version, about)]
+pub struct Cli {
+    /// Print only warnings and errors, and no progress bar.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a config: ingest, stages, outputs. Resumes an interrupted run in the same folder.
+    Run {
+        /// The TOML config.
+        config: PathBuf,
+        /// Worker threads (default: the config's `run.threads`, else one per core).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Stop with exit code 3 at the first bad record or input instead of quarantining it.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Check a config: unknown keys, bad values, missing inputs, each with its line.
+    Validate {
+        /// The TOML config.
+        config: PathBuf,
+        /// Skip listing the inputs (no file-system or network access).
+        #[arg(long)]
+        no_io: bool,
+    },
+    /// Documents and bytes per source and per stage of a finished run, computed with SQL.
+    Stats {
+        /// The run's output folder.
+        dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+    /// Run SQL over Parquet outputs.
+    Query {
+        /// The SQL statement.
+        sql: String,
+        /// A table to register, as NAME=PATH (a Parquet file or folder); repeatable.
+        #[arg(long = "table", value_parser = parse_table)]
+        tables: Vec<(String, String)>,
+        /// A run's output folder: registers its datasets, `rejects` and `quarantine`.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+    /// Generate a sample corpus and run the main job on it.
+    Demo {
+        /// Folder for the sample inputs, config and outputs.
+        #[arg(long, default_value = "refinery-demo")]
+        dir: PathBuf,
+        /// Worker threads (default: one per core).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+}
+
+fn parse_table(s: &str) -> Result<(String, String), String> {
+    let (name, path) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=PATH, got `{s}`"))?;
+    if name.is_empty() || path.is_empty() {
+        return Err(format!("expected NAME=PATH, got `{s}`"));
+    }
+    Ok((name.to_string(), path.to_string()))
+}
+
+/// A failure with its exit code.
+pub struct Failure {
+    /// The error, printed with its cause chain.
+    pub error: anyhow::Error,
+    /// The exit code.
+    pub code: u8,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure {
+            error: e.into(),
+            code: 1,
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    init_logging(cli.quiet, cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the IO runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let handle = runtime.handle();
+    let result = match cli.command {
+        Command::Run {
+            config,
+            threads,
+            strict,
+        } => run::run(&config, threads, strict, cli.quiet, handle),
+        Command::Validate { config, no_io } => validate::validate(&config, no_io, handle),
+        Command::Stats { dir, format } => stats::stats(&dir, format, handle),
+        Command::Query {
+            sql,
+            tables,
+            dir,
+            format,
+        } => query::query(&sql, tables, dir.as_deref(), format, handle),
+        Command::Demo { dir, threads } => demo::demo(&dir, threads, cli.quiet, handle),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("error: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn init_logging(quiet: bool, format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let default = if quiet { "warn" } else { "info" };
+    let filter =
+        EnvFilter::try_from_env("REFINERY_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

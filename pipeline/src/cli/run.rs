@@ -1,0 +1,136 @@
+//! `refinery run CONFIG`.
+
+use std::path::Path;
+
+use anyhow::anyhow;
+use tokio::runtime::Handle;
+
+use super::Failure;
+use crate::config::{self, Config};
+use crate::executor::{self, RunSummary};
+use crate::progress::Progress;
+use crate::sql::text_table;
+
+/// Loads, checks and runs a config, then prints the summary.
+pub fn run(
+    path: &Path,
+    threads: Option<usize>,
+    strict: bool,
+    quiet: bool,
+    handle: &Handle,
+) -> Result<(), Failure> {
+    let mut config = load_checked(path)?;
+    if let Some(t) = threads {
+        config.run.threads = t;
+    }
+    config.run.strict |= strict;
+    let summary = execute(&config, quiet, handle)?;
+    print_summary(&summary);
+    Ok(())
+}
+
+/// Loads a config and runs the no-IO checks; any problem is a usage failure (exit 2).
+pub fn load_checked(path: &Path) -> Result<Config, Failure> {
+    let invalid = |problems: Vec<config::ConfigError>| {
+        let list: Vec<String> = problems
+            .iter()
+            .map(|p| format!("  {}: {p}", path.display()))
+            .collect();
+        Failure {
+            error: anyhow!("invalid config:\n{}", list.join("\n")),
+            code: 2,
+        }
+    };
+    let (config, text) = Config::load(path).map_err(|e| invalid(vec![e]))?;
+    let problems = config::validate(&config, &text);
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    Ok(config)
+}
+
+/// Runs a checked config with a progress bar (unless quiet).
+pub fn execute(config: &Config, quiet: bool, handle: &Handle) -> Result<RunSummary, Failure> {
+    let threads = if config.run.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        config.run.threads
+    };
+    // The global pool can be set once per process; a second run in the same process keeps it.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global();
+    let progress = Progress::new(!quiet);
+    executor::execute(config, handle, &progress).map_err(|e| Failure {
+        code: e.exit_code(),
+        error: e.into(),
+    })
+}
+
+/// Prints what a run did: throughput, per-source and per-stage accounting, where outputs are.
+pub fn print_summary(s: &RunSummary) {
+    let secs = s.elapsed.as_secs_f64().max(1e-9);
+    let acc = &s.manifest.accounting;
+    let docs: u64 = acc.sources.iter().map(|c| c.counts.documents).sum();
+    println!(
+        "Run complete in {secs:.1} s: {} units ({} resumed), {:.1} MB in ({:.1} MB/s), {docs} documents ({:.0} docs/s)",
+        s.units,
+        s.resumed,
+        s.input_bytes as f64 / 1e6,
+        s.input_bytes as f64 / 1e6 / secs,
+        docs as f64 / secs
+    );
+    let rows: Vec<Vec<String>> = acc
+        .sources
+        .iter()
+        .map(|c| {
+            let n = &c.counts;
+            vec![
+                c.source.clone(),
+                n.records.to_string(),
+                n.documents.to_string(),
+                n.quarantined_records.to_string(),
+                n.file_errors.to_string(),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        text_table(
+            &[
+                "source",
+                "records read",
+                "documents",
+                "quarantined",
+                "file errors"
+            ],
+            &rows
+        )
+    );
+    if !acc.stages.is_empty() {
+        let rows: Vec<Vec<String>> = acc
+            .stages
+            .iter()
+            .map(|c| {
+                vec![
+                    c.name.clone(),
+                    c.input.to_string(),
+                    c.kept.to_string(),
+                    c.dropped.to_string(),
+                ]
+            })
+            .collect();
+        println!("{}", text_table(&["stage", "in", "kept", "dropped"], &rows));
+    }
+    if acc.quarantined_inputs > 0 {
+        println!(
+            "{} input path(s) could not be read: see quarantine/inputs.parquet",
+            acc.quarantined_inputs
+        );
+    }
+    println!(
+        "Outputs in {} (manifest: {})",
+        s.out.display(),
+        s.out.join(crate::output::MANIFEST).display()
+    );
+}

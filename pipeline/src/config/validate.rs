@@ -1,0 +1,258 @@
+//! Config checks, in two phases: [`validate`] needs no IO (values, names, references);
+//! [`validate_inputs`] lists every input. Both report every problem at once, each with its line.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::ops::Range;
+
+use super::{Config, Format, INGEST};
+
+/// One problem in a config, with the line it is on when known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// 1-based line in the config file.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// An error with no position.
+    pub fn plain(message: String) -> Self {
+        Self {
+            line: None,
+            message,
+        }
+    }
+
+    fn at(text: &str, span: Range<usize>, message: String) -> Self {
+        Self {
+            line: Some(line_of(text, span.start)),
+            message,
+        }
+    }
+
+    /// Converts a TOML parse or type error.
+    pub fn from_toml(e: &toml::de::Error, text: &str) -> Self {
+        let line = e.span().map(|s| line_of(text, s.start));
+        Self {
+            line,
+            message: e.message().trim().to_string(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Whether a path spec names files by extension (folders and prefixes are inferred per file).
+fn looks_like_file(spec: &str) -> bool {
+    spec.rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains('.'))
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Checks values and references; needs no IO.
+pub fn validate(config: &Config, text: &str) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    let mut err =
+        |span: Range<usize>, message: String| errors.push(ConfigError::at(text, span, message));
+    let run = &config.run;
+    for (key, value) in [
+        ("batch_size", run.batch_size as u64),
+        ("channel_depth", run.channel_depth as u64),
+        ("batch_bytes", run.batch_bytes),
+        ("max_doc_bytes", run.max_doc_bytes),
+    ] {
+        if value == 0 {
+            let at = key_offset(text, key);
+            err(at..at, format!("run.{key} must be at least 1"));
+        }
+    }
+    if config.sources.is_empty() {
+        err(
+            config.output.span(),
+            "no [[sources]] given: nothing to read".into(),
+        );
+    }
+    let mut names = HashSet::new();
+    for source in &config.sources {
+        let s = source.get_ref();
+        if !valid_name(&s.name) {
+            err(
+                source.span(),
+                format!(
+                    "source name `{}` must be letters, digits, `_` or `-`",
+                    s.name
+                ),
+            );
+        }
+        if !names.insert(s.name.as_str()) {
+            err(
+                source.span(),
+                format!("source name `{}` is used twice", s.name),
+            );
+        }
+        if s.paths.is_empty() {
+            err(source.span(), format!("source `{}` has no paths", s.name));
+        }
+        for p in &s.paths {
+            if s.format.is_none()
+                && looks_like_file(p.get_ref())
+                && Format::infer(p.get_ref()).is_none()
+            {
+                err(
+                    p.span(),
+                    format!(
+                        "cannot infer the format of `{}`: set `format` to jsonl, parquet or text",
+                        p.get_ref()
+                    ),
+                );
+            }
+        }
+    }
+    let mut stage_names = HashSet::from([INGEST.to_string()]);
+    for stage in &config.stages {
+        let name = stage.get_ref().name();
+        if !valid_name(name) {
+            err(
+                stage.span(),
+                format!("stage name `{name}` must be letters, digits, `_` or `-`"),
+            );
+        }
+        if !stage_names.insert(name.to_string()) {
+            err(
+                stage.span(),
+                format!("stage name `{name}` is used twice (or is reserved): give one a `name`"),
+            );
+        }
+        for problem in stage.get_ref().check() {
+            err(stage.span(), format!("stage `{name}`: {problem}"));
+        }
+    }
+    if let Some(persisted) = &config.output.get_ref().stages {
+        for p in persisted {
+            if !stage_names.contains(p.get_ref()) {
+                err(
+                    p.span(),
+                    format!(
+                        "output.stages names `{}`, which is not a stage",
+                        p.get_ref()
+                    ),
+                );
+            }
+        }
+    }
+    errors
+}
+
+/// Where `key = ...` is written ([run] keys are unique in the file), or the start.
+fn key_offset(text: &str, key: &str) -> usize {
+    text.find(&format!("{key} ="))
+        .or_else(|| text.find(&format!("{key}=")))
+        .unwrap_or(0)
+}
+
+/// Lists every input path and reports the ones that name nothing or cannot be reached.
+pub async fn validate_inputs(config: &Config, text: &str) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    for source in &config.sources {
+        for p in &source.get_ref().paths {
+            if let Err(e) = shards::list_inputs(p.get_ref()).await {
+                errors.push(ConfigError::at(
+                    text,
+                    p.span(),
+                    format!("source `{}`: {e}", source.get_ref().name),
+                ));
+            }
+        }
+    }
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<String> {
+        match Config::parse(text) {
+            Ok(c) => validate(&c, text).iter().map(ToString::to_string).collect(),
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_with_their_line() {
+        let text = "[[sources]]\nname = 'a'\npaths = ['x.jsonl']\ntxt_field = 'body'\n[output]\npath = 'o'\n";
+        let p = problems(text);
+        assert_eq!(p.len(), 1);
+        assert!(
+            p[0].starts_with("line 4:") && p[0].contains("txt_field"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_at_once() {
+        let text = "[run]\nbatch_size = 0\n\n[[sources]]\nname = 'a b'\npaths = ['x.csv']\n\n[[stages]]\ntype = 'length'\nmin_words = 9\nmax_words = 2\n\n[output]\npath = 'o'\nstages = ['nope']\n";
+        let p = problems(text);
+        assert_eq!(p.len(), 5, "{p:#?}");
+        assert!(
+            p.iter()
+                .any(|e| e.starts_with("line 2:") && e.contains("batch_size"))
+        );
+        assert!(
+            p.iter()
+                .any(|e| e.starts_with("line 4:") && e.contains("`a b`"))
+        );
+        assert!(
+            p.iter()
+                .any(|e| e.starts_with("line 6:") && e.contains("cannot infer"))
+        );
+        assert!(
+            p.iter()
+                .any(|e| e.starts_with("line 8:") && e.contains("min_words"))
+        );
+        assert!(
+            p.iter()
+                .any(|e| e.starts_with("line 15:") && e.contains("nope"))
+        );
+    }
+
+    #[test]
+    fn duplicate_names_are_rejected() {
+        let text = "[[sources]]\nname='a'\npaths=['x.jsonl']\n[[sources]]\nname='a'\npaths=['y.jsonl']\n[[stages]]\ntype='normalize'\n[[stages]]\ntype='normalize'\n[output]\npath='o'\n";
+        let p = problems(text);
+        assert!(
+            p.iter()
+                .any(|e| e.starts_with("line 4:") && e.contains("used twice")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter()
+                .any(|e| e.starts_with("line 9:") && e.contains("used twice")),
+            "{p:?}"
+        );
+    }
+}

@@ -1,0 +1,320 @@
+//! The executor: runs a config's stages over its sources, unit by unit, and writes the outputs.
+//!
+//! Units (see [`crate::ingest::plan`]) run on `threads` workers; each unit streams through its
+//! own chain of threads and bounded channels ([`unit`]), with rayon inside a stage. Memory is
+//! bounded by workers × stages × `channel_depth` × batch size, plus one row group per open part,
+//! whatever the corpus size. Every unit's outputs depend only on its input and the config, so
+//! outputs are byte-identical for any thread count, and a rerun after an interruption skips the
+//! units whose records are intact and redoes the rest.
+
+mod unit;
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::runtime::Handle;
+
+use crate::config::{Config, INGEST};
+use crate::ingest::batch::quarantine_batch;
+use crate::ingest::{Unit, plan_units};
+use crate::output::INPUTS_PART;
+use crate::output::manifest::{
+    Accounting, FORMAT, FORMAT_VERSION, Manifest, SourceCounts, StageCounts, UnitRecord,
+};
+use crate::output::part::{PartError, PartWriter};
+use crate::progress::Progress;
+use crate::schema;
+use crate::stage::StageError;
+use unit::{UnitContext, run_unit};
+
+/// Why a run failed. [`RunError::exit_code`] maps each to the CLI's exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// `--strict` and a record or input was bad.
+    #[error("strict mode: {0}")]
+    Strict(String),
+    /// A stage failed.
+    #[error(transparent)]
+    Stage(#[from] StageError),
+    /// Writing an output failed.
+    #[error(transparent)]
+    Part(#[from] PartError),
+    /// A file operation failed.
+    #[error(transparent)]
+    Store(#[from] shards::StoreError),
+    /// Arrow failed building a batch.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// Counts did not add up: a bug to report.
+    #[error("accounting check failed (please report): {0}")]
+    Accounting(String),
+    /// A worker thread panicked: a bug to report.
+    #[error("the {0} thread panicked (please report)")]
+    Panic(&'static str),
+}
+
+impl RunError {
+    /// 3 for bad data under `--strict`, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        if matches!(self, RunError::Strict(_)) {
+            3
+        } else {
+            1
+        }
+    }
+}
+
+/// What a finished run reports.
+#[derive(Debug)]
+pub struct RunSummary {
+    /// The manifest written.
+    pub manifest: Manifest,
+    /// Units in the run.
+    pub units: usize,
+    /// Units skipped because an earlier run had finished them.
+    pub resumed: usize,
+    /// Bytes of input.
+    pub input_bytes: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// The output folder.
+    pub out: PathBuf,
+}
+
+/// Runs `config`, reporting progress to `progress`; `handle` drives the object stores.
+pub fn execute(
+    config: &Config,
+    handle: &Handle,
+    progress: &Progress,
+) -> Result<RunSummary, RunError> {
+    let started = Instant::now();
+    let out = config.output_dir();
+    std::fs::create_dir_all(&out).map_err(|source| shards::StoreError::Io {
+        op: "create folder",
+        path: out.clone(),
+        source,
+    })?;
+    let stale = shards::atomic::remove_stale_temps(&out)?;
+    if stale > 0 {
+        tracing::info!(stale, "Removed temporary files of an interrupted run");
+    }
+    let (units, input_problems) = handle.block_on(plan_units(config));
+    if let (true, Some(q)) = (config.run.strict, input_problems.first()) {
+        return Err(RunError::Strict(q.describe()));
+    }
+    for q in &input_problems {
+        tracing::warn!(source = %q.source, reason = q.reason, "Quarantined input {}", q.describe());
+    }
+    let config_hash = config.output_hash();
+    let stages: Vec<_> = config.stages.iter().map(|s| s.get_ref().build()).collect();
+    let names = config.stage_names();
+    let datasets: Vec<(String, usize)> = config
+        .persisted_stages()
+        .into_iter()
+        .map(|d| {
+            let snapshot = if d == INGEST {
+                0
+            } else {
+                names.iter().position(|n| *n == d).map_or(0, |i| i + 1)
+            };
+            (d, snapshot)
+        })
+        .collect();
+    let input_bytes = units.iter().map(Unit::bytes).sum();
+    progress.start(input_bytes);
+
+    // Under --strict a unit that quarantined anything is not done: rerunning it stops the run.
+    let clean = |r: &UnitRecord| {
+        !config.run.strict || r.ingest.quarantined_records + r.ingest.file_errors == 0
+    };
+    let mut records: Vec<Option<UnitRecord>> = units
+        .iter()
+        .map(|u| UnitRecord::load_valid(&out, &u.id, &config_hash).filter(clean))
+        .collect();
+    let resumed = records.iter().filter(|r| r.is_some()).count();
+    if resumed > 0 {
+        tracing::info!(
+            resumed,
+            total = units.len(),
+            "Resuming: {resumed} of {} units already complete",
+            units.len()
+        );
+        let done: u64 = units
+            .iter()
+            .zip(&records)
+            .filter(|(_, r)| r.is_some())
+            .map(|(u, _)| u.bytes())
+            .sum();
+        progress.bytes.fetch_add(done, Ordering::Relaxed);
+    }
+    let todo: Vec<usize> = (0..units.len()).filter(|&i| records[i].is_none()).collect();
+    let ctx = UnitContext {
+        out: &out,
+        stages: &stages,
+        datasets: &datasets,
+        run: &config.run,
+        config_hash: &config_hash,
+        handle,
+        progress,
+    };
+    let finished = run_units(&units, &todo, &ctx, config.run.threads)?;
+    for (i, record) in finished {
+        records[i] = Some(record);
+    }
+    let records: Vec<UnitRecord> = records.into_iter().flatten().collect();
+
+    let mut inputs_part = PartWriter::create(&out, INPUTS_PART, schema::quarantine())?;
+    if !input_problems.is_empty() {
+        inputs_part.write(&quarantine_batch(&input_problems)?)?;
+    }
+    let inputs_part = inputs_part.finish()?;
+    let manifest = build_manifest(
+        config,
+        &names,
+        &datasets,
+        &records,
+        inputs_part,
+        input_problems.len() as u64,
+        config_hash,
+    )?;
+    manifest.save(&out)?;
+    progress.finish();
+    Ok(RunSummary {
+        manifest,
+        units: units.len(),
+        resumed,
+        input_bytes,
+        elapsed: started.elapsed(),
+        out,
+    })
+}
+
+/// Runs the units listed in `todo` on `threads` workers (0 = one per core); stops at the first error.
+fn run_units(
+    units: &[Unit],
+    todo: &[usize],
+    ctx: &UnitContext,
+    threads: usize,
+) -> Result<Vec<(usize, UnitRecord)>, RunError> {
+    let workers = if threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        threads
+    };
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results = Mutex::new(Vec::with_capacity(todo.len()));
+    let first_error: Mutex<Option<RunError>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..workers.min(todo.len()) {
+            s.spawn(|| {
+                while !failed.load(Ordering::Relaxed) {
+                    let Some(&i) = todo.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                        break;
+                    };
+                    match run_unit(&units[i], ctx) {
+                        Ok(record) => results
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((i, record)),
+                        Err(e) => {
+                            failed.store(true, Ordering::Relaxed);
+                            first_error
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get_or_insert(e);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
+    Ok(results.into_inner().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// Sums unit records into the manifest and checks that the stage counts chain up.
+fn build_manifest(
+    config: &Config,
+    names: &[String],
+    datasets: &[(String, usize)],
+    records: &[UnitRecord],
+    inputs_part: crate::output::part::PartInfo,
+    quarantined_inputs: u64,
+    config_hash: String,
+) -> Result<Manifest, RunError> {
+    let mut sources: Vec<SourceCounts> = config
+        .sources
+        .iter()
+        .map(|s| SourceCounts {
+            source: s.get_ref().name.clone(),
+            counts: Default::default(),
+        })
+        .collect();
+    let mut stages: Vec<StageCounts> = names
+        .iter()
+        .map(|n| StageCounts {
+            name: n.clone(),
+            ..Default::default()
+        })
+        .collect();
+    for r in records {
+        if let Some(s) = sources.iter_mut().find(|s| s.source == r.source) {
+            let c = &mut s.counts;
+            c.records += r.ingest.records;
+            c.documents += r.ingest.documents;
+            c.quarantined_records += r.ingest.quarantined_records;
+            c.file_errors += r.ingest.file_errors;
+        }
+        for (total, unit) in stages.iter_mut().zip(&r.stages) {
+            total.add(unit);
+        }
+    }
+    let documents: u64 = sources.iter().map(|s| s.counts.documents).sum();
+    let mut expected_in = documents;
+    for s in &stages {
+        if s.input != expected_in || s.input != s.kept + s.dropped {
+            return Err(RunError::Accounting(format!(
+                "stage {}: {} in, {} kept, {} dropped, {expected_in} expected in",
+                s.name, s.input, s.kept, s.dropped
+            )));
+        }
+        expected_in = s.kept;
+    }
+    for s in &sources {
+        let c = &s.counts;
+        if c.records != c.documents + c.quarantined_records {
+            return Err(RunError::Accounting(format!(
+                "source {}: {} records read, {} documents + {} quarantined",
+                s.source, c.records, c.documents, c.quarantined_records
+            )));
+        }
+    }
+    let mut files: Vec<_> = records
+        .iter()
+        .flat_map(|r| r.parts.iter().cloned())
+        .collect();
+    files.push(inputs_part);
+    Ok(Manifest {
+        format: FORMAT.to_string(),
+        format_version: FORMAT_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        config_hash,
+        stages: names.to_vec(),
+        datasets: datasets.iter().map(|(d, _)| d.clone()).collect(),
+        inputs: records
+            .iter()
+            .flat_map(|r| r.inputs.iter().cloned())
+            .collect(),
+        files,
+        accounting: Accounting {
+            sources,
+            stages,
+            quarantined_inputs,
+        },
+    })
+}

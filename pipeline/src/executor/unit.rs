@@ -1,0 +1,291 @@
+//! One unit through the stage chain: a reader thread, one thread per stage, and the writer,
+//! joined by bounded channels so a slow step holds the others back instead of buffering.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread;
+
+use arrow::array::{ArrayRef, Float64Array, StringArray, UInt32Array};
+use arrow::compute::take_record_batch;
+use arrow::record_batch::RecordBatch;
+use tokio::runtime::Handle;
+
+use super::RunError;
+use crate::config::RunConfig;
+use crate::ingest::batch::quarantine_batch;
+use crate::ingest::emit::Ingested;
+use crate::ingest::{
+    self, Emitter, IngestCounts, InputFingerprint, Quarantined, Scope, Stop, Unit,
+};
+use crate::output::manifest::{StageCounts, UnitRecord};
+use crate::output::part::PartWriter;
+use crate::output::{QUARANTINE, REJECTS};
+use crate::progress::Progress;
+use crate::schema;
+use crate::stage::{Rejection, Stage, StageError};
+
+/// What every unit shares.
+pub(super) struct UnitContext<'a> {
+    pub out: &'a Path,
+    pub stages: &'a [Arc<dyn Stage>],
+    /// Dataset names to write, and the snapshot each is (0 = as ingested, k = after stage k).
+    pub datasets: &'a [(String, usize)],
+    pub run: &'a RunConfig,
+    pub config_hash: &'a str,
+    pub handle: &'a Handle,
+    pub progress: &'a Progress,
+}
+
+/// A batch on its way down the chain, with everything decided about it so far.
+struct Flow {
+    docs: RecordBatch,
+    quarantine: Vec<Quarantined>,
+    rejects: Vec<RecordBatch>,
+    snapshots: Vec<(usize, RecordBatch)>,
+}
+
+impl From<Ingested> for Flow {
+    fn from(i: Ingested) -> Self {
+        Flow {
+            docs: i.docs,
+            quarantine: i.quarantine,
+            rejects: Vec::new(),
+            snapshots: Vec::new(),
+        }
+    }
+}
+
+/// Runs `unit` and returns its record once its parts are in place.
+pub(super) fn run_unit(unit: &Unit, ctx: &UnitContext) -> Result<UnitRecord, RunError> {
+    let depth = ctx.run.channel_depth;
+    let (tx, rx) = sync_channel::<Ingested>(depth);
+    thread::scope(|s| {
+        let reader = s.spawn(move || {
+            let mut em = Emitter::new(&unit.source.name, tx, ctx.run);
+            let fingerprints = ingest::read_unit(unit, &mut em, ctx.handle, &ctx.progress.bytes)?;
+            Ok::<_, Stop>((em.finish()?, fingerprints))
+        });
+        let captures_ingest = ctx.datasets.iter().any(|(_, snap)| *snap == 0);
+        let (mut stage_threads, written) = match ctx.stages.split_first() {
+            None => (Vec::new(), write_unit(unit, ctx, rx, captures_ingest)),
+            Some((first, rest)) => {
+                let (tx1, mut next_rx) = sync_channel::<Flow>(depth);
+                let mut handles =
+                    vec![s.spawn(move || {
+                        stage_loop(first.as_ref(), 1, captures_ingest, ctx, rx, tx1)
+                    })];
+                for (i, stage) in rest.iter().enumerate() {
+                    let (tx_i, rx_i) = sync_channel::<Flow>(depth);
+                    let input = std::mem::replace(&mut next_rx, rx_i);
+                    handles.push(
+                        s.spawn(move || stage_loop(stage.as_ref(), i + 2, false, ctx, input, tx_i)),
+                    );
+                }
+                (handles, write_unit(unit, ctx, next_rx, false))
+            }
+        };
+        let read = reader.join().map_err(|_| RunError::Panic("reader"))?;
+        let mut stages = Vec::new();
+        for handle in stage_threads.drain(..) {
+            stages.push(handle.join().map_err(|_| RunError::Panic("stage"))?);
+        }
+        finish_unit(unit, ctx, read, stages, written)
+    })
+}
+
+/// Joins the results of a unit's threads into its record, checking the accounting.
+fn finish_unit(
+    unit: &Unit,
+    ctx: &UnitContext,
+    read: Result<(IngestCounts, Vec<InputFingerprint>), Stop>,
+    stages: Vec<Result<StageCounts, RunError>>,
+    written: Result<Written, RunError>,
+) -> Result<UnitRecord, RunError> {
+    let (ingest, inputs) = match read {
+        Err(Stop::Strict(q)) => return Err(RunError::Strict(q.describe())),
+        Err(Stop::Closed) => {
+            // The consumer failed first; its error explains why.
+            stages.into_iter().collect::<Result<Vec<_>, _>>()?;
+            written?;
+            return Err(RunError::Accounting(format!(
+                "unit {}: reader stopped without cause",
+                unit.id
+            )));
+        }
+        Ok(r) => r,
+    };
+    let stages: Vec<StageCounts> = stages.into_iter().collect::<Result<_, _>>()?;
+    let written = written?;
+    let docs_in = stages.first().map_or(written.final_docs, |s| s.input);
+    if docs_in != ingest.documents || written.quarantined_records != ingest.quarantined_records {
+        return Err(RunError::Accounting(format!(
+            "unit {}: ingest counted {} documents and {} quarantined records, downstream saw {docs_in} and {}",
+            unit.id, ingest.documents, ingest.quarantined_records, written.quarantined_records
+        )));
+    }
+    for pair in stages.windows(2) {
+        if pair[0].kept != pair[1].input {
+            return Err(RunError::Accounting(format!(
+                "unit {}: stage {} kept {} but stage {} got {}",
+                unit.id, pair[0].name, pair[0].kept, pair[1].name, pair[1].input
+            )));
+        }
+    }
+    let record = UnitRecord {
+        unit: unit.id.clone(),
+        source: unit.source.name.clone(),
+        config_hash: ctx.config_hash.to_string(),
+        inputs,
+        ingest,
+        stages,
+        parts: written.parts,
+    };
+    record.save(ctx.out)?;
+    Ok(record)
+}
+
+/// Runs one stage over every batch from `rx`; `snapshot` is the index of its output.
+fn stage_loop<I: Into<Flow>>(
+    stage: &dyn Stage,
+    snapshot: usize,
+    capture_input: bool,
+    ctx: &UnitContext,
+    rx: Receiver<I>,
+    tx: SyncSender<Flow>,
+) -> Result<StageCounts, RunError> {
+    let capture_output = ctx.datasets.iter().any(|(_, snap)| *snap == snapshot);
+    let mut counts = StageCounts {
+        name: stage.name().to_string(),
+        ..StageCounts::default()
+    };
+    let _span = tracing::info_span!("stage", stage = stage.name()).entered();
+    for item in rx {
+        let mut flow: Flow = item.into();
+        if capture_input {
+            flow.snapshots.push((0, flow.docs.clone()));
+        }
+        let out = stage.process(&flow.docs)?;
+        let (rows_in, kept, dropped) = (
+            flow.docs.num_rows() as u64,
+            out.kept.num_rows() as u64,
+            out.rejected.len() as u64,
+        );
+        if rows_in != kept + dropped {
+            let message = format!("{rows_in} documents in, {kept} kept + {dropped} dropped");
+            return Err(StageError::Internal {
+                stage: stage.name().to_string(),
+                message,
+            }
+            .into());
+        }
+        counts.add(&StageCounts {
+            name: String::new(),
+            input: rows_in,
+            kept,
+            dropped,
+        });
+        if !out.rejected.is_empty() {
+            flow.rejects
+                .push(rejects_batch(stage.name(), &flow.docs, &out.rejected)?);
+        }
+        if capture_output {
+            flow.snapshots.push((snapshot, out.kept.clone()));
+        }
+        flow.docs = out.kept;
+        if tx.send(flow).is_err() {
+            break;
+        }
+    }
+    Ok(counts)
+}
+
+/// The dropped rows of `batch`, with the decision that dropped each.
+fn rejects_batch(
+    stage: &str,
+    batch: &RecordBatch,
+    rejected: &[Rejection],
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let rows = UInt32Array::from_iter_values(rejected.iter().map(|r| r.row as u32));
+    let docs = take_record_batch(batch, &rows)?;
+    let mut columns = docs.columns().to_vec();
+    columns.push(Arc::new(StringArray::from_iter_values(
+        rejected.iter().map(|_| stage),
+    )) as ArrayRef);
+    columns.push(Arc::new(StringArray::from_iter_values(
+        rejected.iter().map(|r| r.verdict.rule),
+    )));
+    columns.push(Arc::new(Float64Array::from_iter_values(
+        rejected.iter().map(|r| r.verdict.value),
+    )));
+    columns.push(Arc::new(Float64Array::from_iter_values(
+        rejected.iter().map(|r| r.verdict.threshold),
+    )));
+    RecordBatch::try_new(schema::rejects(), columns)
+}
+
+/// What the writer saw.
+struct Written {
+    parts: Vec<crate::output::part::PartInfo>,
+    final_docs: u64,
+    quarantined_records: u64,
+}
+
+/// Writes every flow of the unit into its parts.
+fn write_unit<I: Into<Flow>>(
+    unit: &Unit,
+    ctx: &UnitContext,
+    rx: Receiver<I>,
+    capture_input: bool,
+) -> Result<Written, RunError> {
+    let part = |dir: &str, schema| {
+        PartWriter::create(ctx.out, &format!("{dir}/{}.parquet", unit.id), schema)
+    };
+    let mut datasets = ctx
+        .datasets
+        .iter()
+        .map(|(name, _)| part(name, schema::documents()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rejects = part(REJECTS, schema::rejects())?;
+    let mut quarantine = part(QUARANTINE, schema::quarantine())?;
+    let (mut final_docs, mut quarantined_records) = (0u64, 0u64);
+    for item in rx {
+        let mut flow: Flow = item.into();
+        if capture_input {
+            flow.snapshots.push((0, flow.docs.clone()));
+        }
+        final_docs += flow.docs.num_rows() as u64;
+        let dropped: usize = flow.rejects.iter().map(RecordBatch::num_rows).sum();
+        ctx.progress
+            .docs
+            .fetch_add((flow.docs.num_rows() + dropped) as u64, Ordering::Relaxed);
+        quarantined_records += flow
+            .quarantine
+            .iter()
+            .filter(|q| q.scope == Scope::Record)
+            .count() as u64;
+        if !flow.quarantine.is_empty() {
+            quarantine.write(&quarantine_batch(&flow.quarantine)?)?;
+        }
+        for batch in &flow.rejects {
+            rejects.write(batch)?;
+        }
+        for (snapshot, batch) in &flow.snapshots {
+            for (writer, (_, snap)) in datasets.iter_mut().zip(ctx.datasets) {
+                if snap == snapshot {
+                    writer.write(batch)?;
+                }
+            }
+        }
+    }
+    let mut parts = Vec::new();
+    for writer in datasets.into_iter().chain([rejects, quarantine]) {
+        parts.push(writer.finish()?);
+    }
+    Ok(Written {
+        parts,
+        final_docs,
+        quarantined_records,
+    })
+}

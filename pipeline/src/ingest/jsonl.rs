@@ -1,0 +1,258 @@
+//! JSONL reader: one JSON object a line, streamed through the decompressor, lines capped so one
+//! giant line cannot exhaust memory.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::io::{self, BufRead};
+
+use serde_json::value::RawValue;
+
+use super::decode::{self, RawReader};
+use super::emit::{Emitter, Stop};
+use super::reason;
+use crate::schema::RAW_CAP;
+
+/// Reads one JSONL file from `raw` into `em`. `text_field` and `id_field` name the record's fields.
+pub fn read(
+    raw: &mut RawReader,
+    uri: &str,
+    name: &str,
+    text_field: &str,
+    id_field: Option<&str>,
+    em: &mut Emitter,
+) -> Result<(), Stop> {
+    let mut lines = match decode::decoded(raw, name) {
+        Ok(r) => r,
+        Err(e) => return em.file_error(uri, None, reason::READ_ERROR, e.to_string(), None),
+    };
+    // JSON escapes at most 6 bytes per text byte: longer lines cannot hold an acceptable text.
+    let cap = (em.max_doc_bytes() as usize)
+        .saturating_mul(6)
+        .saturating_add(64 << 10);
+    let (mut line, mut lineno, mut records) = (Vec::new(), 0u64, 0u64);
+    loop {
+        line.clear();
+        let len = match read_line_capped(&mut lines, &mut line, cap) {
+            Ok(Some(len)) => len,
+            Ok(None) => break,
+            Err(e) => {
+                let (why, at) = (
+                    if decode::is_truncation(&e) {
+                        reason::TRUNCATED_INPUT
+                    } else {
+                        reason::READ_ERROR
+                    },
+                    lineno + 1,
+                );
+                let detail = format!("{e} (at line {at}; earlier lines were read)");
+                let raw = (!line.is_empty()).then(|| line.clone());
+                return em.file_error(uri, Some(at.to_string()), why, detail, raw);
+            }
+        };
+        lineno += 1;
+        let locator = lineno.to_string();
+        if line.last() == Some(&b'\n') {
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+        }
+        if len > cap {
+            let detail = format!(
+                "record is {len} bytes, over the line cap of {cap} bytes (6 × max_doc_bytes)"
+            );
+            em.reject_record(
+                uri,
+                &locator,
+                reason::OVERSIZE_DOCUMENT,
+                detail,
+                Some(line[..RAW_CAP.min(line.len())].to_vec()),
+            )?;
+            records += 1;
+            continue;
+        }
+        let Ok(text) = std::str::from_utf8(&line) else {
+            let at = std::str::from_utf8(&line)
+                .err()
+                .map_or(0, |e| e.valid_up_to());
+            em.reject_record(
+                uri,
+                &locator,
+                reason::INVALID_UTF8,
+                format!("invalid UTF-8 at byte {at} of the line"),
+                Some(line.clone()),
+            )?;
+            records += 1;
+            continue;
+        };
+        if text.trim().is_empty() {
+            continue;
+        }
+        records += 1;
+        match parse_record(text, text_field, id_field) {
+            Ok(doc) => em.document(uri, &locator, doc.key.as_deref(), &doc.text, &doc.meta)?,
+            Err((why, detail)) => {
+                em.reject_record(uri, &locator, why, detail, Some(line.clone()))?
+            }
+        }
+    }
+    if records == 0 {
+        return em.file_error(
+            uri,
+            None,
+            reason::EMPTY_FILE,
+            "the file holds no records".into(),
+            None,
+        );
+    }
+    Ok(())
+}
+
+/// Reads one line (with its `\n`) into `out`, keeping at most `cap` bytes of it. Returns the
+/// line's full length, or `None` at end of input.
+fn read_line_capped(
+    r: &mut dyn BufRead,
+    out: &mut Vec<u8>,
+    cap: usize,
+) -> io::Result<Option<usize>> {
+    let mut total = 0;
+    loop {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            return Ok((total > 0).then_some(total));
+        }
+        let (n, done) = match memchr::memchr(b'\n', buf) {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        let keep = n.min(cap.saturating_sub(out.len()));
+        out.extend_from_slice(&buf[..keep]);
+        r.consume(n);
+        total += n;
+        if done {
+            return Ok(Some(total));
+        }
+    }
+}
+
+/// A parsed record.
+struct Record<'a> {
+    text: Cow<'a, str>,
+    key: Option<String>,
+    meta: String,
+}
+
+fn kind_of(raw: &RawValue) -> &'static str {
+    match raw.get().as_bytes().first() {
+        Some(b'n') => "null",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        _ => "a number",
+    }
+}
+
+fn parse_record<'a>(
+    line: &'a str,
+    text_field: &str,
+    id_field: Option<&str>,
+) -> Result<Record<'a>, (&'static str, String)> {
+    let fields: BTreeMap<Cow<'a, str>, &'a RawValue> =
+        serde_json::from_str(line).map_err(|e| (reason::MALFORMED_JSON, e.to_string()))?;
+    let raw_text = fields.get(text_field).ok_or_else(|| {
+        (
+            reason::MISSING_TEXT_FIELD,
+            format!("no field `{text_field}`"),
+        )
+    })?;
+    if !raw_text.get().starts_with('"') {
+        return Err((
+            reason::TEXT_NOT_STRING,
+            format!(
+                "field `{text_field}` is {}, not a string",
+                kind_of(raw_text)
+            ),
+        ));
+    }
+    let text: Cow<'a, str> = serde_json::from_str(raw_text.get())
+        .map_err(|e| (reason::MALFORMED_JSON, e.to_string()))?;
+    let key = match id_field {
+        None => None,
+        Some(f) => {
+            let raw = fields
+                .get(f)
+                .ok_or_else(|| (reason::MISSING_ID_FIELD, format!("no field `{f}`")))?;
+            Some(
+                serde_json::from_str::<String>(raw.get()).unwrap_or_else(|_| raw.get().to_string()),
+            )
+        }
+    };
+    let mut meta = String::from("{");
+    for (k, v) in fields.iter().filter(|(k, _)| k.as_ref() != text_field) {
+        if meta.len() > 1 {
+            meta.push(',');
+        }
+        meta.push_str(&serde_json::Value::from(k.as_ref()).to_string());
+        meta.push(':');
+        meta.push_str(v.get());
+    }
+    meta.push('}');
+    Ok(Record { text, key, meta })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_parse_into_text_key_and_sorted_meta() {
+        let r = parse_record(
+            r#"{"url":"u","text":"hi\nthere","id":7,"a":[1]}"#,
+            "text",
+            Some("id"),
+        )
+        .unwrap();
+        assert_eq!(r.text, "hi\nthere");
+        assert_eq!(r.key.as_deref(), Some("7"));
+        assert_eq!(r.meta, r#"{"a":[1],"id":7,"url":"u"}"#);
+    }
+
+    #[test]
+    fn bad_records_get_named_reasons() {
+        let cases = [
+            ("{not json", reason::MALFORMED_JSON),
+            ("[1,2]", reason::MALFORMED_JSON),
+            (r#"{"body":"x"}"#, reason::MISSING_TEXT_FIELD),
+            (r#"{"text":42}"#, reason::TEXT_NOT_STRING),
+            (r#"{"text":null}"#, reason::TEXT_NOT_STRING),
+        ];
+        for (line, want) in cases {
+            assert_eq!(
+                parse_record(line, "text", None).err().map(|e| e.0),
+                Some(want),
+                "{line}"
+            );
+        }
+        assert_eq!(
+            parse_record(r#"{"text":"x"}"#, "text", Some("id"))
+                .err()
+                .map(|e| e.0),
+            Some(reason::MISSING_ID_FIELD)
+        );
+    }
+
+    #[test]
+    fn long_lines_are_capped_but_measured() {
+        let data = format!("{}\nshort\nlast-no-newline", "x".repeat(100));
+        let mut r = io::BufReader::with_capacity(16, data.as_bytes());
+        let mut out = Vec::new();
+        assert_eq!(read_line_capped(&mut r, &mut out, 10).unwrap(), Some(101));
+        assert_eq!(out.len(), 10);
+        out.clear();
+        assert_eq!(read_line_capped(&mut r, &mut out, 10).unwrap(), Some(6));
+        out.clear();
+        assert_eq!(read_line_capped(&mut r, &mut out, 100).unwrap(), Some(15));
+        out.clear();
+        assert_eq!(read_line_capped(&mut r, &mut out, 100).unwrap(), None);
+    }
+}

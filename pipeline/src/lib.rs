@@ -1,0 +1,25 @@
+//! The Refinery orchestrator: reads sources, runs the stage DAG and writes auditable outputs.
+//!
+//! - [`schema`]: the document, rejects and quarantine schemas, and document ids.
+//! - [`config`]: the TOML run config and its validation.
+//! - [`ingest`]: readers (JSONL, JSONL.gz/.zst, Parquet, text folders; local or S3) into batches.
+//! - [`stage`]: the [`stage::Stage`] contract every step implements.
+//! - [`stages`]: the stage registry and the stages themselves.
+//! - [`executor`]: runs units of work through the stages with bounded memory; resumes.
+//! - [`output`]: Parquet parts, unit records and the run manifest.
+//! - [`sql`]: DataFusion over outputs (stats, queries).
+//! - [`progress`]: progress counters and bar.
+//! - [`demo`]: the sample corpus behind `refinery demo`.
+//! - [`cli`]: the `refinery` command line.
+
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod executor;
+pub mod ingest;
+pub mod output;
+pub mod progress;
+pub mod schema;
+pub mod sql;
+pub mod stage;
+pub mod stages;

@@ -1,0 +1,7 @@
+//! The `refinery` binary: a thin shell over the `pipeline` library. See `pipeline::cli`.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    pipeline::cli::run(pipeline::cli::Cli::parse())
+}

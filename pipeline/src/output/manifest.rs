@@ -1,0 +1,203 @@
+//! Unit records (`_units/<unit>.json`) and the run manifest (`_manifest.json`).
+//!
+//! A unit record is written after all of its parts are in place; the manifest after all unit
+//! records. On a rerun, a unit whose record matches the config hash and whose parts still have
+//! their recorded checksums is skipped. Neither file holds a timestamp, so an interrupted and
+//! resumed run writes the same bytes as an uninterrupted one.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use shards::checksum::{checksum_file, to_hex};
+
+use super::part::PartInfo;
+use super::{MANIFEST, UNITS};
+use crate::ingest::{IngestCounts, InputFingerprint};
+
+/// File format name written in the manifest.
+pub const FORMAT: &str = "refinery.run";
+/// Version of the manifest layout.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Documents in, kept and dropped by one stage.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageCounts {
+    /// Stage name.
+    pub name: String,
+    /// Documents given to the stage.
+    pub input: u64,
+    /// Documents it kept.
+    pub kept: u64,
+    /// Documents it dropped.
+    pub dropped: u64,
+}
+
+impl StageCounts {
+    /// Adds `other`'s numbers.
+    pub fn add(&mut self, other: &StageCounts) {
+        self.input += other.input;
+        self.kept += other.kept;
+        self.dropped += other.dropped;
+    }
+}
+
+/// The record of one finished unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitRecord {
+    /// Unit id.
+    pub unit: String,
+    /// Source name.
+    pub source: String,
+    /// Hash of the config that produced it.
+    pub config_hash: String,
+    /// Files read.
+    pub inputs: Vec<InputFingerprint>,
+    /// Ingest accounting.
+    pub ingest: IngestCounts,
+    /// Per-stage accounting, in stage order.
+    pub stages: Vec<StageCounts>,
+    /// Parts written.
+    pub parts: Vec<PartInfo>,
+}
+
+impl UnitRecord {
+    /// Where the record of `unit` lives.
+    pub fn path(out: &Path, unit: &str) -> std::path::PathBuf {
+        out.join(UNITS).join(format!("{unit}.json"))
+    }
+
+    /// Loads the record of `unit` if it exists, matches `config_hash` and every part it lists is
+    /// present with its recorded checksum: then the unit need not run again.
+    pub fn load_valid(out: &Path, unit: &str, config_hash: &str) -> Option<UnitRecord> {
+        let text = std::fs::read(Self::path(out, unit)).ok()?;
+        let record: UnitRecord = serde_json::from_slice(&text).ok()?;
+        let intact =
+            |p: &PartInfo| checksum_file(&out.join(&p.path)).is_ok_and(|sum| to_hex(sum) == p.xxh3);
+        (record.config_hash == config_hash && record.parts.iter().all(intact)).then_some(record)
+    }
+
+    /// Writes the record atomically.
+    pub fn save(&self, out: &Path) -> Result<(), shards::StoreError> {
+        shards::atomic::write_file(&Self::path(out, &self.unit), &to_json(self))
+    }
+}
+
+/// Per-source ingest totals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceCounts {
+    /// Source name.
+    pub source: String,
+    /// Its ingest totals.
+    #[serde(flatten)]
+    pub counts: IngestCounts,
+}
+
+/// The accounting of a whole run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accounting {
+    /// Per source, in config order.
+    pub sources: Vec<SourceCounts>,
+    /// Per stage, in stage order.
+    pub stages: Vec<StageCounts>,
+    /// Input specs quarantined before reading (missing, unreachable).
+    pub quarantined_inputs: u64,
+}
+
+/// The run manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// Always [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// Refinery's version.
+    pub tool_version: String,
+    /// Hash of the decisive config.
+    pub config_hash: String,
+    /// Stage names, in order.
+    pub stages: Vec<String>,
+    /// Datasets whose documents were written; the last is the run's result.
+    pub datasets: Vec<String>,
+    /// Every file read.
+    pub inputs: Vec<InputFingerprint>,
+    /// Every part written, unit by unit.
+    pub files: Vec<PartInfo>,
+    /// Counts that must add up.
+    pub accounting: Accounting,
+}
+
+impl Manifest {
+    /// Reads `<out>/_manifest.json`.
+    pub fn load(out: &Path) -> Result<Manifest, String> {
+        let path = out.join(MANIFEST);
+        let text = std::fs::read(&path).map_err(|e| {
+            format!(
+                "cannot read {}: {e} (is this a finished run's output folder?)",
+                path.display()
+            )
+        })?;
+        let manifest: Manifest = serde_json::from_slice(&text)
+            .map_err(|e| format!("{} is not a run manifest: {e}", path.display()))?;
+        if manifest.format != FORMAT || manifest.format_version != FORMAT_VERSION {
+            return Err(format!(
+                "{} has format {} v{}; this Refinery reads {FORMAT} v{FORMAT_VERSION}",
+                path.display(),
+                manifest.format,
+                manifest.format_version
+            ));
+        }
+        Ok(manifest)
+    }
+
+    /// Writes the manifest atomically, last.
+    pub fn save(&self, out: &Path) -> Result<(), shards::StoreError> {
+        shards::atomic::write_file(&out.join(MANIFEST), &to_json(self))
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(value).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_unit_record_is_valid_only_while_its_parts_are_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        std::fs::create_dir_all(out.join("ingest")).unwrap();
+        std::fs::write(out.join("ingest/u.parquet"), b"part bytes").unwrap();
+        let sum = to_hex(checksum_file(&out.join("ingest/u.parquet")).unwrap());
+        let record = UnitRecord {
+            unit: "u".into(),
+            source: "s".into(),
+            config_hash: "h1".into(),
+            inputs: vec![],
+            ingest: IngestCounts::default(),
+            stages: vec![],
+            parts: vec![PartInfo {
+                path: "ingest/u.parquet".into(),
+                rows: 1,
+                bytes: 10,
+                xxh3: sum,
+            }],
+        };
+        record.save(out).unwrap();
+        assert_eq!(UnitRecord::load_valid(out, "u", "h1"), Some(record));
+        assert_eq!(
+            UnitRecord::load_valid(out, "u", "h2"),
+            None,
+            "another config"
+        );
+        std::fs::write(out.join("ingest/u.parquet"), b"corrupted!").unwrap();
+        assert_eq!(
+            UnitRecord::load_valid(out, "u", "h1"),
+            None,
+            "a changed part"
+        );
+    }
+}

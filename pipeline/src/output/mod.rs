@@ -1,0 +1,29 @@
+//! Run outputs: Parquet parts and the manifests that make them verifiable and resumable.
+//!
+//! Layout of an output folder:
+//!
+//! ```text
+//! <out>/<dataset>/<unit>.parquet   documents kept by a stage (dataset = stage name, or `ingest`)
+//! <out>/rejects/<unit>.parquet     documents dropped, with stage, rule, value and threshold
+//! <out>/quarantine/<unit>.parquet  records ingest could not read, with the reason
+//! <out>/quarantine/inputs.parquet  input specs that named nothing or could not be reached
+//! <out>/_units/<unit>.json         one finished unit: counts, inputs, parts with checksums
+//! <out>/_manifest.json             the run: written last, only when every unit is done
+//! ```
+//!
+//! - [`part`]: writing one Parquet part atomically with its checksum.
+//! - [`manifest`]: unit records and the run manifest.
+
+pub mod manifest;
+pub mod part;
+
+/// Folder of rejected documents.
+pub const REJECTS: &str = "rejects";
+/// Folder of quarantined records.
+pub const QUARANTINE: &str = "quarantine";
+/// Folder of finished-unit records.
+pub const UNITS: &str = "_units";
+/// The run manifest's file name.
+pub const MANIFEST: &str = "_manifest.json";
+/// Part holding input-level quarantine rows.
+pub const INPUTS_PART: &str = "quarantine/inputs.parquet";

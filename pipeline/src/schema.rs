@@ -1,0 +1,145 @@
+//! The Arrow schemas Refinery writes, each defined once.
+//!
+//! **Documents** (every stage's input and output):
+//!
+//! | column | type | meaning |
+//! |---|---|---|
+//! | `id` | Utf8 | stable id: xxh3-128 (hex) of source name, uri and key, see [`doc_id`] |
+//! | `source` | Utf8 | the source's configured name |
+//! | `uri` | Utf8 | the file it came from (`file:///...` or `s3://bucket/key`) |
+//! | `locator` | Utf8 | where in the file: 1-based line (JSONL), 0-based row (Parquet), path (text files) |
+//! | `text` | Utf8 | the text, as the last stage left it |
+//! | `content_hash` | Utf8 | xxh3-64 (hex) of the text as ingested, before any stage changed it |
+//! | `meta` | Utf8 | the record's other fields as a JSON object (keys sorted) |
+//!
+//! **Rejects**: the document columns of each dropped document plus `stage`, `rule`, `value`
+//! (the measured value) and `threshold`.
+//!
+//! **Quarantine**: records (and whole files) ingest could not turn into documents: `source`,
+//! `uri`, `locator`, `scope` (`record` or `file`), `reason` (a stable name such as
+//! `ingest.malformed_json`), `detail` (a readable message) and `raw` (the record's bytes, up to
+//! [`RAW_CAP`]).
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
+
+/// Most bytes of a quarantined record kept in its `raw` column.
+pub const RAW_CAP: usize = 1 << 20;
+
+/// Column names of the document schema, in order.
+pub mod col {
+    /// Stable document id.
+    pub const ID: &str = "id";
+    /// Source name.
+    pub const SOURCE: &str = "source";
+    /// File URI.
+    pub const URI: &str = "uri";
+    /// Position inside the file.
+    pub const LOCATOR: &str = "locator";
+    /// Document text.
+    pub const TEXT: &str = "text";
+    /// Hash of the ingested text.
+    pub const CONTENT_HASH: &str = "content_hash";
+    /// Other fields as JSON.
+    pub const META: &str = "meta";
+}
+
+fn utf8(name: &str) -> Field {
+    Field::new(name, DataType::Utf8, false)
+}
+
+/// The document schema.
+pub fn documents() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        Arc::new(Schema::new(
+            [
+                col::ID,
+                col::SOURCE,
+                col::URI,
+                col::LOCATOR,
+                col::TEXT,
+                col::CONTENT_HASH,
+                col::META,
+            ]
+            .map(utf8)
+            .to_vec(),
+        ))
+    });
+    SCHEMA.clone()
+}
+
+/// The rejects schema: documents plus the decision that dropped them.
+pub fn rejects() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        let mut fields: Vec<Field> = documents()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.extend([
+            utf8("stage"),
+            utf8("rule"),
+            Field::new("value", DataType::Float64, false),
+            Field::new("threshold", DataType::Float64, false),
+        ]);
+        Arc::new(Schema::new(fields))
+    });
+    SCHEMA.clone()
+}
+
+/// The quarantine schema.
+pub fn quarantine() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        Arc::new(Schema::new(vec![
+            utf8("source"),
+            utf8("uri"),
+            Field::new("locator", DataType::Utf8, true),
+            utf8("scope"),
+            utf8("reason"),
+            utf8("detail"),
+            Field::new("raw", DataType::Binary, true),
+        ]))
+    });
+    SCHEMA.clone()
+}
+
+/// The stable id of a document: xxh3-128 of `source`, `uri` and `key` (the record's configured id
+/// field when there is one, else its locator), separated by NUL bytes, as 32 hex digits.
+pub fn doc_id(source: &str, uri: &str, key: &str) -> String {
+    let mut bytes = Vec::with_capacity(source.len() + uri.len() + key.len() + 2);
+    for (i, part) in [source, uri, key].iter().enumerate() {
+        if i > 0 {
+            bytes.push(0);
+        }
+        bytes.extend_from_slice(part.as_bytes());
+    }
+    format!("{:032x}", xxh3_128(&bytes))
+}
+
+/// The content hash of a text: xxh3-64 as 16 hex digits.
+pub fn content_hash(text: &str) -> String {
+    format!("{:016x}", xxh3_64(text.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_stable_and_separate_their_parts() {
+        let id = doc_id("wiki", "file:///a.jsonl", "7");
+        assert_eq!(id.len(), 32);
+        assert_eq!(id, doc_id("wiki", "file:///a.jsonl", "7"));
+        assert_ne!(doc_id("ab", "c", "1"), doc_id("a", "bc", "1"));
+        assert_eq!(content_hash("hello"), format!("{:016x}", xxh3_64(b"hello")));
+    }
+
+    #[test]
+    fn rejects_extend_documents() {
+        let (d, r) = (documents(), rejects());
+        assert_eq!(&r.fields()[..d.fields().len()], &d.fields()[..]);
+        assert_eq!(r.field(r.fields().len() - 1).name(), "threshold");
+    }
+}

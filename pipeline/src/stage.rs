@@ -1,0 +1,97 @@
+//! The stage contract: what every step of the DAG implements.
+//!
+//! A stage gets one Arrow batch of documents (see [`crate::schema::documents`]) and returns the
+//! documents it keeps, possibly edited, and a [`Rejection`] for each one it drops, naming the
+//! rule, the measured value and the threshold. It never drops a document silently: the executor
+//! checks that rows in = rows kept + rows rejected for every batch.
+//!
+//! Stages are pure over their input batch, so they run on any thread and in any number of
+//! partitions (task i of N over input files) with the same result. Stages that need a global view
+//! of the corpus first (deduplication) report [`Passes::Two`]: the executor then gives them every
+//! batch through [`Stage::observe`] before the first [`Stage::process`] call.
+
+use arrow::array::BooleanArray;
+use arrow::compute::filter_record_batch;
+use arrow::error::ArrowError;
+use arrow::record_batch::RecordBatch;
+use filters::Verdict;
+
+/// A dropped document: its row in the input batch and the verdict that dropped it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rejection {
+    /// Row index in the batch given to [`Stage::process`].
+    pub row: usize,
+    /// The failed check.
+    pub verdict: Verdict,
+}
+
+/// What a stage returns for one batch.
+#[derive(Debug, Clone)]
+pub struct StageOutput {
+    /// The documents kept, in input order.
+    pub kept: RecordBatch,
+    /// The documents dropped, by ascending row of the input batch.
+    pub rejected: Vec<Rejection>,
+}
+
+impl StageOutput {
+    /// Splits `batch` by one optional failed verdict per row (`None` keeps the row).
+    pub fn from_verdicts(
+        batch: &RecordBatch,
+        verdicts: Vec<Option<Verdict>>,
+    ) -> Result<Self, StageError> {
+        let mask: BooleanArray = verdicts.iter().map(|v| Some(v.is_none())).collect();
+        let kept = filter_record_batch(batch, &mask)?;
+        let rejected = verdicts
+            .into_iter()
+            .enumerate()
+            .filter_map(|(row, v)| v.map(|verdict| Rejection { row, verdict }))
+            .collect();
+        Ok(Self { kept, rejected })
+    }
+}
+
+/// How many passes over the whole dataset a stage needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Passes {
+    /// Decides each batch on its own.
+    One,
+    /// Observes every batch first (building an index), then decides.
+    Two,
+}
+
+/// One step of the DAG. See the module docs.
+pub trait Stage: Send + Sync {
+    /// The stage's name, as configured; used in rejects and reports.
+    fn name(&self) -> &str;
+
+    /// How many passes the stage needs; one unless it overrides this.
+    fn passes(&self) -> Passes {
+        Passes::One
+    }
+
+    /// First pass of a two-pass stage: sees every batch of the dataset, in any order.
+    fn observe(&self, _batch: &RecordBatch) -> Result<(), StageError> {
+        Ok(())
+    }
+
+    /// Decides one batch.
+    fn process(&self, batch: &RecordBatch) -> Result<StageOutput, StageError>;
+}
+
+/// A stage failure: a bug or an Arrow error, never a document's fault (bad documents are
+/// rejected, not errors).
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    /// Arrow failed on a batch.
+    #[error("arrow: {0}")]
+    Arrow(#[from] ArrowError),
+    /// The stage broke its contract (e.g. lost rows); a bug to report.
+    #[error("internal error in stage `{stage}` (please report): {message}")]
+    Internal {
+        /// The stage.
+        stage: String,
+        /// What went wrong.
+        message: String,
+    },
+}

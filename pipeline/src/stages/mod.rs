@@ -1,0 +1,109 @@
+//! The stage registry: the only list of stage types. Adding a stage means one file, one variant
+//! and one arm in each `match` below.
+//!
+//! - [`normalize`]: Unicode NFC, control characters and whitespace (edits text, drops nothing).
+//! - [`length`]: drops documents outside character and word limits.
+
+pub mod length;
+pub mod normalize;
+
+use std::sync::Arc;
+
+use arrow::array::{Array, StringArray};
+use arrow::record_batch::RecordBatch;
+use serde::{Deserialize, Serialize};
+
+use crate::schema::col;
+use crate::stage::{Stage, StageError};
+
+/// A stage as configured, tagged by `type`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StageConfig {
+    /// See [`normalize::NormalizeConfig`].
+    Normalize(normalize::NormalizeConfig),
+    /// See [`length::LengthConfig`].
+    Length(length::LengthConfig),
+}
+
+impl StageConfig {
+    /// The stage's name: its `name` key, or its type.
+    pub fn name(&self) -> &str {
+        match self {
+            StageConfig::Normalize(c) => c.name.as_deref().unwrap_or("normalize"),
+            StageConfig::Length(c) => c.name.as_deref().unwrap_or("length"),
+        }
+    }
+
+    /// Problems with the stage's values (empty when fine).
+    pub fn check(&self) -> Vec<String> {
+        match self {
+            StageConfig::Normalize(_) => Vec::new(),
+            StageConfig::Length(c) => c.check(),
+        }
+    }
+
+    /// Builds the running stage.
+    pub fn build(&self) -> Arc<dyn Stage> {
+        let name = self.name().to_string();
+        match self {
+            StageConfig::Normalize(c) => Arc::new(c.build(name)),
+            StageConfig::Length(c) => Arc::new(c.build(name)),
+        }
+    }
+}
+
+/// The text column of a document batch.
+pub(crate) fn text_column<'a>(
+    batch: &'a RecordBatch,
+    stage: &str,
+) -> Result<&'a StringArray, StageError> {
+    batch
+        .column_by_name(col::TEXT)
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+        .filter(|c| c.null_count() == 0)
+        .ok_or_else(|| StageError::Internal {
+            stage: stage.to_string(),
+            message: "batch has no non-null Utf8 `text` column".into(),
+        })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::ingest::batch::DocBatchBuilder;
+
+    /// A document batch of the given texts.
+    pub(crate) fn docs(texts: &[&str]) -> RecordBatch {
+        let mut b = DocBatchBuilder::default();
+        for (i, t) in texts.iter().enumerate() {
+            b.push("s", "file:///x.jsonl", &(i + 1).to_string(), None, t, "{}");
+        }
+        b.finish().unwrap()
+    }
+
+    #[test]
+    fn every_stage_type_parses_builds_and_has_a_unique_default_name() {
+        let examples = [
+            "type = 'normalize'\nnfc = false",
+            "type = 'length'\nmin_words = 3",
+        ];
+        let mut names = std::collections::HashSet::new();
+        for ex in examples {
+            let cfg: StageConfig = toml::from_str(ex).unwrap();
+            assert!(cfg.check().is_empty(), "{ex}");
+            assert_eq!(cfg.build().name(), cfg.name());
+            assert!(
+                names.insert(cfg.name().to_string()),
+                "duplicate stage name {}",
+                cfg.name()
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_stage_types_and_keys_are_refused() {
+        assert!(toml::from_str::<StageConfig>("type = 'nope'").is_err());
+        assert!(toml::from_str::<StageConfig>("type = 'length'\nmin_wrds = 3").is_err());
+    }
+}

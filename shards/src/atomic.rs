@@ -1,0 +1,102 @@
+//! Atomic local writes: write under a temporary name beside the target, sync, then rename.
+//! A reader sees either no file or the whole file, never a part of one.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::StoreError;
+
+/// The suffix of files being written; stale ones are removed by [`remove_stale_temps`].
+pub const TEMP_SUFFIX: &str = ".tmp";
+
+/// The temporary name used while `target` is being written.
+pub fn temp_path(target: &Path) -> PathBuf {
+    let mut name = target.file_name().unwrap_or_default().to_os_string();
+    name.push(TEMP_SUFFIX);
+    target.with_file_name(name)
+}
+
+/// Creates the temporary file for `target` (creating parent folders).
+pub fn create_temp(target: &Path) -> Result<(File, PathBuf), StoreError> {
+    if let Some(parent) = target.parent() {
+        fs::create_dir_all(parent).map_err(|source| StoreError::Io {
+            op: "create folder",
+            path: parent.into(),
+            source,
+        })?;
+    }
+    let tmp = temp_path(target);
+    let file = File::create(&tmp).map_err(|source| StoreError::Io {
+        op: "create",
+        path: tmp.clone(),
+        source,
+    })?;
+    Ok((file, tmp))
+}
+
+/// Syncs `file` and renames `tmp` over `target`.
+pub fn commit(file: File, tmp: &Path, target: &Path) -> Result<(), StoreError> {
+    file.sync_all().map_err(|source| StoreError::Io {
+        op: "sync",
+        path: tmp.into(),
+        source,
+    })?;
+    drop(file);
+    fs::rename(tmp, target).map_err(|source| StoreError::Io {
+        op: "rename",
+        path: target.into(),
+        source,
+    })
+}
+
+/// Writes `bytes` to `target` atomically.
+pub fn write_file(target: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let (mut file, tmp) = create_temp(target)?;
+    file.write_all(bytes).map_err(|source| StoreError::Io {
+        op: "write",
+        path: tmp.clone(),
+        source,
+    })?;
+    commit(file, &tmp, target)
+}
+
+/// Removes temporary files left under `dir` by an interrupted run. Returns how many were removed.
+pub fn remove_stale_temps(dir: &Path) -> Result<usize, StoreError> {
+    let mut removed = 0;
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(0);
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            removed += remove_stale_temps(&path)?;
+        } else if path.to_string_lossy().ends_with(TEMP_SUFFIX) {
+            fs::remove_file(&path).map_err(|source| StoreError::Io {
+                op: "remove",
+                path: path.clone(),
+                source,
+            })?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_file_leaves_no_temp_and_stale_temps_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("a/b/out.json");
+        write_file(&target, b"{}").unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"{}");
+        assert!(!temp_path(&target).exists());
+        let (_f, tmp) = create_temp(&dir.path().join("a/half.parquet")).unwrap();
+        assert!(tmp.exists());
+        assert_eq!(remove_stale_temps(dir.path()).unwrap(), 1);
+        assert!(!tmp.exists() && target.exists());
+    }
+}

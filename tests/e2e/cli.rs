@@ -1,0 +1,154 @@
+//! The CLI's user paths: validate, stats, query and demo.
+
+use tests::{read_parquet, run, scratch, strings, texts};
+
+#[test]
+fn validate_reports_every_problem_with_its_line_and_exits_2() {
+    let dir = scratch("validate");
+    let config = dir.path().join("bad.toml");
+    let text = "[run]\nbatch_size = 0\n\n[[sources]]\nname = \"a\"\npaths = [\"missing/*.jsonl\"]\n\n[[stages]]\ntype = \"length\"\nmin_words = 10\nmax_words = 5\n\n[output]\npath = \"out\"\n";
+    std::fs::write(&config, text).unwrap();
+    let out = run(&["validate", config.to_str().unwrap()]);
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("line 2: run.batch_size must be at least 1"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 8: stage `length`: min_words (10) is greater than max_words (5)"),
+        "{stderr}"
+    );
+
+    std::fs::write(
+        &config,
+        text.replace("batch_size = 0", "batch_size = 8")
+            .replace("max_words = 5", "max_words = 50"),
+    )
+    .unwrap();
+    let out = run(&["validate", config.to_str().unwrap()]);
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("line 6:")
+            && stderr.contains("no input found at")
+            && stderr.contains("missing/*.jsonl"),
+        "{stderr}"
+    );
+    let out = run(&["validate", "--no-io", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", texts(&out).1);
+
+    std::fs::write(&config, "[[sources]]\nname = \"a\"\npaths = [\"x.jsonl\"]\ntext_feild = \"body\"\n[output]\npath = \"o\"\n").unwrap();
+    let out = run(&["validate", config.to_str().unwrap()]);
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("line 4:") && stderr.contains("text_feild"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn demo_runs_and_its_outputs_answer_queries() {
+    let dir = scratch("demo");
+    let demo_dir = dir.path().join("demo");
+    let out = run(&["demo", "--quiet", "--dir", demo_dir.to_str().unwrap()]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("Per stage") && stdout.contains("length.min_words"),
+        "{stdout}"
+    );
+    let outdir = demo_dir.join("out");
+
+    // The junk posts are dropped by the length rule, the unreadable ones quarantined.
+    let rejects = read_parquet(&outdir.join("rejects"));
+    let locators: Vec<String> = strings(&rejects, "meta");
+    assert!(
+        locators.iter().any(|m| m.contains("\"id\":\"forum-2\"")),
+        "'lol' must be rejected"
+    );
+    let q = read_parquet(&outdir.join("quarantine"));
+    let mut reasons = strings(&q, "reason");
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            "ingest.malformed_json",
+            "ingest.missing_text_field",
+            "ingest.text_not_string"
+        ]
+    );
+    // Normalize fixed the notes' CRLF, control characters and blank-line runs.
+    let notes = read_parquet(&outdir.join("normalize"));
+    let texts_: Vec<String> = strings(&notes, "text")
+        .into_iter()
+        .filter(|t| t.starts_with("Note "))
+        .collect();
+    assert_eq!(texts_.len(), 12);
+    assert!(
+        texts_
+            .iter()
+            .all(|t| !t.contains('\r') && !t.contains('\u{7}') && !t.contains("\n\n\n"))
+    );
+
+    let dir_arg = outdir.to_str().unwrap();
+    let q = run(&[
+        "query",
+        "--dir",
+        dir_arg,
+        "--format",
+        "json",
+        "SELECT source, count(*) AS n FROM quarantine WHERE scope = 'record' GROUP BY source",
+    ]);
+    let (stdout, stderr) = texts(&q);
+    assert!(q.status.success(), "{stderr}");
+    assert_eq!(stdout.trim(), r#"[{"source":"forum","n":3}]"#);
+    let q = run(&[
+        "query",
+        "--table",
+        &format!("kept={dir_arg}/length"),
+        "--format",
+        "csv",
+        "SELECT count(*) AS n FROM kept WHERE source = 'wiki'",
+    ]);
+    assert_eq!(texts(&q).0.trim(), "n\n40");
+
+    let stats = run(&["stats", "--format", "json", dir_arg]);
+    let (stdout, stderr) = texts(&stats);
+    assert!(stats.status.success(), "{stderr}");
+    let s: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let stages = s["stages"].as_array().unwrap();
+    assert_eq!(
+        stages[0]["input"]["docs"], stages[0]["kept"]["docs"],
+        "normalize drops nothing"
+    );
+    assert_eq!(
+        stages[1]["input"]["docs"].as_i64().unwrap(),
+        stages[1]["kept"]["docs"].as_i64().unwrap()
+            + stages[1]["dropped"]["docs"].as_i64().unwrap()
+    );
+    assert_eq!(s["sources"]["wiki"]["kept"]["docs"], 40);
+    assert!(
+        s["queries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|q| q.as_str().unwrap().starts_with("SELECT"))
+    );
+}
+
+#[test]
+fn stats_and_query_fail_clearly_on_a_folder_that_is_not_a_run() {
+    let dir = scratch("not-a-run");
+    let out = run(&["stats", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        texts(&out).1.contains("_manifest.json"),
+        "{}",
+        texts(&out).1
+    );
+    let out = run(&["query", "SELECT * FROM nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(texts(&out).1.contains("nope"));
+}

@@ -1,0 +1,196 @@
+//! Runs on the real corpora: accounting against the data's own manifest, byte-identical outputs
+//! for any thread count, and exact resume after the process is killed mid-run.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tests::{
+    corpus, manifest, read_parquet, refinery, run, scratch, shared_data, strings, texts, tree_bytes,
+};
+
+/// A config over real corpus files with normalize and a length filter.
+fn real_config(dir: &Path, files: &[&str], threads: usize) -> std::path::PathBuf {
+    let mut text = format!("[run]\nthreads = {threads}\nbatch_size = 500\n\n");
+    for f in files {
+        let name = f.split('.').next().unwrap();
+        text += &format!(
+            "[[sources]]\nname = \"{name}\"\npaths = [\"{}\"]\nid_field = \"id\"\n\n",
+            corpus(f).display()
+        );
+    }
+    text += "[[stages]]\ntype = \"normalize\"\n\n[[stages]]\ntype = \"length\"\nmin_words = 50\n\n";
+    text += &format!("[output]\npath = \"{}\"\n", dir.join("out").display());
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn real_corpus_accounting_matches_the_data_manifest_and_reads_back() {
+    let dir = scratch("real");
+    let config = real_config(dir.path(), &["wiki_en.jsonl.zst", "news_bbc.jsonl.zst"], 2);
+    let out = run(&["run", "--quiet", config.to_str().unwrap()]);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("Run complete"), "{stdout}");
+
+    let data: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(shared_data().join("MANIFEST.json")).unwrap())
+            .unwrap();
+    let expected = |file: &str| -> u64 {
+        let name = file.split('.').next().unwrap();
+        data["corpus"][name]["records"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no record count for {name} in MANIFEST.json"))
+    };
+    let m = manifest(&dir.path().join("out"));
+    let sources = m["accounting"]["sources"].as_array().unwrap();
+    for (src, file) in sources
+        .iter()
+        .zip(["wiki_en.jsonl.zst", "news_bbc.jsonl.zst"])
+    {
+        assert_eq!(src["records"].as_u64(), Some(expected(file)), "{file}");
+        assert_eq!(
+            src["documents"].as_u64(),
+            Some(expected(file)),
+            "{file}: the real corpus has no bad records"
+        );
+    }
+    let stages = m["accounting"]["stages"].as_array().unwrap();
+    let length = &stages[1];
+    let kept = read_parquet(&dir.path().join("out/length"));
+    let rejects = read_parquet(&dir.path().join("out/rejects"));
+    assert_eq!(
+        kept.iter().map(|b| b.num_rows() as u64).sum::<u64>(),
+        length["kept"].as_u64().unwrap()
+    );
+    assert_eq!(
+        rejects.iter().map(|b| b.num_rows() as u64).sum::<u64>(),
+        length["dropped"].as_u64().unwrap()
+    );
+    assert!(length["dropped"].as_u64().unwrap() > 0 && length["kept"].as_u64().unwrap() > 0);
+    assert!(
+        strings(&rejects, "rule")
+            .iter()
+            .all(|r| r == "length.min_words")
+    );
+    let ids = strings(&kept, "id");
+    let unique: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "document ids are unique");
+    assert!(
+        strings(&kept, "text")
+            .iter()
+            .all(|t| !t.contains('\r') && !t.ends_with('\n')),
+        "normalized"
+    );
+    assert!(
+        strings(&kept, "meta")
+            .iter()
+            .all(|m| m.contains("\"url\":\"pkg:")),
+        "meta keeps the other fields"
+    );
+}
+
+#[test]
+fn outputs_are_byte_identical_for_any_thread_count() {
+    let files = [
+        "wiki_en.jsonl.zst",
+        "manpages_en.jsonl.zst",
+        "docs_python.jsonl.zst",
+    ];
+    let (a, b) = (scratch("threads-1"), scratch("threads-2"));
+    for (dir, threads) in [(&a, 1), (&b, 2)] {
+        let out = run(&[
+            "run",
+            "--quiet",
+            real_config(dir.path(), &files, threads).to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", texts(&out).1);
+    }
+    let documents: u64 = manifest(&a.path().join("out"))["accounting"]["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["documents"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        documents,
+        10_033 + 1_113 + 499,
+        "every document of the three files"
+    );
+    let (ta, tb) = (
+        tree_bytes(&a.path().join("out")),
+        tree_bytes(&b.path().join("out")),
+    );
+    assert_eq!(
+        ta.iter().map(|f| &f.0).collect::<Vec<_>>(),
+        tb.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    for ((name, x), (_, y)) in ta.iter().zip(&tb) {
+        assert!(x == y, "{name} differs between 1 and 2 threads");
+    }
+}
+
+#[test]
+fn killed_run_resumes_to_byte_identical_outputs() {
+    let files = [
+        "wiki_en.jsonl.zst",
+        "news_bbc.jsonl.zst",
+        "manpages_en.jsonl.zst",
+        "docs_python.jsonl.zst",
+        "books_gutenberg.jsonl.zst",
+    ];
+    let (straight, resumed) = (scratch("straight"), scratch("resumed"));
+    let out = run(&[
+        "run",
+        "--quiet",
+        real_config(straight.path(), &files, 1).to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", texts(&out).1);
+
+    let config = real_config(resumed.path(), &files, 1);
+    let mut child = refinery(&["run", "--quiet", config.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    let units = resumed.path().join("out/_units");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while std::fs::read_dir(&units).map_or(0, |d| d.count()) < 2 {
+        assert!(Instant::now() < deadline, "no unit finished in time");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run finished before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !resumed.path().join("out/_manifest.json").exists(),
+        "killed before the manifest"
+    );
+    let done = std::fs::read_dir(&units).unwrap().count();
+    assert!(
+        done < files.len(),
+        "killed mid-run: {done} of {} units done",
+        files.len()
+    );
+
+    let again = refinery(&["run", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let (_, stderr) = texts(&again);
+    assert!(again.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Resuming: "),
+        "completed units must be skipped:\n{stderr}"
+    );
+    let (ta, tb) = (
+        tree_bytes(&straight.path().join("out")),
+        tree_bytes(&resumed.path().join("out")),
+    );
+    assert_eq!(ta.len(), tb.len());
+    for ((name, x), (other, y)) in ta.iter().zip(&tb) {
+        assert_eq!(name, other);
+        assert!(x == y, "{name} differs after resume");
+    }
+}

@@ -1,0 +1,235 @@
+//! Helpers for the end-to-end tests: the real `refinery` binary, the shared corpora, a second
+//! Parquet reader, and a real S3-compatible server (moto) on 127.0.0.1.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+/// The `refinery` binary: `$REFINERY_BIN`, else the one beside this test binary's folder.
+pub fn refinery_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("REFINERY_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target folder")
+        .join("refinery");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (cargo build -p pipeline --bin refinery)",
+        bin.display()
+    );
+    bin
+}
+
+/// A `refinery` command with logs in plain text.
+pub fn refinery(args: &[&str]) -> Command {
+    let mut cmd = Command::new(refinery_bin());
+    cmd.args(args).env_remove("REFINERY_LOG");
+    cmd
+}
+
+/// Runs `refinery` and returns its output.
+pub fn run(args: &[&str]) -> Output {
+    refinery(args).output().expect("refinery runs")
+}
+
+/// stderr and stdout of an output, as text.
+pub fn texts(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `../shared/data` beside the project.
+pub fn shared_data() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
+    assert!(p.exists(), "shared data not found at {}", p.display());
+    p
+}
+
+/// A corpus file of the shared data.
+pub fn corpus(name: &str) -> PathBuf {
+    shared_data().join("corpus").join(name)
+}
+
+/// A fresh scratch folder named after the test.
+pub fn scratch(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("refinery-{name}-"))
+        .tempdir()
+        .expect("temp dir")
+}
+
+/// Every batch of a Parquet file or of all `.parquet` files in a folder (sorted), read by the
+/// `parquet` crate's synchronous reader, independent of the DataFusion path Refinery uses.
+pub fn read_parquet(path: &Path) -> Vec<RecordBatch> {
+    let files: Vec<PathBuf> = if path.is_dir() {
+        let mut f: Vec<PathBuf> = std::fs::read_dir(path)
+            .expect("dir")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .collect();
+        f.sort();
+        f
+    } else {
+        vec![path.to_path_buf()]
+    };
+    files
+        .iter()
+        .flat_map(|f| {
+            let reader =
+                ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f).expect("open"))
+                    .expect("parquet")
+                    .build()
+                    .expect("reader");
+            reader.map(|b| b.expect("batch")).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// All values of a string column across batches.
+pub fn strings(batches: &[RecordBatch], column: &str) -> Vec<String> {
+    use arrow::array::AsArray;
+    batches
+        .iter()
+        .flat_map(|b| {
+            b.column_by_name(column)
+                .expect("column")
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.unwrap_or_default().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Every file under `dir` with its bytes, by relative path (for byte-identity checks).
+pub fn tree_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for e in std::fs::read_dir(dir).expect("dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.push((
+                    p.strip_prefix(base).expect("prefix").display().to_string(),
+                    std::fs::read(&p).expect("read"),
+                ));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// The run manifest of an output folder.
+pub fn manifest(out: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out.join("_manifest.json")).expect("manifest"))
+        .expect("json")
+}
+
+/// A moto S3 server on 127.0.0.1, stopped on drop. Panics (fails the test) when moto is missing.
+pub struct S3Server {
+    child: Child,
+    /// The endpoint URL.
+    pub endpoint: String,
+    port: u16,
+}
+
+impl S3Server {
+    /// Starts a server on a free port and waits until it answers.
+    pub fn start() -> S3Server {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("free port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server must be installed (pip install 'moto[server]'); scripts/test installs it");
+        let server = S3Server {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while server.request("GET", "/", &[]).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not answer on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+
+    /// One HTTP/1.1 request; returns the status code.
+    pub fn request(&self, method: &str, path: &str, body: &[u8]) -> std::io::Result<u16> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.port,
+            body.len()
+        );
+        s.write_all(head.as_bytes())?;
+        s.write_all(body)?;
+        let mut response = String::new();
+        let _ = s.read_to_string(&mut response);
+        response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| std::io::Error::other("no status"))
+    }
+
+    /// Creates a bucket.
+    pub fn create_bucket(&self, bucket: &str) {
+        assert_eq!(
+            self.request("PUT", &format!("/{bucket}"), &[])
+                .expect("create bucket"),
+            200
+        );
+    }
+
+    /// Uploads an object.
+    pub fn put(&self, bucket: &str, key: &str, body: &[u8]) {
+        assert_eq!(
+            self.request("PUT", &format!("/{bucket}/{key}"), body)
+                .expect("put"),
+            200
+        );
+    }
+
+    /// Environment for a client of this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT", self.endpoint.clone()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+        ]
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

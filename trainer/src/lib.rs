@@ -1,0 +1,3 @@
+//! The Candle transformer trainer: reads shard versions through `shards`, never `pipeline`.
+//!
+//! Filled in by the trainer issue.
