@@ -9,9 +9,10 @@
 
 mod unit;
 
+use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
@@ -23,10 +24,10 @@ use crate::output::INPUTS_PART;
 use crate::output::manifest::{
     Accounting, FORMAT, FORMAT_VERSION, Manifest, SourceCounts, StageCounts, UnitRecord,
 };
-use crate::output::part::{PartError, PartWriter};
+use crate::output::part::{PartError, PartWriter, read_part};
 use crate::progress::Progress;
 use crate::schema;
-use crate::stage::StageError;
+use crate::stage::{Passes, Stage, StageError};
 use unit::{UnitContext, run_unit};
 
 /// Why a run failed. [`RunError::exit_code`] maps each to the CLI's exit code.
@@ -89,6 +90,21 @@ pub fn execute(
     handle: &Handle,
     progress: &Progress,
 ) -> Result<RunSummary, RunError> {
+    let stages: Vec<Arc<dyn Stage>> = config.stages.iter().map(|s| s.get_ref().build()).collect();
+    execute_stages(config, &stages, handle, progress)
+}
+
+/// Runs `config`'s sources and outputs through the given stages (built from its `[[stages]]`).
+///
+/// The chain is cut into segments before each two-pass stage. A segment streams its units
+/// through its stages; the documents reaching the cut are written as a dataset, the two-pass
+/// stage observes all of them, and the next segment reads that dataset back.
+pub fn execute_stages(
+    config: &Config,
+    stages: &[Arc<dyn Stage>],
+    handle: &Handle,
+    progress: &Progress,
+) -> Result<RunSummary, RunError> {
     let started = Instant::now();
     let out = config.output_dir();
     std::fs::create_dir_all(&out).map_err(|source| shards::StoreError::Io {
@@ -108,62 +124,41 @@ pub fn execute(
         tracing::warn!(source = %q.source, reason = q.reason, "Quarantined input {}", q.describe());
     }
     let config_hash = config.output_hash();
-    let stages: Vec<_> = config.stages.iter().map(|s| s.get_ref().build()).collect();
-    let names = config.stage_names();
-    let datasets: Vec<(String, usize)> = config
-        .persisted_stages()
-        .into_iter()
-        .map(|d| {
-            let snapshot = if d == INGEST {
-                0
-            } else {
-                names.iter().position(|n| *n == d).map_or(0, |i| i + 1)
-            };
-            (d, snapshot)
-        })
-        .collect();
+    let names: Vec<String> = stages.iter().map(|s| s.name().to_string()).collect();
+    let segments = segments(stages);
+    let datasets = datasets(config, &names, &segments);
     let input_bytes = units.iter().map(Unit::bytes).sum();
     progress.start(input_bytes);
 
-    // Under --strict a unit that quarantined anything is not done: rerunning it stops the run.
-    let clean = |r: &UnitRecord| {
-        !config.run.strict || r.ingest.quarantined_records + r.ingest.file_errors == 0
-    };
-    let mut records: Vec<Option<UnitRecord>> = units
-        .iter()
-        .map(|u| UnitRecord::load_valid(&out, &u.id, &config_hash).filter(clean))
-        .collect();
-    let resumed = records.iter().filter(|r| r.is_some()).count();
-    if resumed > 0 {
-        tracing::info!(
-            resumed,
-            total = units.len(),
-            "Resuming: {resumed} of {} units already complete",
-            units.len()
-        );
-        let done: u64 = units
+    let mut records = Vec::new();
+    let mut resumed = 0;
+    for (segment, range) in segments.iter().enumerate() {
+        let input = (segment > 0).then(|| snapshot_name(&names, range.start));
+        let written: Vec<(String, usize)> = datasets
             .iter()
-            .zip(&records)
-            .filter(|(_, r)| r.is_some())
-            .map(|(u, _)| u.bytes())
-            .sum();
-        progress.bytes.fetch_add(done, Ordering::Relaxed);
+            .filter(|(_, snap)| {
+                (range.start < *snap && *snap <= range.end) || (segment == 0 && *snap == 0)
+            })
+            .cloned()
+            .collect();
+        let ctx = UnitContext {
+            out: &out,
+            segment,
+            first_stage: range.start,
+            stages: &stages[range.clone()],
+            input: input.as_deref(),
+            datasets: &written,
+            run: &config.run,
+            config_hash: &config_hash,
+            handle,
+            progress,
+        };
+        let (done, skipped) = run_segment(&units, &ctx, config)?;
+        if segment == 0 {
+            resumed = skipped;
+        }
+        records.extend(done);
     }
-    let todo: Vec<usize> = (0..units.len()).filter(|&i| records[i].is_none()).collect();
-    let ctx = UnitContext {
-        out: &out,
-        stages: &stages,
-        datasets: &datasets,
-        run: &config.run,
-        config_hash: &config_hash,
-        handle,
-        progress,
-    };
-    let finished = run_units(&units, &todo, &ctx, config.run.threads)?;
-    for (i, record) in finished {
-        records[i] = Some(record);
-    }
-    let records: Vec<UnitRecord> = records.into_iter().flatten().collect();
 
     let mut inputs_part = PartWriter::create(&out, INPUTS_PART, schema::quarantine())?;
     if !input_problems.is_empty() {
@@ -189,6 +184,105 @@ pub fn execute(
         elapsed: started.elapsed(),
         out,
     })
+}
+
+/// Stage ranges of the segments: a new segment starts at every two-pass stage.
+fn segments(stages: &[Arc<dyn Stage>]) -> Vec<Range<usize>> {
+    let mut starts = vec![0];
+    starts.extend((0..stages.len()).filter(|&i| stages[i].passes() == Passes::Two));
+    starts.push(stages.len());
+    starts.windows(2).map(|w| w[0]..w[1]).collect()
+}
+
+/// The name of the documents after `snapshot` stages.
+fn snapshot_name(names: &[String], snapshot: usize) -> String {
+    if snapshot == 0 {
+        INGEST.to_string()
+    } else {
+        names[snapshot - 1].clone()
+    }
+}
+
+/// Datasets to write, by snapshot order: those the config asks for, plus each segment's input.
+fn datasets(config: &Config, names: &[String], segments: &[Range<usize>]) -> Vec<(String, usize)> {
+    let snapshot_of = |d: &str| {
+        if d == INGEST {
+            0
+        } else {
+            names.iter().position(|n| n == d).map_or(0, |i| i + 1)
+        }
+    };
+    let mut snapshots: Vec<usize> = config
+        .persisted_stages()
+        .iter()
+        .map(|d| snapshot_of(d))
+        .collect();
+    snapshots.extend(segments.iter().skip(1).map(|r| r.start));
+    snapshots.sort_unstable();
+    snapshots.dedup();
+    snapshots
+        .into_iter()
+        .map(|s| (snapshot_name(names, s), s))
+        .collect()
+}
+
+/// Runs one segment over every unit not already done; returns all its records (in unit order)
+/// and how many were skipped.
+fn run_segment(
+    units: &[Unit],
+    ctx: &UnitContext,
+    config: &Config,
+) -> Result<(Vec<UnitRecord>, usize), RunError> {
+    // Under --strict a unit that quarantined anything is not done: rerunning it stops the run.
+    let clean = |r: &UnitRecord| {
+        !config.run.strict || r.ingest.quarantined_records + r.ingest.file_errors == 0
+    };
+    let mut records: Vec<Option<UnitRecord>> = units
+        .iter()
+        .map(|u| UnitRecord::load_valid(ctx.out, &u.id, ctx.segment, ctx.config_hash).filter(clean))
+        .collect();
+    let skipped = records.iter().filter(|r| r.is_some()).count();
+    let todo: Vec<usize> = (0..units.len()).filter(|&i| records[i].is_none()).collect();
+    if skipped > 0 {
+        tracing::info!(
+            segment = ctx.segment,
+            "Resuming: {skipped} of {} units already complete",
+            units.len()
+        );
+        if ctx.segment == 0 {
+            let done: u64 = units
+                .iter()
+                .zip(&records)
+                .filter(|(_, r)| r.is_some())
+                .map(|(u, _)| u.bytes())
+                .sum();
+            ctx.progress.bytes.fetch_add(done, Ordering::Relaxed);
+        }
+    }
+    if let (Some(dataset), Some(stage), false) = (ctx.input, ctx.stages.first(), todo.is_empty()) {
+        observe(stage.as_ref(), units, ctx, dataset)?;
+    }
+    for (i, record) in run_units(units, &todo, ctx, config.run.threads)? {
+        records[i] = Some(record);
+    }
+    Ok((records.into_iter().flatten().collect(), skipped))
+}
+
+/// The first pass of a two-pass stage: every document reaching it, unit by unit, in order.
+fn observe(
+    stage: &dyn Stage,
+    units: &[Unit],
+    ctx: &UnitContext,
+    dataset: &str,
+) -> Result<(), RunError> {
+    let _span = tracing::info_span!("observe", stage = stage.name()).entered();
+    for unit in units {
+        for batch in read_part(&unit::part_path(ctx.out, dataset, unit), ctx.run.batch_size)? {
+            let batch = batch.map_err(RunError::Arrow)?;
+            stage.observe(&batch)?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs the units listed in `todo` on `threads` workers (0 = one per core); stops at the first error.
@@ -270,7 +364,7 @@ fn build_manifest(
             c.quarantined_records += r.ingest.quarantined_records;
             c.file_errors += r.ingest.file_errors;
         }
-        for (total, unit) in stages.iter_mut().zip(&r.stages) {
+        for (total, unit) in stages.iter_mut().skip(r.first_stage).zip(&r.stages) {
             total.add(unit);
         }
     }
@@ -308,6 +402,7 @@ fn build_manifest(
         datasets: datasets.iter().map(|(d, _)| d.clone()).collect(),
         inputs: records
             .iter()
+            .filter(|r| r.segment == 0)
             .flat_map(|r| r.inputs.iter().cloned())
             .collect(),
         files,
@@ -318,3 +413,6 @@ fn build_manifest(
         },
     })
 }
+
+#[cfg(test)]
+mod tests;

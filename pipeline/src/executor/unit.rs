@@ -20,16 +20,21 @@ use crate::ingest::{
     self, Emitter, IngestCounts, InputFingerprint, Quarantined, Scope, Stop, Unit,
 };
 use crate::output::manifest::{StageCounts, UnitRecord};
-use crate::output::part::PartWriter;
+use crate::output::part::{PartWriter, read_part};
 use crate::output::{QUARANTINE, REJECTS};
 use crate::progress::Progress;
 use crate::schema;
 use crate::stage::{Rejection, Stage, StageError};
 
-/// What every unit shares.
+/// What every unit of one segment shares.
 pub(super) struct UnitContext<'a> {
     pub out: &'a Path,
+    /// The segment: its index, the index of its first stage, and its stages.
+    pub segment: usize,
+    pub first_stage: usize,
     pub stages: &'a [Arc<dyn Stage>],
+    /// Where the segment's documents come from: the sources, or the parts of a dataset.
+    pub input: Option<&'a str>,
     /// Dataset names to write, and the snapshot each is (0 = as ingested, k = after stage k).
     pub datasets: &'a [(String, usize)],
     pub run: &'a RunConfig,
@@ -62,26 +67,31 @@ pub(super) fn run_unit(unit: &Unit, ctx: &UnitContext) -> Result<UnitRecord, Run
     let depth = ctx.run.channel_depth;
     let (tx, rx) = sync_channel::<Ingested>(depth);
     thread::scope(|s| {
-        let reader = s.spawn(move || {
-            let mut em = Emitter::new(&unit.source.name, tx, ctx.run);
-            let fingerprints = ingest::read_unit(unit, &mut em, ctx.handle, &ctx.progress.bytes)?;
-            Ok::<_, Stop>((em.finish()?, fingerprints))
+        let reader = s.spawn(move || match ctx.input {
+            None => {
+                let mut em = Emitter::new(&unit.source.name, tx, ctx.run);
+                let fingerprints =
+                    ingest::read_unit(unit, &mut em, ctx.handle, &ctx.progress.bytes)?;
+                Ok::<_, Stop>((em.finish()?, fingerprints))
+            }
+            Some(dataset) => read_parts(dataset, unit, ctx, tx),
         });
-        let captures_ingest = ctx.datasets.iter().any(|(_, snap)| *snap == 0);
+        let captures_ingest =
+            ctx.input.is_none() && ctx.datasets.iter().any(|(_, snap)| *snap == 0);
         let (mut stage_threads, written) = match ctx.stages.split_first() {
             None => (Vec::new(), write_unit(unit, ctx, rx, captures_ingest)),
             Some((first, rest)) => {
                 let (tx1, mut next_rx) = sync_channel::<Flow>(depth);
-                let mut handles =
-                    vec![s.spawn(move || {
-                        stage_loop(first.as_ref(), 1, captures_ingest, ctx, rx, tx1)
-                    })];
+                let first_out = ctx.first_stage + 1;
+                let mut handles = vec![s.spawn(move || {
+                    stage_loop(first.as_ref(), first_out, captures_ingest, ctx, rx, tx1)
+                })];
                 for (i, stage) in rest.iter().enumerate() {
                     let (tx_i, rx_i) = sync_channel::<Flow>(depth);
                     let input = std::mem::replace(&mut next_rx, rx_i);
-                    handles.push(
-                        s.spawn(move || stage_loop(stage.as_ref(), i + 2, false, ctx, input, tx_i)),
-                    );
+                    handles.push(s.spawn(move || {
+                        stage_loop(stage.as_ref(), first_out + i + 1, false, ctx, input, tx_i)
+                    }));
                 }
                 (handles, write_unit(unit, ctx, next_rx, false))
             }
@@ -110,7 +120,7 @@ fn finish_unit(
             stages.into_iter().collect::<Result<Vec<_>, _>>()?;
             written?;
             return Err(RunError::Accounting(format!(
-                "unit {}: reader stopped without cause",
+                "unit {}: its input stopped early (see the error above)",
                 unit.id
             )));
         }
@@ -133,9 +143,17 @@ fn finish_unit(
             )));
         }
     }
+    // Later segments re-read documents ingest already counted: keep the counts of segment 0 only.
+    let ingest = if ctx.input.is_none() {
+        ingest
+    } else {
+        IngestCounts::default()
+    };
     let record = UnitRecord {
         unit: unit.id.clone(),
         source: unit.source.name.clone(),
+        segment: ctx.segment,
+        first_stage: ctx.first_stage,
         config_hash: ctx.config_hash.to_string(),
         inputs,
         ingest,
@@ -144,6 +162,48 @@ fn finish_unit(
     };
     record.save(ctx.out)?;
     Ok(record)
+}
+
+/// The path of `unit`'s part of `dataset`.
+pub(super) fn part_path(out: &Path, dataset: &str, unit: &Unit) -> std::path::PathBuf {
+    out.join(dataset).join(format!("{}.parquet", unit.id))
+}
+
+/// Reads the unit's part of `dataset` (written by the previous segment) into the chain.
+fn read_parts(
+    dataset: &str,
+    unit: &Unit,
+    ctx: &UnitContext,
+    tx: SyncSender<Ingested>,
+) -> Result<(IngestCounts, Vec<InputFingerprint>), Stop> {
+    let path = part_path(ctx.out, dataset, unit);
+    let mut counts = IngestCounts::default();
+    // The part was verified against its unit record; failing to read it now stops the unit,
+    // and the downstream accounting check reports the shortfall.
+    let failed = |e: &dyn std::fmt::Display| {
+        tracing::error!(part = %path.display(), "Cannot read a part written by the previous segment: {e}");
+        Stop::Closed
+    };
+    let reader = read_part(&path, ctx.run.batch_size).map_err(|e| failed(&e))?;
+    for batch in reader {
+        let docs = batch.map_err(|e| failed(&e))?;
+        counts.records += docs.num_rows() as u64;
+        counts.documents += docs.num_rows() as u64;
+        tx.send(Ingested {
+            docs,
+            quarantine: Vec::new(),
+        })
+        .map_err(|_| Stop::Closed)?;
+    }
+    let uri = format!("{dataset}/{}.parquet", unit.id);
+    Ok((
+        counts,
+        vec![InputFingerprint {
+            uri,
+            bytes: 0,
+            xxh3: None,
+        }],
+    ))
 }
 
 /// Runs one stage over every batch from `rx`; `snapshot` is the index of its output.
@@ -239,16 +299,26 @@ fn write_unit<I: Into<Flow>>(
     rx: Receiver<I>,
     capture_input: bool,
 ) -> Result<Written, RunError> {
-    let part = |dir: &str, schema| {
-        PartWriter::create(ctx.out, &format!("{dir}/{}.parquet", unit.id), schema)
+    // Datasets are per snapshot; rejects and quarantine parts are per segment.
+    let suffix = if ctx.segment == 0 {
+        String::new()
+    } else {
+        format!(".s{}", ctx.segment)
+    };
+    let part = |dir: &str, suffix: &str, schema| {
+        PartWriter::create(
+            ctx.out,
+            &format!("{dir}/{}{suffix}.parquet", unit.id),
+            schema,
+        )
     };
     let mut datasets = ctx
         .datasets
         .iter()
-        .map(|(name, _)| part(name, schema::documents()))
+        .map(|(name, _)| part(name, "", schema::documents()))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut rejects = part(REJECTS, schema::rejects())?;
-    let mut quarantine = part(QUARANTINE, schema::quarantine())?;
+    let mut rejects = part(REJECTS, &suffix, schema::rejects())?;
+    let mut quarantine = part(QUARANTINE, &suffix, schema::quarantine())?;
     let (mut final_docs, mut quarantined_records) = (0u64, 0u64);
     for item in rx {
         let mut flow: Flow = item.into();

@@ -48,28 +48,37 @@ pub struct UnitRecord {
     pub unit: String,
     /// Source name.
     pub source: String,
+    /// The segment of the stage chain it covers (segments split before two-pass stages).
+    pub segment: usize,
+    /// Index of the segment's first stage.
+    pub first_stage: usize,
     /// Hash of the config that produced it.
     pub config_hash: String,
     /// Files read.
     pub inputs: Vec<InputFingerprint>,
-    /// Ingest accounting.
+    /// Ingest accounting (segment 0 only; zero for later segments, which read parts).
     pub ingest: IngestCounts,
-    /// Per-stage accounting, in stage order.
+    /// Per-stage accounting of the segment's stages, in order.
     pub stages: Vec<StageCounts>,
     /// Parts written.
     pub parts: Vec<PartInfo>,
 }
 
 impl UnitRecord {
-    /// Where the record of `unit` lives.
-    pub fn path(out: &Path, unit: &str) -> std::path::PathBuf {
-        out.join(UNITS).join(format!("{unit}.json"))
+    /// Where the record of `unit` in `segment` lives.
+    pub fn path(out: &Path, unit: &str, segment: usize) -> std::path::PathBuf {
+        out.join(UNITS).join(format!("{unit}.s{segment}.json"))
     }
 
-    /// Loads the record of `unit` if it exists, matches `config_hash` and every part it lists is
-    /// present with its recorded checksum: then the unit need not run again.
-    pub fn load_valid(out: &Path, unit: &str, config_hash: &str) -> Option<UnitRecord> {
-        let text = std::fs::read(Self::path(out, unit)).ok()?;
+    /// Loads the record of `unit` in `segment` if it exists, matches `config_hash` and every part
+    /// it lists is present with its recorded checksum: then the unit need not run again.
+    pub fn load_valid(
+        out: &Path,
+        unit: &str,
+        segment: usize,
+        config_hash: &str,
+    ) -> Option<UnitRecord> {
+        let text = std::fs::read(Self::path(out, unit, segment)).ok()?;
         let record: UnitRecord = serde_json::from_slice(&text).ok()?;
         let intact =
             |p: &PartInfo| checksum_file(&out.join(&p.path)).is_ok_and(|sum| to_hex(sum) == p.xxh3);
@@ -78,7 +87,7 @@ impl UnitRecord {
 
     /// Writes the record atomically.
     pub fn save(&self, out: &Path) -> Result<(), shards::StoreError> {
-        shards::atomic::write_file(&Self::path(out, &self.unit), &to_json(self))
+        shards::atomic::write_file(&Self::path(out, &self.unit, self.segment), &to_json(self))
     }
 }
 
@@ -175,6 +184,8 @@ mod tests {
         let record = UnitRecord {
             unit: "u".into(),
             source: "s".into(),
+            segment: 0,
+            first_stage: 0,
             config_hash: "h1".into(),
             inputs: vec![],
             ingest: IngestCounts::default(),
@@ -187,15 +198,20 @@ mod tests {
             }],
         };
         record.save(out).unwrap();
-        assert_eq!(UnitRecord::load_valid(out, "u", "h1"), Some(record));
         assert_eq!(
-            UnitRecord::load_valid(out, "u", "h2"),
+            UnitRecord::load_valid(out, "u", 1, "h1"),
+            None,
+            "another segment"
+        );
+        assert_eq!(UnitRecord::load_valid(out, "u", 0, "h1"), Some(record));
+        assert_eq!(
+            UnitRecord::load_valid(out, "u", 0, "h2"),
             None,
             "another config"
         );
         std::fs::write(out.join("ingest/u.parquet"), b"corrupted!").unwrap();
         assert_eq!(
-            UnitRecord::load_valid(out, "u", "h1"),
+            UnitRecord::load_valid(out, "u", 0, "h1"),
             None,
             "a changed part"
         );

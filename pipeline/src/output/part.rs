@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
@@ -128,11 +129,25 @@ impl PartWriter {
     }
 }
 
+/// Reads a part back batch by batch (the input of a segment after a two-pass stage).
+pub fn read_part(path: &Path, batch_size: usize) -> Result<ParquetRecordBatchReader, PartError> {
+    let file = File::open(path).map_err(|source| shards::StoreError::Io {
+        op: "open",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.with_batch_size(batch_size).build())
+        .map_err(|source| PartError::Parquet {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::stages::tests::docs;
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     #[test]
     fn parts_round_trip_with_correct_checksum_and_identical_bytes() {

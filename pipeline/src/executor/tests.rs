@@ -1,0 +1,155 @@
+//! Executor tests that need a stage of their own: two-pass execution across units.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use filters::Verdict;
+
+use super::execute_stages;
+use crate::config::Config;
+use crate::progress::Progress;
+use crate::stage::{Passes, Stage, StageError, StageOutput};
+
+/// Drops every document whose text occurs more than once in the whole dataset: it can only
+/// decide after seeing every unit.
+#[derive(Default)]
+struct DropRepeated {
+    counts: Mutex<HashMap<String, usize>>,
+    observed: AtomicUsize,
+}
+
+impl Stage for DropRepeated {
+    fn name(&self) -> &str {
+        "drop_repeated"
+    }
+
+    fn passes(&self) -> Passes {
+        Passes::Two
+    }
+
+    fn observe(&self, batch: &RecordBatch) -> Result<(), StageError> {
+        let texts = batch
+            .column_by_name("text")
+            .map(|c| c.as_string::<i32>().clone());
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        for t in texts
+            .iter()
+            .flat_map(|c| c.iter().flatten().map(String::from).collect::<Vec<_>>())
+        {
+            *counts.entry(t).or_default() += 1;
+        }
+        self.observed.fetch_add(batch.num_rows(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn process(&self, batch: &RecordBatch) -> Result<StageOutput, StageError> {
+        let texts = batch
+            .column_by_name("text")
+            .map(|c| c.as_string::<i32>().clone())
+            .ok_or_else(|| StageError::Internal {
+                stage: "drop_repeated".into(),
+                message: "no text".into(),
+            })?;
+        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let verdicts = (0..texts.len())
+            .map(|i| {
+                let n = counts.get(texts.value(i)).copied().unwrap_or(0);
+                (n > 1).then_some(Verdict {
+                    rule: "test.repeated",
+                    passed: false,
+                    value: n as f64,
+                    threshold: 1.0,
+                })
+            })
+            .collect();
+        StageOutput::from_verdicts(batch, verdicts)
+    }
+}
+
+#[test]
+fn a_two_pass_stage_sees_every_unit_before_deciding_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.jsonl"),
+        "{\"text\":\"alpha\"}\n{\"text\":\"shared  \"}\n{\"text\":\"gamma\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("b.jsonl"),
+        "{\"text\":\"shared\"}\n{\"text\":\"delta\"}\n",
+    )
+    .unwrap();
+    let toml = format!(
+        "[[sources]]\nname = \"s\"\npaths = [\"{0}/a.jsonl\", \"{0}/b.jsonl\"]\n[[stages]]\ntype = \"normalize\"\n[output]\npath = \"{0}/out\"\nstages = [\"drop_repeated\"]\n",
+        dir.path().display()
+    );
+    let config = Config::parse(&toml).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let run = |stage: Arc<DropRepeated>| {
+        let stages: Vec<Arc<dyn Stage>> = vec![config.stages[0].get_ref().build(), stage];
+        execute_stages(&config, &stages, rt.handle(), &Progress::new(false)).unwrap()
+    };
+
+    let stage = Arc::new(DropRepeated::default());
+    let summary = run(stage.clone());
+    assert_eq!(
+        stage.observed.load(Ordering::Relaxed),
+        5,
+        "observed every document of both units"
+    );
+    let m = &summary.manifest;
+    assert_eq!(
+        m.datasets,
+        ["normalize", "drop_repeated"],
+        "the two-pass stage's input is written"
+    );
+    let counts: Vec<_> = m
+        .accounting
+        .stages
+        .iter()
+        .map(|s| (s.name.as_str(), s.input, s.kept, s.dropped))
+        .collect();
+    assert_eq!(counts, [("normalize", 5, 5, 0), ("drop_repeated", 5, 3, 2)]);
+    let out = dir.path().join("out");
+    let rejects: Vec<RecordBatch> = ["rejects/s-00000.s1.parquet", "rejects/s-00001.s1.parquet"]
+        .iter()
+        .flat_map(|p| {
+            crate::output::part::read_part(&out.join(p), 100)
+                .unwrap()
+                .map(|b| b.unwrap())
+        })
+        .collect();
+    let dropped: Vec<String> = rejects
+        .iter()
+        .flat_map(|b| {
+            b.column_by_name("uri")
+                .unwrap()
+                .as_string::<i32>()
+                .iter()
+                .map(|u| u.unwrap().rsplit('/').next().unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        dropped,
+        ["a.jsonl", "b.jsonl"],
+        "the duplicate across units is dropped in both"
+    );
+
+    let before = std::fs::read(out.join("_manifest.json")).unwrap();
+    let again = Arc::new(DropRepeated::default());
+    let summary = run(again.clone());
+    assert_eq!(summary.resumed, 2);
+    assert_eq!(
+        again.observed.load(Ordering::Relaxed),
+        0,
+        "nothing to redo, nothing to observe"
+    );
+    assert_eq!(std::fs::read(out.join("_manifest.json")).unwrap(), before);
+}
