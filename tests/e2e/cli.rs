@@ -152,3 +152,34 @@ fn stats_and_query_fail_clearly_on_a_folder_that_is_not_a_run() {
     assert_eq!(out.status.code(), Some(1));
     assert!(texts(&out).1.contains("nope"));
 }
+
+#[test]
+fn json_logs_are_one_object_a_line_and_name_the_bad_record() {
+    let dir = scratch("json-logs");
+    std::fs::write(dir.path().join("a.jsonl"), "{\"text\":\"fine\"}\n{broken\n").unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "[[sources]]\nname = \"s\"\npaths = [\"a.jsonl\"]\n[output]\npath = \"out\"\n",
+    )
+    .unwrap();
+    let out = run(&["run", "--log-format", "json", config.to_str().unwrap()]);
+    let (_, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    let warning = lines
+        .iter()
+        .find(|l| l["level"] == "WARN")
+        .expect("a warning for the bad line");
+    assert_eq!(warning["fields"]["reason"], "ingest.malformed_json");
+    assert!(
+        warning["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("a.jsonl:2"),
+        "{warning}"
+    );
+}
