@@ -5,15 +5,16 @@
 # MB per CPU-second (user+sys: the honest per-core figure, since reading, stages and writing
 # overlap on separate threads), documents/s and peak RSS.
 #
-# Usage: bench/ingest.sh [COPIES]
+# Usage: [PROFILE=release|dev] bench/ingest.sh [COPIES]   (default: release)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/refinery-target}"
 copies="${1:-5}"
 data="$(cd ../shared/data && pwd)"
 
-cargo build --release --locked -p pipeline --bin refinery >&2
-bin="$CARGO_TARGET_DIR/release/refinery"
+profile="${PROFILE:-release}"
+cargo build --profile "$profile" --locked -p pipeline --bin refinery >&2
+bin="$CARGO_TARGET_DIR/$([ "$profile" = dev ] && echo debug || echo "$profile")/refinery"
 work="$(mktemp -d /tmp/refinery-bench.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 
@@ -28,6 +29,7 @@ read -r bytes docs < <(python3 -c "
 import json; c = json.load(open('$data/MANIFEST.json'))['corpus'].values()
 print(sum(v['uncompressed_bytes'] for v in c) * $copies, sum(v['records'] for v in c) * $copies)")
 
+echo "binary: $bin (profile $profile)"
 echo "input: $copies copies of the corpus, $((bytes / 1000000)) MB of JSONL, $docs documents"
 printf '%-8s %8s %8s %8s %14s %10s %12s\n' threads wall_s cpu_s MB/s MB/cpu_s docs/s peak_RSS_MiB
 for threads in 1 2; do
