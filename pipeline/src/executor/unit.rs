@@ -164,9 +164,19 @@ fn finish_unit(
     Ok(record)
 }
 
+/// The one naming rule for parts, relative to the output folder: `<dir>/<unit>.parquet`.
+/// Datasets hold one part per unit (`segment = None`); rejects and quarantine one per unit and
+/// segment, suffixed `.s<segment>` after the first.
+fn part_name(dir: &str, unit: &Unit, segment: Option<usize>) -> String {
+    match segment {
+        Some(s) if s > 0 => format!("{dir}/{}.s{s}.parquet", unit.id),
+        _ => format!("{dir}/{}.parquet", unit.id),
+    }
+}
+
 /// The path of `unit`'s part of `dataset`.
 pub(super) fn part_path(out: &Path, dataset: &str, unit: &Unit) -> std::path::PathBuf {
-    out.join(dataset).join(format!("{}.parquet", unit.id))
+    out.join(part_name(dataset, unit, None))
 }
 
 /// Reads the unit's part of `dataset` (written by the previous segment) into the chain.
@@ -299,26 +309,16 @@ fn write_unit<I: Into<Flow>>(
     rx: Receiver<I>,
     capture_input: bool,
 ) -> Result<Written, RunError> {
-    // Datasets are per snapshot; rejects and quarantine parts are per segment.
-    let suffix = if ctx.segment == 0 {
-        String::new()
-    } else {
-        format!(".s{}", ctx.segment)
-    };
-    let part = |dir: &str, suffix: &str, schema| {
-        PartWriter::create(
-            ctx.out,
-            &format!("{dir}/{}{suffix}.parquet", unit.id),
-            schema,
-        )
+    let part = |dir: &str, segment, schema| {
+        PartWriter::create(ctx.out, &part_name(dir, unit, segment), schema)
     };
     let mut datasets = ctx
         .datasets
         .iter()
-        .map(|(name, _)| part(name, "", schema::documents()))
+        .map(|(name, _)| part(name, None, schema::documents()))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut rejects = part(REJECTS, &suffix, schema::rejects())?;
-    let mut quarantine = part(QUARANTINE, &suffix, schema::quarantine())?;
+    let mut rejects = part(REJECTS, Some(ctx.segment), schema::rejects())?;
+    let mut quarantine = part(QUARANTINE, Some(ctx.segment), schema::quarantine())?;
     let (mut final_docs, mut quarantined_records) = (0u64, 0u64);
     for item in rx {
         let mut flow: Flow = item.into();
