@@ -3,7 +3,9 @@
 # ../shared/data/corpus, replicated as COPIES sources (default 5: about 1 GB of JSONL).
 # Reports, for 1 and 2 worker threads in the same run: wall time, MB/s of uncompressed JSONL,
 # MB per CPU-second (user+sys: the honest per-core figure, since reading, stages and writing
-# overlap on separate threads), documents/s and peak RSS.
+# overlap on separate threads), documents/s and peak RSS. A last row times the zstd CLI alone
+# decompressing the input and recompressing it at level 1 (the compression Refinery writes): no
+# parsing, hashing or Parquet, so it bounds what any JSONL.zst -> zstd pipeline can reach here.
 #
 # Usage: [PROFILE=release|dev] bench/ingest.sh [COPIES]   (default: release)
 set -euo pipefail
@@ -40,3 +42,12 @@ for threads in 1 2; do
 b, d, w, c, t, r = $bytes, $docs, $wall, $user + $sys, $threads, $rss_kb
 print(f'{t:<8} {w:8.2f} {c:8.2f} {b / w / 1e6:8.1f} {b / c / 1e6:14.1f} {d / w:10.0f} {r / 1024:12.0f}')"
 done
+
+zstd_files=()
+for c in $(seq 1 "$copies"); do zstd_files+=("$data"/corpus/*.jsonl.zst); done
+/usr/bin/time -f '%e %U %S %M' -o "$work/time" \
+  bash -c 'zstd -qdc "$@" | zstd -q -1 -c > /dev/null' _ "${zstd_files[@]}"
+read -r wall user sys rss_kb < "$work/time"
+python3 -c "
+b, d, w, c, r = $bytes, $docs, $wall, $user + $sys, $rss_kb
+print(f'{\"zstd-cli\":<8} {w:8.2f} {c:8.2f} {b / w / 1e6:8.1f} {b / c / 1e6:14.1f} {d / w:10.0f} {r / 1024:12.0f}')"

@@ -34,7 +34,8 @@ impl Default for NormalizeOptions {
     }
 }
 
-/// Normalises `text`; borrows when nothing changes.
+/// Normalises `text`. Borrows when nothing changes, and also when the result is a slice of
+/// `text` (only outer blank lines removed): compare lengths to tell the two apart.
 ///
 /// ```
 /// use filters::normalize::{normalize, NormalizeOptions};
@@ -57,69 +58,137 @@ fn is_dropped_control(c: char, opts: &NormalizeOptions) -> bool {
     opts.strip_control && (c == '\u{FEFF}' || (c.is_control() && !matches!(c, '\t' | '\n' | '\r')))
 }
 
-/// True when `clean` would change nothing (the common case, checked without allocating).
-fn is_clean(text: &str, opts: &NormalizeOptions) -> bool {
-    if opts.whitespace {
-        let b = text.as_bytes();
-        let ends_blank = matches!(b.last(), Some(b'\n' | b' ' | b'\t'));
-        if b.first() == Some(&b'\n') || ends_blank || text.contains("\n\n\n") {
-            return false;
-        }
-        if text.contains(" \n") || text.contains("\t\n") || text.contains('\r') {
-            return false;
-        }
-    }
-    if text.is_ascii() {
-        // Byte scan (vectorises): ASCII has no odd spaces, and its controls are < 0x20 or 0x7f.
-        let dropped = |b: u8| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f;
-        return !opts.strip_control || !text.bytes().any(dropped);
-    }
-    !text
-        .chars()
-        .any(|c| is_dropped_control(c, opts) || (opts.whitespace && is_odd_space(c)))
-}
-
 fn is_odd_space(c: char) -> bool {
     !c.is_ascii() && c.is_whitespace()
+}
+
+/// True when `c` is changed by the per-character rules (dropped or mapped to a space).
+fn is_changed_char(c: char, opts: &NormalizeOptions) -> bool {
+    is_dropped_control(c, opts) || (opts.whitespace && is_odd_space(c))
+}
+
+/// True when `clean` would change nothing (the common case): one pass over the bytes, without
+/// allocating. Printable ASCII takes one comparison per byte; only line breaks, controls and the
+/// lead bytes of the few non-ASCII characters the rules touch look further.
+fn is_clean(text: &str, opts: &NormalizeOptions) -> bool {
+    let b = text.as_bytes();
+    if opts.whitespace && (b.first() == Some(&b'\n') || text.trim_end().len() != text.len()) {
+        return false;
+    }
+    for (i, &c) in b.iter().enumerate() {
+        if (0x20..0x7f).contains(&c) || c == b'\t' {
+            continue;
+        }
+        let changed = match c {
+            b'\n' => {
+                let before = |k: usize| i.checked_sub(k).map(|j| b[j]);
+                opts.whitespace
+                    && (matches!(before(1), Some(b' ' | b'\t'))
+                        || (before(1) == Some(b'\n') && before(2) == Some(b'\n')))
+            }
+            b'\r' => opts.whitespace,
+            // Lead bytes of C1 controls and U+0085/U+00A0 (0xC2), the Unicode spaces (0xE1-0xE3)
+            // and the byte-order mark (0xEF). Every other non-ASCII character is left alone.
+            0xC2 | 0xE1..=0xE3 | 0xEF => text[i..]
+                .chars()
+                .next()
+                .is_some_and(|ch| is_changed_char(ch, opts)),
+            0x80.. => false,
+            _ => opts.strip_control,
+        };
+        if changed {
+            return false;
+        }
+    }
+    true
 }
 
 fn clean<'a>(text: &'a str, opts: &NormalizeOptions) -> Cow<'a, str> {
     if is_clean(text, opts) {
         return Cow::Borrowed(text);
     }
+    if opts.whitespace {
+        // Most texts that need work only have blank lines around them (a file's final line
+        // break): the clean text is then a slice of the input.
+        let inner = without_outer_blank_lines(text);
+        if is_clean(inner, opts) {
+            return Cow::Borrowed(inner);
+        }
+    }
     let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(mut c) = chars.next() {
+    if !opts.whitespace {
+        push_cleaned(&mut out, text, opts);
+        return Cow::Owned(out);
+    }
+    // Line breaks seen since the last line with content; at most two are written (one blank line).
+    let mut breaks = 0usize;
+    for line in Lines(text) {
+        let mark = out.len();
+        if !out.is_empty() {
+            out.push_str(&"\n\n"[..breaks.min(2)]);
+        }
+        let start = out.len();
+        push_cleaned(&mut out, line, opts);
+        let kept = out[start..].trim_end_matches([' ', '\t']).len();
+        if kept == 0 {
+            out.truncate(mark);
+        } else {
+            out.truncate(start + kept);
+            breaks = 0;
+        }
+        breaks += 1;
+    }
+    out.truncate(out.trim_end().len());
+    Cow::Owned(out)
+}
+
+/// `text` without its leading blank lines and its trailing spaces, tabs and line breaks.
+fn without_outer_blank_lines(text: &str) -> &str {
+    let blank = |c: char| matches!(c, ' ' | '\t' | '\r' | '\n');
+    let end = text.trim_end_matches(blank).len();
+    let lead = text[..end].len() - text[..end].trim_start_matches(blank).len();
+    let start = text[..lead].rfind(['\n', '\r']).map_or(0, |i| i + 1);
+    &text[start..end]
+}
+
+/// Appends `text` with dropped controls removed and, under `whitespace`, odd spaces made plain.
+fn push_cleaned(out: &mut String, text: &str, opts: &NormalizeOptions) {
+    let plain = |b: &u8| (0x20..0x7f).contains(b) || *b == b'\t';
+    if text.bytes().all(|b| plain(&b)) {
+        out.push_str(text);
+        return;
+    }
+    for c in text.chars() {
         if is_dropped_control(c, opts) {
             continue;
         }
-        if opts.whitespace {
-            if c == '\r' {
-                if chars.peek() == Some(&'\n') {
-                    continue;
-                }
-                c = '\n';
-            }
-            if c == '\n' {
-                out.truncate(out.trim_end_matches([' ', '\t']).len());
-                // At most two line breaks in a row (one blank line), none at the start.
-                let run = out.len() - out.trim_end_matches('\n').len();
-                if run < 2 && !out.is_empty() {
-                    out.push('\n');
-                }
-                continue;
-            }
-            if is_odd_space(c) {
-                c = ' ';
-            }
+        out.push(if opts.whitespace && is_odd_space(c) {
+            ' '
+        } else {
+            c
+        });
+    }
+}
+
+/// Lines of a text split at `\r\n`, `\r` and `\n`, without their breaks.
+struct Lines<'a>(&'a str);
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let rest = self.0;
+        if rest.is_empty() {
+            return None;
         }
-        out.push(c);
+        let Some(at) = memchr::memchr2(b'\n', b'\r', rest.as_bytes()) else {
+            self.0 = "";
+            return Some(rest);
+        };
+        let crlf = rest.as_bytes()[at] == b'\r' && rest.as_bytes().get(at + 1) == Some(&b'\n');
+        self.0 = &rest[at + if crlf { 2 } else { 1 }..];
+        Some(&rest[..at])
     }
-    if opts.whitespace {
-        // Leading blank lines never reach `out` (a line break is only pushed after content).
-        out.truncate(out.trim_end().len());
-    }
-    Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -173,7 +242,63 @@ mod tests {
         ));
     }
 
+    /// The rules written as plainly as possible, one character at a time: the oracle the fast
+    /// line-wise `clean` must match.
+    fn reference_clean(text: &str, opts: &NormalizeOptions) -> String {
+        let mut out = String::new();
+        let mut chars = text.chars().peekable();
+        while let Some(mut c) = chars.next() {
+            if is_dropped_control(c, opts) {
+                continue;
+            }
+            if opts.whitespace {
+                if c == '\r' {
+                    if chars.peek() == Some(&'\n') {
+                        continue;
+                    }
+                    c = '\n';
+                }
+                if c == '\n' {
+                    out.truncate(out.trim_end_matches([' ', '\t']).len());
+                    let run = out.len() - out.trim_end_matches('\n').len();
+                    if run < 2 && !out.is_empty() {
+                        out.push('\n');
+                    }
+                    continue;
+                }
+                if is_odd_space(c) {
+                    c = ' ';
+                }
+            }
+            out.push(c);
+        }
+        if opts.whitespace {
+            out.truncate(out.trim_end().len());
+        }
+        out
+    }
+
+    fn options() -> impl Strategy<Value = NormalizeOptions> {
+        (any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
+            |(nfc, strip_control, whitespace)| NormalizeOptions {
+                nfc,
+                strip_control,
+                whitespace,
+            },
+        )
+    }
+
     proptest! {
+        #[test]
+        fn clean_matches_the_reference(
+            text in "[a \t\r\n\u{7}\u{b}\u{7f}\u{85}\u{a0}\u{301}\u{2028}\u{3000}\u{feff}é€]{0,40}",
+            opts in options(),
+        ) {
+            let fast = clean(&text, &opts);
+            prop_assert_eq!(fast.as_ref(), reference_clean(&text, &opts));
+            prop_assert_eq!(is_clean(&text, &opts), fast == text);
+        }
+
         #[test]
         fn normalisation_is_idempotent(text in "[a-c \\t\\r\\n\u{301}\u{7}\u{A0}é]{0,40}") {
             let once = normalize(&text, &all()).into_owned();

@@ -1,15 +1,12 @@
 //! JSONL reader: one JSON object a line, streamed through the decompressor, lines capped so one
 //! giant line cannot exhaust memory.
 
-use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::io::{self, BufRead};
-
-use serde_json::value::RawValue;
 
 use super::decode::{self, RawReader};
 use super::emit::{Emitter, Stop};
 use super::reason;
+use super::record::parse_record;
 use crate::schema::RAW_CAP;
 
 /// Reads one JSONL file from `raw` into `em`. `text_field` and `id_field` name the record's fields.
@@ -135,111 +132,9 @@ fn read_line_capped(
     }
 }
 
-/// A parsed record.
-struct Record<'a> {
-    text: Cow<'a, str>,
-    key: Option<String>,
-    meta: String,
-}
-
-fn kind_of(raw: &RawValue) -> &'static str {
-    match raw.get().as_bytes().first() {
-        Some(b'n') => "null",
-        Some(b't' | b'f') => "a boolean",
-        Some(b'{') => "an object",
-        Some(b'[') => "an array",
-        _ => "a number",
-    }
-}
-
-fn parse_record<'a>(
-    line: &'a str,
-    text_field: &str,
-    id_field: Option<&str>,
-) -> Result<Record<'a>, (&'static str, String)> {
-    let fields: BTreeMap<Cow<'a, str>, &'a RawValue> =
-        serde_json::from_str(line).map_err(|e| (reason::MALFORMED_JSON, e.to_string()))?;
-    let raw_text = fields.get(text_field).ok_or_else(|| {
-        (
-            reason::MISSING_TEXT_FIELD,
-            format!("no field `{text_field}`"),
-        )
-    })?;
-    if !raw_text.get().starts_with('"') {
-        return Err((
-            reason::TEXT_NOT_STRING,
-            format!(
-                "field `{text_field}` is {}, not a string",
-                kind_of(raw_text)
-            ),
-        ));
-    }
-    let text: Cow<'a, str> = serde_json::from_str(raw_text.get())
-        .map_err(|e| (reason::MALFORMED_JSON, e.to_string()))?;
-    let key = match id_field {
-        None => None,
-        Some(f) => {
-            let raw = fields
-                .get(f)
-                .ok_or_else(|| (reason::MISSING_ID_FIELD, format!("no field `{f}`")))?;
-            Some(
-                serde_json::from_str::<String>(raw.get()).unwrap_or_else(|_| raw.get().to_string()),
-            )
-        }
-    };
-    let mut meta = String::from("{");
-    for (k, v) in fields.iter().filter(|(k, _)| k.as_ref() != text_field) {
-        if meta.len() > 1 {
-            meta.push(',');
-        }
-        meta.push_str(&serde_json::Value::from(k.as_ref()).to_string());
-        meta.push(':');
-        meta.push_str(v.get());
-    }
-    meta.push('}');
-    Ok(Record { text, key, meta })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn records_parse_into_text_key_and_sorted_meta() {
-        let r = parse_record(
-            r#"{"url":"u","text":"hi\nthere","id":7,"a":[1]}"#,
-            "text",
-            Some("id"),
-        )
-        .unwrap();
-        assert_eq!(r.text, "hi\nthere");
-        assert_eq!(r.key.as_deref(), Some("7"));
-        assert_eq!(r.meta, r#"{"a":[1],"id":7,"url":"u"}"#);
-    }
-
-    #[test]
-    fn bad_records_get_named_reasons() {
-        let cases = [
-            ("{not json", reason::MALFORMED_JSON),
-            ("[1,2]", reason::MALFORMED_JSON),
-            (r#"{"body":"x"}"#, reason::MISSING_TEXT_FIELD),
-            (r#"{"text":42}"#, reason::TEXT_NOT_STRING),
-            (r#"{"text":null}"#, reason::TEXT_NOT_STRING),
-        ];
-        for (line, want) in cases {
-            assert_eq!(
-                parse_record(line, "text", None).err().map(|e| e.0),
-                Some(want),
-                "{line}"
-            );
-        }
-        assert_eq!(
-            parse_record(r#"{"text":"x"}"#, "text", Some("id"))
-                .err()
-                .map(|e| e.0),
-            Some(reason::MISSING_ID_FIELD)
-        );
-    }
 
     #[test]
     fn long_lines_are_capped_but_measured() {

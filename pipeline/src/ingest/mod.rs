@@ -14,6 +14,7 @@ pub mod emit;
 pub mod jsonl;
 pub mod parquet;
 pub mod plan;
+pub mod record;
 pub mod text;
 
 pub use batch::{Quarantined, Scope};

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, StringArray};
+use arrow::array::{Array, ArrayRef, StringBuilder};
 use arrow::record_batch::RecordBatch;
 use filters::normalize::{NormalizeOptions, normalize};
 use rayon::prelude::*;
@@ -69,13 +69,19 @@ impl Stage for Normalize {
             .into_par_iter()
             .map(|i| normalize(texts.value(i), &self.options))
             .collect();
-        if out.iter().all(|t| matches!(t, Cow::Borrowed(_))) {
+        let unchanged = |(i, t): (usize, &Cow<str>)| {
+            matches!(t, Cow::Borrowed(_)) && t.len() == texts.value(i).len()
+        };
+        if out.iter().enumerate().all(unchanged) {
             return Ok(StageOutput {
                 kept: batch.clone(),
                 rejected: Vec::new(),
             });
         }
-        let column: ArrayRef = Arc::new(StringArray::from_iter_values(out));
+        let mut builder =
+            StringBuilder::with_capacity(out.len(), out.iter().map(|t| t.len()).sum());
+        out.iter().for_each(|t| builder.append_value(t));
+        let column: ArrayRef = Arc::new(builder.finish());
         let idx = batch.schema().index_of(crate::schema::col::TEXT)?;
         let mut columns = batch.columns().to_vec();
         columns[idx] = column;
@@ -93,7 +99,7 @@ mod tests {
 
     #[test]
     fn rewrites_text_and_keeps_every_row_and_column() {
-        let batch = docs(&["a\r\nb  ", "clean", "e\u{301}"]);
+        let batch = docs(&["a\r\nb  ", "clean", "e\u{301}", "\n\ncode\n"]);
         let out = NormalizeConfig::default()
             .build("normalize".into())
             .process(&batch)
@@ -102,7 +108,7 @@ mod tests {
         let texts = text_column(&out.kept, "t").unwrap();
         assert_eq!(
             texts.iter().flatten().collect::<Vec<_>>(),
-            ["a\nb", "clean", "\u{e9}"]
+            ["a\nb", "clean", "\u{e9}", "code"]
         );
         assert_eq!(out.kept.column(0), batch.column(0));
     }
