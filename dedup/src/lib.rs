@@ -1,4 +1,20 @@
 //! Exact and MinHash-LSH near-duplicate detection, as pure functions over text and Arrow arrays.
 //!
-//! Filled in by the dedup issue; the orchestrator (`pipeline`) adapts these functions into
-//! two-pass stages.
+//! - [`exact`]: the 128-bit key of a text; equal keys are exact duplicates.
+//! - [`shingle`]: a text's word or character n-grams, hashed with xxh3.
+//! - [`minhash`]: MinHash signatures of shingle sets, their band keys for LSH, and the Jaccard
+//!   estimate between two signatures.
+//! - [`params`]: the LSH S-curve, and bands × rows chosen for a Jaccard threshold.
+//! - [`jaccard`]: true Jaccard similarity of two shingle sets.
+//! - [`union_find`]: the clustering of candidate pairs.
+//! - [`arrays`]: the same functions over Arrow string arrays, in parallel.
+//!
+//! The crate knows nothing of stages or files: `pipeline` runs the passes and keeps the index.
+
+pub mod arrays;
+pub mod exact;
+pub mod jaccard;
+pub mod minhash;
+pub mod params;
+pub mod shingle;
+pub mod union_find;

@@ -70,7 +70,10 @@ pub fn documents() -> SchemaRef {
     SCHEMA.clone()
 }
 
-/// The rejects schema: documents plus the decision that dropped them.
+/// The rejects schema: documents plus the decision that dropped them: `stage`, `rule`, the
+/// measured `value` and the `threshold` it failed; for a duplicate also `duplicate_of` (the id of
+/// the document kept in its place) and `cluster` (the duplicate cluster's id, see the `clusters`
+/// table), null otherwise.
 pub fn rejects() -> SchemaRef {
     static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         let mut fields: Vec<Field> = documents()
@@ -83,6 +86,8 @@ pub fn rejects() -> SchemaRef {
             utf8("rule"),
             Field::new("value", DataType::Float64, false),
             Field::new("threshold", DataType::Float64, false),
+            Field::new("duplicate_of", DataType::Utf8, true),
+            Field::new("cluster", DataType::Utf8, true),
         ]);
         Arc::new(Schema::new(fields))
     });
@@ -140,6 +145,6 @@ mod tests {
     fn rejects_extend_documents() {
         let (d, r) = (documents(), rejects());
         assert_eq!(&r.fields()[..d.fields().len()], &d.fields()[..]);
-        assert_eq!(r.field(r.fields().len() - 1).name(), "threshold");
+        assert_eq!(r.field(r.fields().len() - 1).name(), "cluster");
     }
 }

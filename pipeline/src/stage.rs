@@ -10,19 +10,35 @@
 //! of the corpus first (deduplication) report [`Passes::Two`]: the executor then gives them every
 //! batch through [`Stage::observe`] before the first [`Stage::process`] call.
 
+use std::path::Path;
+
 use arrow::array::BooleanArray;
 use arrow::compute::filter_record_batch;
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use filters::Verdict;
+use tokio::runtime::Handle;
+
+use crate::output::part::PartInfo;
 
 /// A dropped document: its row in the input batch and the verdict that dropped it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rejection {
     /// Row index in the batch given to [`Stage::process`].
     pub row: usize,
     /// The failed check.
     pub verdict: Verdict,
+    /// For a duplicate: the document kept in its place.
+    pub duplicate: Option<DuplicateOf>,
+}
+
+/// Why a duplicate was dropped: the survivor of its cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicateOf {
+    /// Id of the document kept.
+    pub survivor: String,
+    /// Id of the cluster (its smallest member id).
+    pub cluster: String,
 }
 
 /// What a stage returns for one batch.
@@ -45,7 +61,13 @@ impl StageOutput {
         let rejected = verdicts
             .into_iter()
             .enumerate()
-            .filter_map(|(row, v)| v.map(|verdict| Rejection { row, verdict }))
+            .filter_map(|(row, v)| {
+                v.map(|verdict| Rejection {
+                    row,
+                    verdict,
+                    duplicate: None,
+                })
+            })
             .collect();
         Ok(Self { kept, rejected })
     }
@@ -70,13 +92,27 @@ pub trait Stage: Send + Sync {
         Passes::One
     }
 
-    /// First pass of a two-pass stage: sees every batch of the dataset, in any order.
-    fn observe(&self, _batch: &RecordBatch) -> Result<(), StageError> {
+    /// First pass of a two-pass stage: sees every batch of the dataset, in unit order.
+    fn observe(&self, _batch: &RecordBatch, _ctx: &PassContext) -> Result<(), StageError> {
         Ok(())
+    }
+
+    /// Between the passes of a two-pass stage: builds the decisions from what was observed and
+    /// writes any tables of its own under `ctx.out`, returning them for the manifest.
+    fn prepare(&self, _ctx: &PassContext) -> Result<Vec<PartInfo>, StageError> {
+        Ok(Vec::new())
     }
 
     /// Decides one batch.
     fn process(&self, batch: &RecordBatch) -> Result<StageOutput, StageError>;
+}
+
+/// What [`Stage::observe`] and [`Stage::prepare`] may use.
+pub struct PassContext<'a> {
+    /// The run's output folder.
+    pub out: &'a Path,
+    /// Drives async work (DataFusion plans).
+    pub handle: &'a Handle,
 }
 
 /// A stage failure: a bug or an Arrow error, never a document's fault (bad documents are
@@ -86,6 +122,14 @@ pub enum StageError {
     /// Arrow failed on a batch.
     #[error("arrow: {0}")]
     Arrow(#[from] ArrowError),
+    /// The stage could not do its work (an index it needs, a file it writes).
+    #[error("stage `{stage}`: {message}")]
+    Failed {
+        /// The stage.
+        stage: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The stage broke its contract (e.g. lost rows); a bug to report.
     #[error("internal error in stage `{stage}` (please report): {message}")]
     Internal {

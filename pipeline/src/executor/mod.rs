@@ -24,10 +24,10 @@ use crate::output::INPUTS_PART;
 use crate::output::manifest::{
     Accounting, FORMAT, FORMAT_VERSION, Manifest, SourceCounts, StageCounts, UnitRecord,
 };
-use crate::output::part::{PartError, PartWriter, read_part};
+use crate::output::part::{PartError, PartInfo, PartWriter, read_part};
 use crate::progress::Progress;
 use crate::schema;
-use crate::stage::{Passes, Stage, StageError};
+use crate::stage::{PassContext, Passes, Stage, StageError};
 use unit::{UnitContext, run_unit};
 
 /// Why a run failed. [`RunError::exit_code`] maps each to the CLI's exit code.
@@ -131,6 +131,7 @@ pub fn execute_stages(
     progress.start(input_bytes);
 
     let mut records = Vec::new();
+    let mut tables = Vec::new();
     let mut resumed = 0;
     for (segment, range) in segments.iter().enumerate() {
         let input = (segment > 0).then(|| snapshot_name(&names, range.start));
@@ -153,11 +154,12 @@ pub fn execute_stages(
             handle,
             progress,
         };
-        let (done, skipped) = run_segment(&units, &ctx, config)?;
+        let run = run_segment(&units, &ctx, config)?;
         if segment == 0 {
-            resumed = skipped;
+            resumed = run.skipped;
         }
-        records.extend(done);
+        records.extend(run.records);
+        tables.extend(run.tables);
     }
 
     let mut inputs_part = PartWriter::create(&out, INPUTS_PART, schema::quarantine())?;
@@ -171,6 +173,7 @@ pub fn execute_stages(
         &datasets,
         &records,
         inputs_part,
+        tables,
         input_problems.len() as u64,
         config_hash,
     )?;
@@ -226,13 +229,8 @@ fn datasets(config: &Config, names: &[String], segments: &[Range<usize>]) -> Vec
         .collect()
 }
 
-/// Runs one segment over every unit not already done; returns all its records (in unit order)
-/// and how many were skipped.
-fn run_segment(
-    units: &[Unit],
-    ctx: &UnitContext,
-    config: &Config,
-) -> Result<(Vec<UnitRecord>, usize), RunError> {
+/// Runs one segment over every unit not already done.
+fn run_segment(units: &[Unit], ctx: &UnitContext, config: &Config) -> Result<SegmentRun, RunError> {
     // Under --strict a unit that quarantined anything is not done: rerunning it stops the run.
     let clean = |r: &UnitRecord| {
         !config.run.strict || r.ingest.quarantined_records + r.ingest.file_errors == 0
@@ -259,13 +257,36 @@ fn run_segment(
             ctx.progress.bytes.fetch_add(done, Ordering::Relaxed);
         }
     }
-    if let (Some(dataset), Some(stage), false) = (ctx.input, ctx.stages.first(), todo.is_empty()) {
-        observe(stage.as_ref(), units, ctx, dataset)?;
+    // A two-pass stage observes and prepares even when every unit is done: its own tables go
+    // into the manifest, and rebuilding them gives the same bytes.
+    let mut tables = Vec::new();
+    if let (Some(dataset), Some(stage)) = (ctx.input, ctx.stages.first()) {
+        let pass = PassContext {
+            out: ctx.out,
+            handle: ctx.handle,
+        };
+        observe(stage.as_ref(), units, ctx, dataset, &pass)?;
+        let _span = tracing::info_span!("prepare", stage = stage.name()).entered();
+        tables = stage.prepare(&pass)?;
     }
     for (i, record) in run_units(units, &todo, ctx, config.run.threads)? {
         records[i] = Some(record);
     }
-    Ok((records.into_iter().flatten().collect(), skipped))
+    Ok(SegmentRun {
+        records: records.into_iter().flatten().collect(),
+        skipped,
+        tables,
+    })
+}
+
+/// What one segment produced.
+struct SegmentRun {
+    /// Unit records, in unit order.
+    records: Vec<UnitRecord>,
+    /// Units skipped because an earlier run had finished them.
+    skipped: usize,
+    /// Tables written by the segment's two-pass stage.
+    tables: Vec<PartInfo>,
 }
 
 /// The first pass of a two-pass stage: every document reaching it, unit by unit, in order.
@@ -274,12 +295,13 @@ fn observe(
     units: &[Unit],
     ctx: &UnitContext,
     dataset: &str,
+    pass: &PassContext,
 ) -> Result<(), RunError> {
     let _span = tracing::info_span!("observe", stage = stage.name()).entered();
     for unit in units {
         for batch in read_part(&unit::part_path(ctx.out, dataset, unit), ctx.run.batch_size)? {
             let batch = batch.map_err(RunError::Arrow)?;
-            stage.observe(&batch)?;
+            stage.observe(&batch, pass)?;
         }
     }
     Ok(())
@@ -337,7 +359,8 @@ fn build_manifest(
     names: &[String],
     datasets: &[(String, usize)],
     records: &[UnitRecord],
-    inputs_part: crate::output::part::PartInfo,
+    inputs_part: PartInfo,
+    tables: Vec<PartInfo>,
     quarantined_inputs: u64,
     config_hash: String,
 ) -> Result<Manifest, RunError> {
@@ -393,6 +416,7 @@ fn build_manifest(
         .flat_map(|r| r.parts.iter().cloned())
         .collect();
     files.push(inputs_part);
+    files.extend(tables);
     Ok(Manifest {
         format: FORMAT.to_string(),
         format_version: FORMAT_VERSION,

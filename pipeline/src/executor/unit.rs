@@ -24,7 +24,7 @@ use crate::output::part::{PartWriter, read_part};
 use crate::output::{QUARANTINE, REJECTS};
 use crate::progress::Progress;
 use crate::schema;
-use crate::stage::{Rejection, Stage, StageError};
+use crate::stage::{DuplicateOf, Rejection, Stage, StageError};
 
 /// What every unit of one segment shares.
 pub(super) struct UnitContext<'a> {
@@ -292,6 +292,12 @@ fn rejects_batch(
     columns.push(Arc::new(Float64Array::from_iter_values(
         rejected.iter().map(|r| r.verdict.threshold),
     )));
+    let duplicate = |f: fn(&DuplicateOf) -> &str| {
+        let values = rejected.iter().map(|r| r.duplicate.as_ref().map(f));
+        Arc::new(values.collect::<StringArray>()) as ArrayRef
+    };
+    columns.push(duplicate(|d| &d.survivor));
+    columns.push(duplicate(|d| &d.cluster));
     RecordBatch::try_new(schema::rejects(), columns)
 }
 

@@ -3,8 +3,16 @@
 //!
 //! - [`normalize`]: Unicode NFC, control characters and whitespace (edits text, drops nothing).
 //! - [`length`]: drops documents outside character and word limits.
+//! - [`exact_dedup`]: drops byte-identical texts, one survivor per group.
+//! - [`minhash_dedup`]: drops near-duplicates found by MinHash-LSH.
+//!
+//! The two dedup stages share one engine, [`dedup`].
 
+pub mod dedup;
+pub mod exact_dedup;
 pub mod length;
+pub mod memory_budget;
+pub mod minhash_dedup;
 pub mod normalize;
 
 use std::sync::Arc;
@@ -24,6 +32,10 @@ pub enum StageConfig {
     Normalize(normalize::NormalizeConfig),
     /// See [`length::LengthConfig`].
     Length(length::LengthConfig),
+    /// See [`exact_dedup::ExactDedupConfig`].
+    ExactDedup(exact_dedup::ExactDedupConfig),
+    /// See [`minhash_dedup::MinhashDedupConfig`].
+    MinhashDedup(minhash_dedup::MinhashDedupConfig),
 }
 
 impl StageConfig {
@@ -32,6 +44,8 @@ impl StageConfig {
         match self {
             StageConfig::Normalize(c) => c.name.as_deref().unwrap_or("normalize"),
             StageConfig::Length(c) => c.name.as_deref().unwrap_or("length"),
+            StageConfig::ExactDedup(c) => c.name.as_deref().unwrap_or("exact_dedup"),
+            StageConfig::MinhashDedup(c) => c.name.as_deref().unwrap_or("minhash_dedup"),
         }
     }
 
@@ -40,6 +54,8 @@ impl StageConfig {
         match self {
             StageConfig::Normalize(_) => Vec::new(),
             StageConfig::Length(c) => c.check(),
+            StageConfig::ExactDedup(c) => c.check(),
+            StageConfig::MinhashDedup(c) => c.check(),
         }
     }
 
@@ -49,6 +65,8 @@ impl StageConfig {
         match self {
             StageConfig::Normalize(c) => Arc::new(c.build(name)),
             StageConfig::Length(c) => Arc::new(c.build(name)),
+            StageConfig::ExactDedup(c) => Arc::new(c.build(name)),
+            StageConfig::MinhashDedup(c) => Arc::new(c.build(name)),
         }
     }
 }
@@ -58,13 +76,22 @@ pub(crate) fn text_column<'a>(
     batch: &'a RecordBatch,
     stage: &str,
 ) -> Result<&'a StringArray, StageError> {
+    string_column(batch, col::TEXT, stage)
+}
+
+/// A non-null Utf8 column of a document batch.
+pub(crate) fn string_column<'a>(
+    batch: &'a RecordBatch,
+    name: &str,
+    stage: &str,
+) -> Result<&'a StringArray, StageError> {
     batch
-        .column_by_name(col::TEXT)
+        .column_by_name(name)
         .and_then(|c| c.as_any().downcast_ref::<StringArray>())
         .filter(|c| c.null_count() == 0)
         .ok_or_else(|| StageError::Internal {
             stage: stage.to_string(),
-            message: "batch has no non-null Utf8 `text` column".into(),
+            message: format!("batch has no non-null Utf8 `{name}` column"),
         })
 }
 
@@ -87,6 +114,8 @@ pub(crate) mod tests {
         let examples = [
             "type = 'normalize'\nnfc = false",
             "type = 'length'\nmin_words = 3",
+            "type = 'exact_dedup'\npriority = ['wiki']",
+            "type = 'minhash_dedup'\nthreshold = 0.7\nverify = true",
         ];
         let mut names = std::collections::HashSet::new();
         for ex in examples {

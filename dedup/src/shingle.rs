@@ -1,0 +1,108 @@
+//! Shingles: the overlapping n-grams of a text, each hashed to 64 bits with xxh3.
+//!
+//! Word shingles see a text as its words: maximal runs of alphanumeric characters, lowercased,
+//! so punctuation, case and spacing do not hide a duplicate. Character shingles see the
+//! lowercased text as a sequence of characters. A text with fewer than `n` units has one shingle
+//! of all of them; a text with none (empty, or only punctuation) has no shingles.
+
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+
+/// What a shingle is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shingling {
+    /// `n` consecutive words.
+    Words(usize),
+    /// `n` consecutive characters.
+    Chars(usize),
+}
+
+/// Appends the hashes of `text`'s shingles to `out` (unsorted, possibly repeated).
+pub fn shingle_hashes(text: &str, shingling: Shingling, out: &mut Vec<u64>) {
+    match shingling {
+        Shingling::Words(n) => word_shingles(text, n.max(1), out),
+        Shingling::Chars(n) => char_shingles(text, n.max(1), out),
+    }
+}
+
+/// The sorted, distinct shingle hashes of `text`: its shingle set.
+pub fn shingle_set(text: &str, shingling: Shingling) -> Vec<u64> {
+    let mut set = Vec::new();
+    shingle_hashes(text, shingling, &mut set);
+    set.sort_unstable();
+    set.dedup();
+    set
+}
+
+fn word_shingles(text: &str, n: usize, out: &mut Vec<u64>) {
+    let mut words: Vec<u64> = Vec::new();
+    let mut lower = String::new();
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        let hash = if word
+            .bytes()
+            .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
+        {
+            lower.clear();
+            lower.extend(word.chars().flat_map(char::to_lowercase));
+            xxh3_64(lower.as_bytes())
+        } else {
+            xxh3_64(word.as_bytes())
+        };
+        words.push(hash);
+    }
+    window_hashes(&words, n, out);
+}
+
+fn char_shingles(text: &str, n: usize, out: &mut Vec<u64>) {
+    let chars: Vec<u64> = text
+        .chars()
+        .flat_map(char::to_lowercase)
+        .map(u64::from)
+        .collect();
+    window_hashes(&chars, n, out);
+}
+
+/// One hash per window of `n` units (one window of all units when there are fewer than `n`).
+fn window_hashes(units: &[u64], n: usize, out: &mut Vec<u64>) {
+    if units.is_empty() {
+        return;
+    }
+    let mut bytes = Vec::with_capacity(8 * n);
+    for window in units.windows(n.min(units.len())) {
+        bytes.clear();
+        window
+            .iter()
+            .for_each(|u| bytes.extend_from_slice(&u.to_le_bytes()));
+        out.push(xxh3_64_with_seed(&bytes, n as u64));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_ignore_case_punctuation_and_spacing() {
+        let a = shingle_set("The quick, brown fox jumps!", Shingling::Words(2));
+        let b = shingle_set("the  QUICK brown\nfox -- jumps", Shingling::Words(2));
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 4);
+        assert_ne!(
+            a,
+            shingle_set("the quick brown fox leaps", Shingling::Words(2))
+        );
+    }
+
+    #[test]
+    fn short_and_empty_texts() {
+        assert_eq!(shingle_set("one two", Shingling::Words(5)).len(), 1);
+        assert!(shingle_set(" ,.; ", Shingling::Words(5)).is_empty());
+        assert_eq!(shingle_set("abcab", Shingling::Chars(2)).len(), 3);
+        assert_eq!(
+            shingle_set("Ab", Shingling::Chars(2)),
+            shingle_set("aB", Shingling::Chars(2))
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! `minhash_dedup`: drops near-duplicates found by MinHash-LSH ([`dedup::minhash`]), keeping one
+//! survivor per cluster.
+
+use std::path::PathBuf;
+
+use dedup::minhash::MinHasher;
+use dedup::params::{choose_bands_rows, collision_probability};
+use dedup::shingle::Shingling;
+use serde::{Deserialize, Serialize};
+
+use super::dedup::{DEFAULT_MEMORY_BUDGET, Dedup, Method, MinHashMethod};
+use super::memory_budget::parse_bytes;
+
+/// Shingle unit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShingleUnit {
+    /// Words: runs of letters and digits, lowercased.
+    #[default]
+    Words,
+    /// Characters of the lowercased text.
+    Chars,
+}
+
+/// Config of the `minhash_dedup` stage.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MinhashDedupConfig {
+    /// Stage name. Default `minhash_dedup`.
+    pub name: Option<String>,
+    /// Shingle unit. Default `words`.
+    pub shingle: ShingleUnit,
+    /// Units per shingle. Default 5.
+    pub ngram: usize,
+    /// LSH bands. Default 14 (with `rows`, the FineWeb setting), or chosen from `threshold`.
+    pub bands: Option<usize>,
+    /// Minima per band. Default 8, or chosen from `threshold`.
+    pub rows: Option<usize>,
+    /// Jaccard similarity at which documents count as duplicates: reported in rejects, the bar
+    /// for `verify`, and, when `bands` and `rows` are not set, the point they are chosen for.
+    /// Default 0.8.
+    pub threshold: Option<f64>,
+    /// Most hash functions when bands × rows are chosen from `threshold`. Default 112.
+    pub max_hashes: usize,
+    /// Check every candidate pair's true Jaccard on the shingle sets. Default false.
+    pub verify: bool,
+    /// Seed of the hash functions. Default 1.
+    pub seed: u64,
+    /// Sources whose documents survive first, in order; then the smallest id wins.
+    pub priority: Vec<String>,
+    /// Output folder of an earlier run: documents it kept win over this run's duplicates.
+    pub against: Option<PathBuf>,
+    /// Memory for sorting bucket keys before spilling to disk, e.g. `"512MiB"`.
+    pub memory_budget: Option<String>,
+}
+
+impl Default for MinhashDedupConfig {
+    fn default() -> Self {
+        Self {
+            name: None,
+            shingle: ShingleUnit::Words,
+            ngram: 5,
+            bands: None,
+            rows: None,
+            threshold: None,
+            max_hashes: 112,
+            verify: false,
+            seed: 1,
+            priority: Vec::new(),
+            against: None,
+            memory_budget: None,
+        }
+    }
+}
+
+/// Default similarity threshold.
+const DEFAULT_THRESHOLD: f64 = 0.8;
+
+impl MinhashDedupConfig {
+    /// Problems with the values.
+    pub fn check(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.ngram == 0 {
+            problems.push("ngram must be at least 1".to_string());
+        }
+        if let Some(t) = self.threshold
+            && !(t > 0.0 && t <= 1.0)
+        {
+            problems.push(format!("threshold {t} must be in (0, 1]"));
+        }
+        if self.bands.is_some() != self.rows.is_some() {
+            problems.push("set both bands and rows, or neither".to_string());
+        }
+        if self.bands == Some(0) || self.rows == Some(0) || self.max_hashes == 0 {
+            problems.push("bands, rows and max_hashes must be at least 1".to_string());
+        }
+        if let Some(Err(e)) = self.memory_budget.as_deref().map(parse_bytes) {
+            problems.push(e);
+        }
+        problems
+    }
+
+    /// Bands and rows: as set, else 14 × 8 when no threshold is set, else chosen for it.
+    pub fn bands_rows(&self) -> (usize, usize) {
+        match (self.bands, self.rows, self.threshold) {
+            (Some(b), Some(r), _) => (b, r),
+            (_, _, Some(t)) => choose_bands_rows(t, self.max_hashes),
+            _ => (14, 8),
+        }
+    }
+
+    /// Builds the stage, logging the S-curve point at the threshold.
+    pub fn build(&self, name: String) -> Dedup {
+        let (bands, rows) = self.bands_rows();
+        let threshold = self.threshold.unwrap_or(DEFAULT_THRESHOLD);
+        tracing::info!(
+            stage = %name,
+            "{bands} bands × {rows} rows: pairs at Jaccard {threshold} become candidates with probability {:.3}",
+            collision_probability(threshold, bands, rows)
+        );
+        let shingling = match self.shingle {
+            ShingleUnit::Words => Shingling::Words(self.ngram),
+            ShingleUnit::Chars => Shingling::Chars(self.ngram),
+        };
+        let method = Method::MinHash(MinHashMethod {
+            shingling,
+            hasher: MinHasher::new(bands, rows, self.seed),
+            seed: self.seed,
+            verify: self.verify,
+            threshold,
+        });
+        let budget = self
+            .memory_budget
+            .as_deref()
+            .and_then(|b| parse_bytes(b).ok());
+        Dedup::new(
+            name,
+            method,
+            self.priority.clone(),
+            self.against.clone(),
+            budget.unwrap_or(DEFAULT_MEMORY_BUDGET),
+        )
+    }
+}
