@@ -6,5 +6,6 @@
 
 mod bad_input;
 mod cli;
+mod dedup;
 mod pipeline_run;
 mod s3;

@@ -7,6 +7,8 @@
 //! <out>/rejects/<unit>.parquet     documents dropped, with stage, rule, value and threshold
 //! <out>/quarantine/<unit>.parquet  records ingest could not read, with the reason
 //! <out>/quarantine/inputs.parquet  input specs that named nothing or could not be reached
+//! <out>/clusters/<stage>.parquet   duplicate clusters found by a dedup stage, one row a member
+//! <out>/dedup_index/<stage>.parquet documents a dedup stage kept, for later runs' `against`
 //! <out>/_units/<unit>.json         one finished unit: counts, inputs, parts with checksums
 //! <out>/_manifest.json             the run: written last, only when every unit is done
 //! ```
@@ -21,6 +23,10 @@ pub mod part;
 pub const REJECTS: &str = "rejects";
 /// Folder of quarantined records.
 pub const QUARANTINE: &str = "quarantine";
+/// Folder of the `clusters` tables, one part per dedup stage.
+pub const CLUSTERS: &str = "clusters";
+/// Folder of dedup indexes, one part per dedup stage.
+pub const DEDUP_INDEX: &str = "dedup_index";
 /// Folder of finished-unit records.
 pub const UNITS: &str = "_units";
 /// The run manifest's file name.

@@ -16,10 +16,8 @@ use rayon::prelude::*;
 
 use super::buckets::Pair;
 use super::{Decision, Docs};
+use crate::output::CLUSTERS;
 use crate::output::part::{PartInfo, PartWriter};
-
-/// Folder of the `clusters` tables, one part per dedup stage.
-pub const CLUSTERS: &str = "clusters";
 
 /// A cluster member's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -140,11 +138,12 @@ pub(super) fn cluster(
 }
 
 /// Schema of the `clusters` table: one row per member of every cluster with a document of
-/// this run; `role` is `kept`, `dropped` or `previous` (a document of the `against` index),
+/// this run, named by the dedup `stage` that found it; `role` is `kept`, `dropped` or `previous` (a document of the `against` index),
 /// `jaccard` the similarity of a dropped member to the kept one.
 pub fn clusters_schema() -> SchemaRef {
     let utf8 = |n: &str| Field::new(n, DataType::Utf8, false);
     Arc::new(Schema::new(vec![
+        utf8("stage"),
         utf8("cluster"),
         Field::new("size", DataType::UInt64, false),
         utf8("id"),
@@ -165,6 +164,7 @@ pub(super) fn write(out: &Path, stage: &str, st: &Docs, found: &Found) -> Result
     for chunk in found.members.chunks(64 * 1024) {
         let hex = |v: u128| format!("{v:032x}");
         let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(chunk.iter().map(|_| stage))),
             Arc::new(StringArray::from_iter_values(
                 chunk.iter().map(|m| hex(m.cluster)),
             )),

@@ -11,10 +11,8 @@ use arrow::array::{ArrayRef, AsArray, ListBuilder, RecordBatch, StringArray, UIn
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Type};
 
 use super::{Decision, Method, Observed};
+use crate::output::DEDUP_INDEX;
 use crate::output::part::{PartInfo, PartWriter, read_part};
-
-/// Folder of dedup indexes, one part per dedup stage.
-pub const DEDUP_INDEX: &str = "dedup_index";
 
 fn index_schema() -> SchemaRef {
     let utf8 = |n: &str| Field::new(n, DataType::Utf8, false);

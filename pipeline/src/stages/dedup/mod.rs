@@ -389,6 +389,10 @@ impl Stage for Dedup {
         drop(st);
         std::fs::remove_dir_all(&dir)
             .map_err(|e| self.failed(format!("clear {}: {e}", dir.display())))?;
+        if let Some(parent) = dir.parent() {
+            // Succeeds only when no other stage's scratch is left.
+            let _ = std::fs::remove_dir(parent);
+        }
         *self.decisions.write().unwrap_or_else(|e| e.into_inner()) = found.decisions;
         Ok(tables)
     }

@@ -1,0 +1,119 @@
+//! Dedup on the real corpus: known duplicates are found and explained, the query for "removed
+//! as duplicates of X" works, and the outputs do not depend on the thread count.
+
+use std::path::{Path, PathBuf};
+
+use tests::{corpus, run, scratch, texts, tree_bytes};
+
+fn config(dir: &Path, out: &str, threads: usize) -> PathBuf {
+    let mut text = format!("[run]\nthreads = {threads}\n\n");
+    for name in ["code_go", "manpages_en"] {
+        text += &format!(
+            "[[sources]]\nname = \"{name}\"\npaths = [\"{}\"]\n\n",
+            corpus(&format!("{name}.jsonl.zst")).display()
+        );
+    }
+    text += "[[stages]]\ntype = \"normalize\"\n\n";
+    text += "[[stages]]\ntype = \"exact_dedup\"\npriority = [\"manpages_en\"]\n\n";
+    text += "[[stages]]\ntype = \"minhash_dedup\"\n\n";
+    text += &format!("[output]\npath = \"{}\"\n", dir.join(out).display());
+    let path = dir.join(format!("{out}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn query(out: &Path, sql: &str) -> String {
+    let o = run(&[
+        "query",
+        "--format",
+        "csv",
+        "--dir",
+        out.to_str().unwrap(),
+        sql,
+    ]);
+    let (stdout, stderr) = texts(&o);
+    assert!(o.status.success(), "{sql}: {stderr}");
+    stdout.trim_end().to_string()
+}
+
+#[test]
+fn real_duplicates_are_found_explained_and_queryable() {
+    let dir = scratch("dedup");
+    let cfg = config(dir.path(), "out", 2);
+    let o = run(&["run", "--quiet", cfg.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", texts(&o).1);
+    let out = dir.path().join("out");
+
+    // The Go test suite ships the same "// rundir" stub file (2021 copyright) in many folders:
+    // exact duplicates, all in one cluster, one kept.
+    let groups = query(
+        &out,
+        "SELECT duplicate_of, count(*) AS n FROM rejects \
+         WHERE rule = 'exact_duplicate' AND text LIKE '// rundir\n\n// Copyright 2021 %' \
+         GROUP BY duplicate_of ORDER BY n DESC",
+    );
+    let rows: Vec<&str> = groups.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "one survivor for the stub: {groups}");
+    let (survivor, n) = rows[0].split_once(',').unwrap();
+    let n: usize = n.parse().unwrap();
+    assert!(n >= 10, "the stub is duplicated many times: {n}");
+
+    // "Which documents were removed as duplicates of X?" and the clusters table agree.
+    let removed = query(
+        &out,
+        &format!("SELECT id FROM rejects WHERE duplicate_of = '{survivor}'"),
+    );
+    assert_eq!(removed.lines().count() - 1, n);
+    let cluster = query(
+        &out,
+        &format!(
+            "SELECT role, count(*) AS n, min(size) AS size FROM clusters \
+             WHERE stage = 'exact_dedup' AND cluster IN \
+             (SELECT cluster FROM clusters WHERE id = '{survivor}') GROUP BY role ORDER BY role"
+        ),
+    );
+    assert_eq!(
+        cluster.lines().skip(1).collect::<Vec<_>>(),
+        [
+            format!("dropped,{n},{}", n + 1),
+            format!("kept,1,{}", n + 1)
+        ]
+    );
+
+    // Near duplicates: found, each naming a kept survivor and a cluster of its stage.
+    let near = query(
+        &out,
+        "SELECT count(*), min(value), \
+         sum(CASE WHEN c.role = 'kept' THEN 1 ELSE 0 END) FROM rejects r \
+         JOIN clusters c ON c.id = r.duplicate_of AND c.stage = r.stage \
+         WHERE r.rule = 'near_duplicate'",
+    );
+    let near: Vec<f64> = near
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(near[0] >= 100.0, "near duplicates found: {near:?}");
+    assert_eq!(
+        near[2], near[0],
+        "every survivor is a kept member of its cluster"
+    );
+    assert!(near[1] > 0.0 && near[1] <= 1.0);
+
+    // One thread gives the same bytes.
+    let one = config(dir.path(), "one", 1);
+    let o = run(&["run", "--quiet", one.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", texts(&o).1);
+    let strip = |tree: Vec<(String, Vec<u8>)>| -> Vec<(String, Vec<u8>)> {
+        tree.into_iter()
+            .filter(|(p, _)| !p.ends_with(".json"))
+            .collect()
+    };
+    assert_eq!(
+        strip(tree_bytes(&dir.path().join("one"))),
+        strip(tree_bytes(&out)),
+        "Parquet outputs are byte-identical for 1 and 2 threads"
+    );
+}
