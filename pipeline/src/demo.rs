@@ -176,7 +176,7 @@ pub fn write_sample(dir: &Path) -> std::io::Result<std::path::PathBuf> {
 }
 
 /// The demo's config (paths relative to it).
-pub const CONFIG: &str = r#"# The Refinery demo config: four sources, two stages.
+pub const CONFIG: &str = r#"# The Refinery demo config: four sources, four stages.
 [run]
 batch_size = 256
 
@@ -205,9 +205,17 @@ type = "normalize"
 type = "length"
 min_words = 20
 
+[[stages]]
+type = "exact_dedup"
+priority = ["wiki", "news"]
+
+[[stages]]
+type = "minhash_dedup"
+priority = ["wiki", "news"]
+
 [output]
 path = "out"
-stages = ["normalize", "length"]
+stages = ["normalize", "length", "minhash_dedup"]
 "#;
 
 #[cfg(test)]

@@ -68,6 +68,30 @@ fn demo_runs_and_its_outputs_answer_queries() {
         locators.iter().any(|m| m.contains("\"id\":\"forum-2\"")),
         "'lol' must be rejected"
     );
+    // The planted duplicates: every exact copy and most near copies (one sentence of an
+    // article rewritten) are dropped, and nothing else.
+    let rule_of = |rule: &str| -> Vec<String> {
+        let metas = strings(&rejects, "meta");
+        let rules = strings(&rejects, "rule");
+        let mut ids: Vec<String> = metas
+            .iter()
+            .zip(&rules)
+            .filter(|(_, r)| r.as_str() == rule)
+            .map(|(m, _)| serde_json::from_str::<serde_json::Value>(m).unwrap()["id"].to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let exact = rule_of("exact_duplicate");
+    assert_eq!(exact.len(), 10);
+    assert!(
+        exact.iter().all(|id| id.contains("news-copy-")),
+        "{exact:?}"
+    );
+    let near = rule_of("near_duplicate");
+    assert!(near.len() >= 5, "{near:?}");
+    assert!(near.iter().all(|id| id.contains("news-near-")), "{near:?}");
+
     let q = read_parquet(&outdir.join("quarantine"));
     let mut reasons = strings(&q, "reason");
     reasons.sort();

@@ -51,7 +51,9 @@ pub fn texts(out: &Output) -> (String, String) {
 
 /// `../shared/data` beside the project.
 pub fn shared_data() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
+    // Read at run time: a test binary reused from a clone elsewhere must not look there.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("run under cargo test");
+    let p = Path::new(&manifest_dir).join("../../shared/data");
     assert!(p.exists(), "shared data not found at {}", p.display());
     p
 }

@@ -33,5 +33,8 @@ pub fn demo(
     println!(
         "  refinery query --dir {out} \"SELECT uri, locator, reason, detail FROM quarantine\""
     );
+    println!(
+        "  refinery query --dir {out} \"SELECT id, rule, value, duplicate_of FROM rejects WHERE duplicate_of IS NOT NULL\""
+    );
     Ok(())
 }

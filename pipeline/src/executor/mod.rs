@@ -265,9 +265,17 @@ fn run_segment(units: &[Unit], ctx: &UnitContext, config: &Config) -> Result<Seg
             out: ctx.out,
             handle: ctx.handle,
         };
+        let started = Instant::now();
         observe(stage.as_ref(), units, ctx, dataset, &pass)?;
+        let observed = started.elapsed();
         let _span = tracing::info_span!("prepare", stage = stage.name()).entered();
         tables = stage.prepare(&pass)?;
+        tracing::info!(
+            stage = stage.name(),
+            observe_s = observed.as_secs_f64(),
+            prepare_s = (started.elapsed() - observed).as_secs_f64(),
+            "First pass and preparation done"
+        );
     }
     for (i, record) in run_units(units, &todo, ctx, config.run.threads)? {
         records[i] = Some(record);

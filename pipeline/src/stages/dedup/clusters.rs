@@ -2,7 +2,8 @@
 //!
 //! The survivor of a cluster is, in order: a document of the previous run's index (`against`),
 //! then the document whose source comes first in `priority` (unlisted sources after all listed
-//! ones), then the smallest id. The cluster id is its smallest member id. None of these depend
+//! ones), then the oldest: first in input order (file URI, then line or row), then the smallest
+//! id. The cluster id is its smallest member id. None of these depend
 //! on input order or thread count.
 
 use std::collections::{BTreeMap, HashMap};
@@ -61,7 +62,7 @@ pub(super) fn cluster(
     priority: &[String],
     similarity: impl Fn(u32, u32) -> Result<f64, String> + Sync,
 ) -> Result<Found, String> {
-    let mut uf = UnionFind::new(st.ids.len());
+    let mut uf = UnionFind::new(st.len());
     for &(a, b) in pairs {
         uf.union(a, b);
     }
@@ -73,11 +74,9 @@ pub(super) fn cluster(
     }
     let rank = |ord: u32| {
         let listed = priority.iter().position(|p| p == st.source(ord));
-        (
-            (ord as usize) < st.new_docs,
-            listed.unwrap_or(priority.len()),
-            st.id(ord),
-        )
+        let (uri, position) = st.position(ord);
+        let rank = listed.unwrap_or(priority.len());
+        (st.is_new(ord), rank, uri, position, st.id(ord))
     };
     let clusters: Vec<Vec<u32>> = groups
         .into_values()
@@ -86,7 +85,7 @@ pub(super) fn cluster(
             m.dedup();
             m
         })
-        .filter(|m| m.iter().any(|&o| (o as usize) < st.new_docs))
+        .filter(|m| m.iter().any(|&o| st.is_new(o)))
         .collect();
     let members: Result<Vec<Vec<Member>>, String> = clusters
         .par_iter()
@@ -97,7 +96,7 @@ pub(super) fn cluster(
             for &ord in m {
                 let (role, jaccard) = if ord == survivor {
                     (Role::Kept, None)
-                } else if ord as usize >= st.new_docs {
+                } else if !st.is_new(ord) {
                     (Role::Previous, None)
                 } else {
                     (Role::Dropped, Some(similarity(ord, survivor)?))

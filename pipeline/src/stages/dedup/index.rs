@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, AsArray, ListBuilder, RecordBatch, StringArray, UInt32Builder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Type};
 
-use super::{Decision, Method, Observed};
+use super::{Decision, Method, Observed, Origin};
 use crate::output::DEDUP_INDEX;
 use crate::output::part::{PartInfo, PartWriter, read_part};
 
@@ -44,7 +44,7 @@ pub(super) fn write(
     .map_err(|e| e.to_string())?;
     let describe = method.describe();
     let docs = &st.docs;
-    let ords: Vec<u32> = (0..docs.ids.len() as u32)
+    let ords: Vec<u32> = (0..docs.len() as u32)
         .filter(|&o| !decisions.contains_key(&docs.id(o)))
         .collect();
     for chunk in ords.chunks(16 * 1024) {
@@ -133,7 +133,13 @@ pub(super) fn load(
             let id = u128::from_str_radix(ids.value(i), 16).map_err(|_| bad())?;
             let fp = fps.value(i);
             let fp: Vec<u32> = fp.as_primitive::<UInt32Type>().values().to_vec();
-            st.add(id, sources.value(i), Some(&fp), method)?;
+            let origin = Origin {
+                id,
+                source: sources.value(i),
+                uri: "",
+                position: 0,
+            };
+            st.add(&origin, Some(&fp), method)?;
         }
     }
     Ok(())

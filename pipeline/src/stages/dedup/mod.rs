@@ -13,13 +13,13 @@
 //!
 //! Second pass ([`Stage::process`]): a document is dropped when it is a non-survivor.
 //!
-//! Memory held for the whole corpus: 16 bytes of id, 2 of source and 4 of union-find per
-//! document (24 with padding), 12 more with `verify`, 8 per candidate pair, and ~60 per dropped
-//! document for its decision. Key rows, fingerprints and shingle sets live on disk; the sort
-//! is bounded by `memory_budget`.
+//! Memory held for the whole corpus: 32 bytes per document ([`docs`]), 4 of union-find, 12 more
+//! with `verify`, 8 per candidate pair, and ~60 per dropped document for its decision. Key rows,
+//! fingerprints and shingle sets live on disk; the sort is bounded by `memory_budget`.
 
 pub(crate) mod buckets;
 mod clusters;
+mod docs;
 mod index;
 pub(crate) mod work;
 
@@ -37,6 +37,7 @@ use super::{string_column, text_column};
 use crate::output::part::PartInfo;
 use crate::schema::col;
 use crate::stage::{DuplicateOf, PassContext, Passes, Rejection, Stage, StageError, StageOutput};
+use docs::{Docs, Origin};
 use work::{KeyRows, Sets, Slots};
 
 /// Default memory budget for sorting bucket keys.
@@ -142,26 +143,6 @@ struct Decision {
     jaccard: f64,
 }
 
-/// The documents seen, by ordinal.
-#[derive(Default)]
-struct Docs {
-    ids: Vec<u128>,
-    sources: Vec<u16>,
-    source_names: Vec<String>,
-    /// Documents of this run; ordinals from here on are documents of the previous run's index.
-    new_docs: usize,
-}
-
-impl Docs {
-    fn source(&self, ord: u32) -> &str {
-        &self.source_names[self.sources[ord as usize] as usize]
-    }
-
-    fn id(&self, ord: u32) -> u128 {
-        self.ids[ord as usize]
-    }
-}
-
 /// Everything observed so far.
 struct Observed {
     dir: PathBuf,
@@ -192,25 +173,14 @@ impl Observed {
     /// Registers a document; returns its ordinal.
     fn add(
         &mut self,
-        id: u128,
-        source: &str,
+        origin: &Origin,
         fingerprint: Option<&[u32]>,
         method: &Method,
     ) -> Result<u32, String> {
-        let docs = &mut self.docs;
-        let ord = docs.ids.len() as u32;
-        let source = match docs.source_names.iter().position(|s| s == source) {
-            Some(i) => i as u16,
-            None => {
-                docs.source_names.push(source.to_string());
-                (docs.source_names.len() - 1) as u16
-            }
-        };
-        docs.ids.push(id);
-        docs.sources.push(source);
+        let ord = self.docs.push(origin);
         self.fingerprints.push(fingerprint)?;
         for key in fingerprint.map(|f| method.keys(f)).unwrap_or_default() {
-            self.keys.push(key, id, ord)?;
+            self.keys.push(key, origin.id, ord)?;
         }
         Ok(ord)
     }
@@ -229,7 +199,7 @@ pub struct Dedup {
 
 impl Dedup {
     /// A stage named `name`. Survivors come first from the sources in `priority` (in order),
-    /// then by smallest id; `against` names an earlier run's output folder whose index wins
+    /// then earliest in the input (file URI, then line or row), then smallest id; `against` names an earlier run's output folder whose index wins
     /// over every new document.
     pub fn new(
         name: String,
@@ -315,6 +285,8 @@ impl Stage for Dedup {
         let texts = text_column(batch, &self.name)?;
         let ids = string_column(batch, col::ID, &self.name)?;
         let sources = string_column(batch, col::SOURCE, &self.name)?;
+        let uris = string_column(batch, col::URI, &self.name)?;
+        let locators = string_column(batch, col::LOCATOR, &self.name)?;
         let (fingerprints, sets) = self.fingerprints(texts);
         let mut guard = self.observed.lock().unwrap_or_else(|e| e.into_inner());
         if guard.is_none() {
@@ -325,8 +297,13 @@ impl Stage for Dedup {
             unreachable!("initialised above")
         };
         for (i, fingerprint) in fingerprints.iter().enumerate() {
-            let id = parse_id(ids.value(i), &self.name)?;
-            st.add(id, sources.value(i), fingerprint.as_deref(), &self.method)
+            let origin = Origin {
+                id: parse_id(ids.value(i), &self.name)?,
+                source: sources.value(i),
+                uri: uris.value(i),
+                position: locators.value(i).parse().unwrap_or(0),
+            };
+            st.add(&origin, fingerprint.as_deref(), &self.method)
                 .map_err(|e| self.failed(e))?;
             if let (Some(out), Some(set)) = (st.sets.as_mut(), sets.get(i)) {
                 out.push(set).map_err(|e| self.failed(e))?;
@@ -346,7 +323,7 @@ impl Stage for Dedup {
             None => Observed::start(ctx.out.join("_work").join(&self.name), &self.method)
                 .map_err(|e| self.failed(e))?,
         };
-        st.docs.new_docs = st.docs.ids.len();
+        st.docs.new_docs = st.docs.len();
         if let Some(earlier) = &self.against {
             index::load(earlier, &self.name, &self.method, &mut st).map_err(|e| self.failed(e))?;
         }

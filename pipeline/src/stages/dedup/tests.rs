@@ -115,6 +115,23 @@ fn exact_duplicates_keep_the_priority_source_and_explain_every_drop() {
     let roles: Vec<&str> = out.clusters.iter().map(|c| c.2.as_str()).collect();
     assert_eq!(roles, ["kept", "dropped", "dropped"]);
     assert_eq!(out.clusters[0].1, id[2]);
+
+    // Without priority the oldest survives: the first line of the first file.
+    let later = batch(&[
+        ("z", "x y".into()),
+        ("a", "other".into()),
+        ("a", "x y".into()),
+    ]);
+    let out = run(
+        "type = 'exact_dedup'",
+        &[later.clone()],
+        &dir.path().join("2"),
+    );
+    let id = ids(&later);
+    assert_eq!(
+        out.dropped[&id[2]].duplicate.as_ref().unwrap().survivor,
+        id[0]
+    );
 }
 
 /// A deterministic pseudo-random word generator.

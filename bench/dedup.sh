@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# MinHash dedup benchmark against datatrove on the real corpus in ../shared/data/corpus, in one
+# run on one core each: word 5-grams, 14 bands × 8 rows, no other stage.
+#
+# Reports, for Refinery: documents/s and MB/s per core for the signature pass (observe) and for
+# clustering (prepare: bucket sort, union-find, tables), end-to-end CPU time and peak RSS; for
+# datatrove (../shared/tools/datatrove_ref.py, 0.10.1, installed into ../.venv-datatrove when
+# missing): the same from its own summary; then the throughput ratio and the Jaccard overlap of
+# the two sets of removed document ids.
+#
+# Usage: [PROFILE=release|dev] bench/dedup.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/refinery-target}"
+data="$(cd ../shared/data && pwd)"
+tools="$(cd ../shared/tools && pwd)"
+venv="$(cd .. && pwd)/.venv-datatrove"
+profile="${PROFILE:-release}"
+cargo build --profile "$profile" --locked -p pipeline --bin refinery >&2
+bin="$CARGO_TARGET_DIR/$([ "$profile" = dev ] && echo debug || echo "$profile")/refinery"
+work="$(mktemp -d /tmp/refinery-dedup-bench.XXXXXX)"
+trap 'rm -rf "$work"' EXIT
+
+if [ ! -x "$venv/bin/python" ]; then
+  echo "installing datatrove 0.10.1 into $venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip
+  "$venv/bin/pip" install -q "datatrove[io,processing]==0.10.1" spacy
+fi
+
+cat > "$work/dedup.toml" <<TOML
+[run]
+threads = 1
+
+[[sources]]
+name = "corpus"
+paths = ["$data/corpus/*.jsonl.zst"]
+id_field = "id"
+
+[[stages]]
+type = "minhash_dedup"
+ngram = 5
+bands = 14
+rows = 8
+
+[output]
+path = "$work/out"
+TOML
+
+echo "refinery: $bin (profile $profile), one core" >&2
+RAYON_NUM_THREADS=1 /usr/bin/time -f '%e %U %S %M' -o "$work/time" \
+  "$bin" --log-format json run --quiet "$work/dedup.toml" > "$work/log.jsonl" 2>&1
+"$bin" query --format csv --dir "$work/out" \
+  "SELECT meta FROM rejects WHERE stage = 'minhash_dedup'" > "$work/removed.csv"
+
+echo "datatrove: $tools/datatrove_ref.py minhash, one core (several minutes)" >&2
+TOKENIZERS_PARALLELISM=false RAYON_NUM_THREADS=1 "$venv/bin/python" "$tools/datatrove_ref.py" \
+  minhash "$data"/corpus/*.jsonl.zst --out-dir "$work/dt" --out "$work/dt.json" > "$work/dt.log" 2>&1
+
+python3 - "$work" "$data" <<'PY'
+import csv, json, sys
+work, data = sys.argv[1], sys.argv[2]
+corpus = json.load(open(f"{data}/MANIFEST.json"))["corpus"].values()
+mb = sum(v["uncompressed_bytes"] for v in corpus) / 1e6
+docs = sum(v["records"] for v in corpus)
+wall, user, sys_, rss = open(f"{work}/time").read().split()
+cpu = float(user) + float(sys_)
+phase = {}
+for line in open(f"{work}/log.jsonl"):
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    f = e.get("fields", {})
+    if "observe_s" in f:
+        phase = f
+ours = {r["meta"] and json.loads(r["meta"])["id"] for r in csv.DictReader(open(f"{work}/removed.csv"))}
+dt = json.load(open(f"{work}/dt.json"))
+theirs = {l.strip() for l in open(f"{work}/dt/minhash_removed_ids.txt") if l.strip()}
+st = dt["stages"]
+dt_cpu = sum(s["cpu_s"] for s in st.values())
+dt_sig = st["1_signatures"]["cpu_s"]
+dt_cluster = dt_cpu - dt_sig
+print(f"corpus: {docs} documents, {mb:.0f} MB")
+print(f"{'':28} {'refinery':>12} {'datatrove':>12} {'ratio':>8}")
+def row(name, ours_s, theirs_s):
+    print(f"{name + ' docs/s per core':28} {docs / ours_s:12.0f} {docs / theirs_s:12.0f} {theirs_s / ours_s:8.1f}")
+    print(f"{name + ' MB/s per core':28} {mb / ours_s:12.2f} {mb / theirs_s:12.2f}")
+row("signatures", phase["observe_s"], dt_sig)
+row("clustering", phase["prepare_s"], dt_cluster)
+row("end to end", cpu, dt_cpu)
+print(f"{'peak RSS MiB':28} {int(rss) / 1024:12.0f} {dt.get('peak_rss_MB', float('nan')):12}")
+print(f"removed: refinery {len(ours)}, datatrove {len(theirs)}, both {len(ours & theirs)}, "
+      f"overlap (Jaccard) {len(ours & theirs) / max(1, len(ours | theirs)):.3f}")
+PY
