@@ -6,7 +6,10 @@
 # clustering (prepare: bucket sort, union-find, tables), end-to-end CPU time and peak RSS; for
 # datatrove (../shared/tools/datatrove_ref.py, 0.10.1, installed into ../.venv-datatrove when
 # missing): the same from its own summary; then the throughput ratio and the Jaccard overlap of
-# the two sets of removed document ids.
+# the two sets of removed document ids. A second Refinery run with another seed gives the
+# overlap two MinHash runs that differ only in their random hash functions reach: pairs with
+# Jaccard between about 0.5 and 0.8 collide by chance, so no independent implementation can
+# agree beyond that.
 #
 # Usage: [PROFILE=release|dev] bench/dedup.sh
 set -euo pipefail
@@ -49,9 +52,13 @@ TOML
 
 echo "refinery: $bin (profile $profile), one core" >&2
 RAYON_NUM_THREADS=1 /usr/bin/time -f '%e %U %S %M' -o "$work/time" \
-  "$bin" --log-format json run --quiet "$work/dedup.toml" > "$work/log.jsonl" 2>&1
+  "$bin" --log-format json run "$work/dedup.toml" > "$work/log.jsonl" 2>&1
 "$bin" query --format csv --dir "$work/out" \
   "SELECT meta FROM rejects WHERE stage = 'minhash_dedup'" > "$work/removed.csv"
+sed -e 's/^rows = 8$/rows = 8\nseed = 2/' -e "s#$work/out#$work/out2#" "$work/dedup.toml" > "$work/seed2.toml"
+RAYON_NUM_THREADS=1 "$bin" run --quiet "$work/seed2.toml" > /dev/null
+"$bin" query --format csv --dir "$work/out2" \
+  "SELECT meta FROM rejects WHERE stage = 'minhash_dedup'" > "$work/removed2.csv"
 
 echo "datatrove: $tools/datatrove_ref.py minhash, one core (several minutes)" >&2
 TOKENIZERS_PARALLELISM=false RAYON_NUM_THREADS=1 "$venv/bin/python" "$tools/datatrove_ref.py" \
@@ -74,7 +81,11 @@ for line in open(f"{work}/log.jsonl"):
     f = e.get("fields", {})
     if "observe_s" in f:
         phase = f
-ours = {r["meta"] and json.loads(r["meta"])["id"] for r in csv.DictReader(open(f"{work}/removed.csv"))}
+def removed(name):
+    return {json.loads(r["meta"])["id"] for r in csv.DictReader(open(f"{work}/{name}"))}
+ours, ours2 = removed("removed.csv"), removed("removed2.csv")
+def overlap(a, b):
+    return len(a & b) / max(1, len(a | b))
 dt = json.load(open(f"{work}/dt.json"))
 theirs = {l.strip() for l in open(f"{work}/dt/minhash_removed_ids.txt") if l.strip()}
 st = dt["stages"]
@@ -91,5 +102,6 @@ row("clustering", phase["prepare_s"], dt_cluster)
 row("end to end", cpu, dt_cpu)
 print(f"{'peak RSS MiB':28} {int(rss) / 1024:12.0f} {dt.get('peak_rss_MB', float('nan')):12}")
 print(f"removed: refinery {len(ours)}, datatrove {len(theirs)}, both {len(ours & theirs)}, "
-      f"overlap (Jaccard) {len(ours & theirs) / max(1, len(ours | theirs)):.3f}")
+      f"overlap (Jaccard) {overlap(ours, theirs):.3f}")
+print(f"refinery seed 1 vs seed 2: {len(ours)} vs {len(ours2)} removed, overlap {overlap(ours, ours2):.3f}")
 PY

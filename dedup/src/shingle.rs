@@ -1,10 +1,14 @@
 //! Shingles: the overlapping n-grams of a text, each hashed to 64 bits with xxh3.
 //!
 //! Word shingles see a text as its words: maximal runs of alphanumeric characters, lowercased,
-//! so punctuation, case and spacing do not hide a duplicate. Character shingles see the
+//! with diacritics removed and every number (digits, with an optional `.` or `,` decimal part)
+//! written as `0`, so punctuation, case, spacing, accents and changed numbers (dates, counters,
+//! prices) do not hide a duplicate. These are the text simplifications of datatrove and FineWeb. Character shingles see the
 //! lowercased text as a sequence of characters. A text with fewer than `n` units has one shingle
 //! of all of them; a text with none (empty, or only punctuation) has no shingles.
 
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 /// What a shingle is made of.
@@ -35,24 +39,52 @@ pub fn shingle_set(text: &str, shingling: Shingling) -> Vec<u64> {
 
 fn word_shingles(text: &str, n: usize, out: &mut Vec<u64>) {
     let mut words: Vec<u64> = Vec::new();
-    let mut lower = String::new();
-    for word in text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-    {
-        let hash = if word
-            .bytes()
-            .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
-        {
-            lower.clear();
-            lower.extend(word.chars().flat_map(char::to_lowercase));
-            xxh3_64(lower.as_bytes())
-        } else {
-            xxh3_64(word.as_bytes())
-        };
-        words.push(hash);
+    let mut word = String::new();
+    let mut rest = text;
+    // A number continues across one `.` or `,` into more digits: "3.14" is one number.
+    let mut previous_was_number = false;
+    while let Some(start) = rest.find(char::is_alphanumeric) {
+        let separator = &rest[..start];
+        let end = rest[start..]
+            .find(|c: char| !c.is_alphanumeric())
+            .map_or(rest.len(), |e| start + e);
+        let token = &rest[start..end];
+        rest = &rest[end..];
+        let is_number = token.chars().all(|c| c.is_numeric());
+        if is_number && previous_was_number && matches!(separator, "." | ",") {
+            continue;
+        }
+        previous_was_number = is_number;
+        simplify_word(token, &mut word);
+        words.push(xxh3_64(word.as_bytes()));
     }
     window_hashes(&words, n, out);
+}
+
+/// `token` lowercased, without diacritics, each run of digits written as `0`.
+fn simplify_word(token: &str, out: &mut String) {
+    out.clear();
+    let mut in_number = false;
+    for c in token.chars() {
+        if c.is_numeric() {
+            if !in_number {
+                out.push('0');
+            }
+            in_number = true;
+            continue;
+        }
+        in_number = false;
+        if c.is_ascii() {
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.extend(
+                std::iter::once(c)
+                    .nfd()
+                    .filter(|d| !is_combining_mark(*d))
+                    .flat_map(char::to_lowercase),
+            );
+        }
+    }
 }
 
 fn char_shingles(text: &str, n: usize, out: &mut Vec<u64>) {
@@ -93,6 +125,22 @@ mod tests {
             a,
             shingle_set("the quick brown fox leaps", Shingling::Words(2))
         );
+    }
+
+    #[test]
+    fn numbers_and_accents_are_simplified() {
+        let w = Shingling::Words(2);
+        assert_eq!(
+            shingle_set("Paid 3.50 EUR on 2024-05-01 at Café", w),
+            shingle_set("paid 12,99 eur on 1999-12-31 at cafe", w)
+        );
+        assert_ne!(
+            shingle_set("paid 3 50 eur", w),
+            shingle_set("paid 350 eur", w)
+        );
+        let mut word = String::new();
+        simplify_word("Ünïcode42x7", &mut word);
+        assert_eq!(word, "unicode0x0");
     }
 
     #[test]
