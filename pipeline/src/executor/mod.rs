@@ -166,14 +166,15 @@ pub fn execute_stages(
     if !input_problems.is_empty() {
         inputs_part.write(&quarantine_batch(&input_problems)?)?;
     }
-    let inputs_part = inputs_part.finish()?;
+    // Files beside the units' parts: the input-level quarantine and the stages' own tables.
+    let mut run_files = vec![inputs_part.finish()?];
+    run_files.extend(tables);
     let manifest = build_manifest(
         config,
         &names,
         &datasets,
         &records,
-        inputs_part,
-        tables,
+        run_files,
         input_problems.len() as u64,
         config_hash,
     )?;
@@ -367,8 +368,7 @@ fn build_manifest(
     names: &[String],
     datasets: &[(String, usize)],
     records: &[UnitRecord],
-    inputs_part: PartInfo,
-    tables: Vec<PartInfo>,
+    run_files: Vec<PartInfo>,
     quarantined_inputs: u64,
     config_hash: String,
 ) -> Result<Manifest, RunError> {
@@ -423,8 +423,7 @@ fn build_manifest(
         .iter()
         .flat_map(|r| r.parts.iter().cloned())
         .collect();
-    files.push(inputs_part);
-    files.extend(tables);
+    files.extend(run_files);
     Ok(Manifest {
         format: FORMAT.to_string(),
         format_version: FORMAT_VERSION,

@@ -99,7 +99,7 @@ fn exact_duplicates_keep_the_priority_source_and_explain_every_drop() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(
         "type = 'exact_dedup'\npriority = ['c', 'b']",
-        &[b.clone()],
+        std::slice::from_ref(&b),
         dir.path(),
     );
     let id = ids(&b);
@@ -124,7 +124,7 @@ fn exact_duplicates_keep_the_priority_source_and_explain_every_drop() {
     ]);
     let out = run(
         "type = 'exact_dedup'",
-        &[later.clone()],
+        std::slice::from_ref(&later),
         &dir.path().join("2"),
     );
     let id = ids(&later);
@@ -143,7 +143,14 @@ impl Words {
             .0
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        format!("w{}", (self.0 >> 33) % 50_000)
+        // Letters only: shingling writes every number as 0.
+        let mut n = (self.0 >> 33) % 50_000;
+        let mut word = String::from("w");
+        while n > 0 {
+            word.push((b'a' + (n % 26) as u8) as char);
+            n /= 26;
+        }
+        word
     }
     fn below(&mut self, n: usize) -> usize {
         self.0 = self
@@ -203,7 +210,11 @@ fn merged(out: &Outcome, b: &RecordBatch, pairs: &[(usize, usize, f64)]) -> Vec<
 fn planted_pairs_recall_and_precision_at_the_default_setting() {
     let (b, pairs) = planted(2100, 7);
     let dir = tempfile::tempdir().unwrap();
-    let out = run("type = 'minhash_dedup'", &[b.clone()], dir.path());
+    let out = run(
+        "type = 'minhash_dedup'",
+        std::slice::from_ref(&b),
+        dir.path(),
+    );
     let result = merged(&out, &b, &pairs);
     let share = |keep: &dyn Fn(f64) -> bool| {
         let sel: Vec<bool> = result
@@ -238,7 +249,7 @@ fn verify_merges_no_pair_below_the_threshold() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(
         "type = 'minhash_dedup'\nbands = 20\nrows = 4\nthreshold = 0.7\nverify = true",
-        &[b.clone()],
+        std::slice::from_ref(&b),
         dir.path(),
     );
     let result = merged(&out, &b, &pairs);
@@ -293,12 +304,12 @@ fn a_later_run_drops_duplicates_of_what_an_earlier_run_kept() {
     let first = batch(&[("old", texts[0].clone()), ("old", texts[1].clone())]);
     run(
         "type = 'minhash_dedup'",
-        &[first.clone()],
+        std::slice::from_ref(&first),
         &dir.path().join("v1"),
     );
     // The new run holds a copy of an old text (with one word changed), a new text twice, and a
     // fresh one.
-    let near = texts[1].replacen("w", "x", 1);
+    let near = texts[1].replacen('w', "x", 1);
     let second = batch(&[
         ("new", near),
         ("new", texts[2].clone()),
@@ -309,7 +320,7 @@ fn a_later_run_drops_duplicates_of_what_an_earlier_run_kept() {
         "type = 'minhash_dedup'\nagainst = '{}'",
         dir.path().join("v1").display()
     );
-    let out = run(&cfg, &[second.clone()], &dir.path().join("v2"));
+    let out = run(&cfg, std::slice::from_ref(&second), &dir.path().join("v2"));
     let (old, new) = (ids(&first), ids(&second));
     assert_eq!(out.dropped.len(), 2);
     let d = out.dropped[&new[0]].duplicate.as_ref().unwrap();
@@ -323,7 +334,7 @@ fn a_later_run_drops_duplicates_of_what_an_earlier_run_kept() {
         "type = 'minhash_dedup'\nagainst = '{}'",
         dir.path().join("v2").display()
     );
-    let out = run(&cfg, &[third.clone()], &dir.path().join("v3"));
+    let out = run(&cfg, std::slice::from_ref(&third), &dir.path().join("v3"));
     assert_eq!(
         out.dropped[&ids(&third)[0]]
             .duplicate
