@@ -142,3 +142,24 @@ impl MinhashDedupConfig {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(toml_text: &str) -> MinhashDedupConfig {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn bad_values_are_reported_and_bands_rows_follow_the_threshold() {
+        let problems =
+            config("ngram = 0\nthreshold = 1.5\nbands = 4\nmemory_budget = 'lots'").check();
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("both bands and rows")));
+        assert_eq!(config("").bands_rows(), (14, 8));
+        assert_eq!(config("bands = 9\nrows = 13").bands_rows(), (9, 13));
+        let (b, r) = config("threshold = 0.5").bands_rows();
+        assert!(b * r <= 112 && (b, r) != (14, 8));
+    }
+}

@@ -344,6 +344,25 @@ fn a_later_run_drops_duplicates_of_what_an_earlier_run_kept() {
         old[0]
     );
 
+    // A folder without this stage's index is refused, naming what is there.
+    let cfg = format!(
+        "type = 'minhash_dedup'\nname = 'other'\nagainst = '{}'",
+        dir.path().join("v1").display()
+    );
+    let stage = toml::from_str::<StageConfig>(&cfg).unwrap().build();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let v5 = dir.path().join("v5");
+    let ctx = PassContext {
+        out: &v5,
+        handle: rt.handle(),
+    };
+    stage.observe(&third, &ctx).unwrap();
+    let err = stage.prepare(&ctx).err().unwrap().to_string();
+    assert!(
+        err.contains("no index for stage `other`") && err.contains("minhash_dedup.parquet"),
+        "{err}"
+    );
+
     // An index from other settings is refused with a clear message.
     let cfg = format!(
         "type = 'minhash_dedup'\nbands = 10\nrows = 10\nagainst = '{}'",
