@@ -38,6 +38,28 @@ fn validate_reports_every_problem_with_its_line_and_exits_2() {
     let out = run(&["validate", "--no-io", config.to_str().unwrap()]);
     assert!(out.status.success(), "{}", texts(&out).1);
 
+    // A dedup stage `against` a folder (relative to the config) without its index.
+    std::fs::write(dir.path().join("in.jsonl"), "{\"text\":\"x\"}\n").unwrap();
+    std::fs::write(
+        &config,
+        text.replace("batch_size = 0", "batch_size = 8")
+            .replace("missing/*.jsonl", "in.jsonl")
+            .replace(
+                "type = \"length\"\nmin_words = 10\nmax_words = 5",
+                "type = \"minhash_dedup\"\nagainst = \"old-run\"",
+            ),
+    )
+    .unwrap();
+    let out = run(&["validate", config.to_str().unwrap()]);
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let index = dir.path().join("old-run/dedup_index/minhash_dedup.parquet");
+    assert!(
+        stderr.contains("line 8: stage `minhash_dedup`: `against` has no index")
+            && stderr.contains(index.to_str().unwrap()),
+        "{stderr}"
+    );
+
     std::fs::write(&config, "[[sources]]\nname = \"a\"\npaths = [\"x.jsonl\"]\ntext_feild = \"body\"\n[output]\npath = \"o\"\n").unwrap();
     let out = run(&["validate", config.to_str().unwrap()]);
     let (_, stderr) = texts(&out);

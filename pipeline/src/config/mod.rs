@@ -178,6 +178,11 @@ impl Config {
                 *p.get_mut() = resolve(p.get_ref());
             }
         }
+        for stage in &mut self.stages {
+            if let Some(against) = stage.get_mut().against_mut() {
+                *against = base.join(&*against);
+            }
+        }
         let out = self.output.get_mut();
         out.path = resolve(&out.path);
     }

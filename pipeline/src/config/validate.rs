@@ -188,6 +188,25 @@ pub async fn validate_inputs(config: &Config, text: &str) -> Vec<ConfigError> {
             }
         }
     }
+    for stage in &config.stages {
+        let Some(earlier) = stage.get_ref().against() else {
+            continue;
+        };
+        let name = stage.get_ref().name();
+        let index = earlier
+            .join(crate::output::DEDUP_INDEX)
+            .join(format!("{name}.parquet"));
+        if !index.is_file() {
+            errors.push(ConfigError::at(
+                text,
+                stage.span(),
+                format!(
+                    "stage `{name}`: `against` has no index for this stage ({} is missing)",
+                    index.display()
+                ),
+            ));
+        }
+    }
     errors
 }
 

@@ -59,6 +59,24 @@ impl StageConfig {
         }
     }
 
+    /// The earlier run a dedup stage deduplicates against, if any.
+    pub fn against(&self) -> Option<&std::path::Path> {
+        match self {
+            StageConfig::ExactDedup(c) => c.against.as_deref(),
+            StageConfig::MinhashDedup(c) => c.against.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Mutable [`StageConfig::against`], to resolve it against the config's folder.
+    pub fn against_mut(&mut self) -> Option<&mut std::path::PathBuf> {
+        match self {
+            StageConfig::ExactDedup(c) => c.against.as_mut(),
+            StageConfig::MinhashDedup(c) => c.against.as_mut(),
+            _ => None,
+        }
+    }
+
     /// Builds the running stage.
     pub fn build(&self) -> Arc<dyn Stage> {
         let name = self.name().to_string();
