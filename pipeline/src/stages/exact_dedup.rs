@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::dedup::{DEFAULT_MEMORY_BUDGET, Dedup, Method};
+use super::dedup::{Dedup, Method};
 use super::memory_budget::parse_bytes;
 
 /// Config of the `exact_dedup` stage.
@@ -34,16 +34,12 @@ impl ExactDedupConfig {
 
     /// Builds the stage.
     pub fn build(&self, name: String) -> Dedup {
-        let budget = self
-            .memory_budget
-            .as_deref()
-            .and_then(|b| parse_bytes(b).ok());
         Dedup::new(
             name,
             Method::Exact,
             self.priority.clone(),
             self.against.clone(),
-            budget.unwrap_or(DEFAULT_MEMORY_BUDGET),
+            self.memory_budget.as_deref(),
         )
     }
 }

@@ -8,7 +8,7 @@ use dedup::params::{choose_bands_rows, collision_probability};
 use dedup::shingle::Shingling;
 use serde::{Deserialize, Serialize};
 
-use super::dedup::{DEFAULT_MEMORY_BUDGET, Dedup, Method, MinHashMethod};
+use super::dedup::{Dedup, Method, MinHashMethod};
 use super::memory_budget::parse_bytes;
 
 /// Shingle unit.
@@ -129,16 +129,12 @@ impl MinhashDedupConfig {
             verify: self.verify,
             threshold,
         });
-        let budget = self
-            .memory_budget
-            .as_deref()
-            .and_then(|b| parse_bytes(b).ok());
         Dedup::new(
             name,
             method,
             self.priority.clone(),
             self.against.clone(),
-            budget.unwrap_or(DEFAULT_MEMORY_BUDGET),
+            self.memory_budget.as_deref(),
         )
     }
 }

@@ -35,6 +35,7 @@ use dedup::shingle::Shingling;
 use filters::Verdict;
 use rayon::prelude::*;
 
+use super::memory_budget::parse_bytes;
 use super::{string_column, text_column};
 use crate::output::part::PartInfo;
 use crate::schema::col;
@@ -208,8 +209,12 @@ impl Dedup {
         method: Method,
         priority: Vec<String>,
         against: Option<PathBuf>,
-        memory_budget: usize,
+        memory_budget: Option<&str>,
     ) -> Self {
+        // `check` reported a bad budget already; the default stands in for it.
+        let memory_budget = memory_budget
+            .and_then(|b| parse_bytes(b).ok())
+            .unwrap_or(DEFAULT_MEMORY_BUDGET);
         Self {
             name,
             method,

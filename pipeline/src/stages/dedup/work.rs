@@ -133,38 +133,31 @@ impl KeyRows {
     }
 }
 
-/// Fixed-size records of `u32`s, one per ordinal, appended in order and read back at random.
-pub(crate) struct Slots {
+/// A scratch file written from start to end, then sealed and read at random offsets.
+struct AppendFile {
     path: PathBuf,
-    width: usize,
     writer: Option<BufWriter<File>>,
     reader: Option<File>,
 }
 
-impl Slots {
-    /// A new file of `width` values per record.
-    pub(crate) fn create(path: PathBuf, width: usize) -> WorkResult<Self> {
+impl AppendFile {
+    fn create(path: PathBuf) -> WorkResult<Self> {
         let file = File::create(&path).map_err(io("create", &path))?;
         Ok(Self {
             path,
-            width,
             writer: Some(BufWriter::with_capacity(1 << 20, file)),
             reader: None,
         })
     }
 
-    /// Appends the next record (all zeros for `None`).
-    pub(crate) fn push(&mut self, values: Option<&[u32]>) -> WorkResult<()> {
-        let w = self.writer.as_mut().ok_or("slots file already sealed")?;
-        let write = |w: &mut BufWriter<File>, v: u32| w.write_all(&v.to_le_bytes());
-        for i in 0..self.width {
-            write(w, values.map_or(0, |v| v[i])).map_err(io("write", &self.path))?;
-        }
-        Ok(())
+    /// Appends `bytes`.
+    fn write(&mut self, bytes: &[u8]) -> WorkResult<()> {
+        let w = self.writer.as_mut().ok_or("scratch file already sealed")?;
+        w.write_all(bytes).map_err(io("write", &self.path))
     }
 
-    /// Ends appending; records can be read from now on.
-    pub(crate) fn seal(&mut self) -> WorkResult<()> {
+    /// Ends appending; reads can start.
+    fn seal(&mut self) -> WorkResult<()> {
         if let Some(w) = self.writer.take() {
             w.into_inner()
                 .map_err(|e| format!("flush {}: {e}", self.path.display()))?;
@@ -173,13 +166,47 @@ impl Slots {
         Ok(())
     }
 
+    /// Fills `buf` from `offset`.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> WorkResult<()> {
+        let file = self.reader.as_ref().ok_or("scratch file not sealed")?;
+        file.read_exact_at(buf, offset)
+            .map_err(io("read", &self.path))
+    }
+}
+
+/// Fixed-size records of `u32`s, one per ordinal, appended in order and read back at random.
+pub(crate) struct Slots {
+    file: AppendFile,
+    width: usize,
+}
+
+impl Slots {
+    /// A new file of `width` values per record.
+    pub(crate) fn create(path: PathBuf, width: usize) -> WorkResult<Self> {
+        Ok(Self {
+            file: AppendFile::create(path)?,
+            width,
+        })
+    }
+
+    /// Appends the next record (all zeros for `None`).
+    pub(crate) fn push(&mut self, values: Option<&[u32]>) -> WorkResult<()> {
+        let bytes: Vec<u8> = (0..self.width)
+            .flat_map(|i| values.map_or(0, |v| v[i]).to_le_bytes())
+            .collect();
+        self.file.write(&bytes)
+    }
+
+    /// Ends appending; records can be read from now on.
+    pub(crate) fn seal(&mut self) -> WorkResult<()> {
+        self.file.seal()
+    }
+
     /// Record `ord`.
     pub(crate) fn get(&self, ord: u32) -> WorkResult<Vec<u32>> {
-        let file = self.reader.as_ref().ok_or("slots file not sealed")?;
         let mut bytes = vec![0u8; 4 * self.width];
         let offset = ord as u64 * bytes.len() as u64;
-        file.read_exact_at(&mut bytes, offset)
-            .map_err(io("read", &self.path))?;
+        self.file.read_at(&mut bytes, offset)?;
         Ok(bytes
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -190,9 +217,7 @@ impl Slots {
 /// Variable-length records of `u64`s (shingle sets), appended in ordinal order; 12 bytes of
 /// memory per record for its offset and length.
 pub(crate) struct Sets {
-    path: PathBuf,
-    writer: Option<BufWriter<File>>,
-    reader: Option<File>,
+    file: AppendFile,
     at: Vec<(u64, u32)>,
     end: u64,
 }
@@ -200,11 +225,8 @@ pub(crate) struct Sets {
 impl Sets {
     /// A new file.
     pub(crate) fn create(path: PathBuf) -> WorkResult<Self> {
-        let file = File::create(&path).map_err(io("create", &path))?;
         Ok(Self {
-            path,
-            writer: Some(BufWriter::with_capacity(1 << 20, file)),
-            reader: None,
+            file: AppendFile::create(path)?,
             at: Vec::new(),
             end: 0,
         })
@@ -212,24 +234,16 @@ impl Sets {
 
     /// Appends the next record.
     pub(crate) fn push(&mut self, set: &[u64]) -> WorkResult<()> {
-        let w = self.writer.as_mut().ok_or("sets file already sealed")?;
-        for v in set {
-            w.write_all(&v.to_le_bytes())
-                .map_err(io("write", &self.path))?;
-        }
+        let bytes: Vec<u8> = set.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.file.write(&bytes)?;
         self.at.push((self.end, set.len() as u32));
-        self.end += 8 * set.len() as u64;
+        self.end += bytes.len() as u64;
         Ok(())
     }
 
     /// Ends appending.
     pub(crate) fn seal(&mut self) -> WorkResult<()> {
-        if let Some(w) = self.writer.take() {
-            w.into_inner()
-                .map_err(|e| format!("flush {}: {e}", self.path.display()))?;
-        }
-        self.reader = Some(File::open(&self.path).map_err(io("open", &self.path))?);
-        Ok(())
+        self.file.seal()
     }
 
     /// Record `ord`, or `None` past the records written (documents of a previous run).
@@ -237,10 +251,8 @@ impl Sets {
         let Some(&(offset, len)) = self.at.get(ord as usize) else {
             return Ok(None);
         };
-        let file = self.reader.as_ref().ok_or("sets file not sealed")?;
         let mut bytes = vec![0u8; 8 * len as usize];
-        file.read_exact_at(&mut bytes, offset)
-            .map_err(io("read", &self.path))?;
+        self.file.read_at(&mut bytes, offset)?;
         Ok(Some(
             bytes
                 .chunks_exact(8)
