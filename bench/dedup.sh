@@ -13,16 +13,9 @@
 #
 # Usage: [PROFILE=release|dev] bench/dedup.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/refinery-target}"
-data="$(cd ../shared/data && pwd)"
+. "$(dirname "$0")/setup.sh"
 tools="$(cd ../shared/tools && pwd)"
 venv="$(cd .. && pwd)/.venv-datatrove"
-profile="${PROFILE:-release}"
-cargo build --profile "$profile" --locked -p pipeline --bin refinery >&2
-bin="$CARGO_TARGET_DIR/$([ "$profile" = dev ] && echo debug || echo "$profile")/refinery"
-work="$(mktemp -d /tmp/refinery-dedup-bench.XXXXXX)"
-trap 'rm -rf "$work"' EXIT
 
 if [ ! -x "$venv/bin/python" ]; then
   echo "installing datatrove 0.10.1 into $venv" >&2

@@ -9,16 +9,8 @@
 #
 # Usage: [PROFILE=release|dev] bench/ingest.sh [COPIES]   (default: release)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/refinery-target}"
 copies="${1:-5}"
-data="$(cd ../shared/data && pwd)"
-
-profile="${PROFILE:-release}"
-cargo build --profile "$profile" --locked -p pipeline --bin refinery >&2
-bin="$CARGO_TARGET_DIR/$([ "$profile" = dev ] && echo debug || echo "$profile")/refinery"
-work="$(mktemp -d /tmp/refinery-bench.XXXXXX)"
-trap 'rm -rf "$work"' EXIT
+. "$(dirname "$0")/setup.sh"
 
 config="$work/ingest.toml"
 : > "$config"

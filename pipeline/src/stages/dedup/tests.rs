@@ -3,14 +3,15 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use arrow::array::{AsArray, RecordBatch};
 use dedup::jaccard::jaccard;
 use dedup::shingle::{Shingling, shingle_set};
 
 use crate::ingest::batch::DocBatchBuilder;
-use crate::output::part::read_part;
-use crate::stage::{PassContext, Rejection};
+use crate::output::part::{PartInfo, read_part};
+use crate::stage::{PassContext, Rejection, Stage, StageError};
 use crate::stages::StageConfig;
 
 /// A batch of (source, text) documents; locators are their positions.
@@ -39,7 +40,13 @@ struct Outcome {
     clusters_bytes: Vec<u8>,
 }
 
-fn run(toml: &str, batches: &[RecordBatch], out: &Path) -> Outcome {
+/// Builds the stage of `toml`, observes `batches` and prepares; returns the stage and what
+/// `prepare` returned.
+fn observe_and_prepare(
+    toml: &str,
+    batches: &[RecordBatch],
+    out: &Path,
+) -> (Arc<dyn Stage>, Result<Vec<PartInfo>, StageError>) {
     let cfg: StageConfig = toml::from_str(toml).unwrap();
     assert!(cfg.check().is_empty(), "{:?}", cfg.check());
     let stage = cfg.build();
@@ -51,7 +58,13 @@ fn run(toml: &str, batches: &[RecordBatch], out: &Path) -> Outcome {
     for b in batches {
         stage.observe(b, &ctx).unwrap();
     }
-    let tables = stage.prepare(&ctx).unwrap();
+    let prepared = stage.prepare(&ctx);
+    (stage, prepared)
+}
+
+fn run(toml: &str, batches: &[RecordBatch], out: &Path) -> Outcome {
+    let (stage, prepared) = observe_and_prepare(toml, batches, out);
+    let tables = prepared.unwrap();
     assert!(
         !out.join("_work").join(stage.name()).exists(),
         "scratch removed"
@@ -345,38 +358,32 @@ fn a_later_run_drops_duplicates_of_what_an_earlier_run_kept() {
     );
 
     // A folder without this stage's index is refused, naming what is there.
-    let cfg = format!(
-        "type = 'minhash_dedup'\nname = 'other'\nagainst = '{}'",
-        dir.path().join("v1").display()
-    );
-    let stage = toml::from_str::<StageConfig>(&cfg).unwrap().build();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let v5 = dir.path().join("v5");
-    let ctx = PassContext {
-        out: &v5,
-        handle: rt.handle(),
+    let v1 = dir.path().join("v1");
+    let refused = |toml: String, out: &str| -> String {
+        let (_, prepared) =
+            observe_and_prepare(&toml, std::slice::from_ref(&third), &dir.path().join(out));
+        prepared.err().unwrap().to_string()
     };
-    stage.observe(&third, &ctx).unwrap();
-    let err = stage.prepare(&ctx).err().unwrap().to_string();
+    let err = refused(
+        format!(
+            "type = 'minhash_dedup'\nname = 'other'\nagainst = '{}'",
+            v1.display()
+        ),
+        "v5",
+    );
     assert!(
         err.contains("no index for stage `other`") && err.contains("minhash_dedup.parquet"),
         "{err}"
     );
 
     // An index from other settings is refused with a clear message.
-    let cfg = format!(
-        "type = 'minhash_dedup'\nbands = 10\nrows = 10\nagainst = '{}'",
-        dir.path().join("v1").display()
+    let err = refused(
+        format!(
+            "type = 'minhash_dedup'\nbands = 10\nrows = 10\nagainst = '{}'",
+            v1.display()
+        ),
+        "v4",
     );
-    let stage = toml::from_str::<StageConfig>(&cfg).unwrap().build();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let v4 = dir.path().join("v4");
-    let ctx = PassContext {
-        out: &v4,
-        handle: rt.handle(),
-    };
-    stage.observe(&third, &ctx).unwrap();
-    let err = stage.prepare(&ctx).err().unwrap().to_string();
     assert!(
         err.contains("was built with") && err.contains("bands=14"),
         "{err}"
