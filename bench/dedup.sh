@@ -14,15 +14,7 @@
 # Usage: [PROFILE=release|dev] bench/dedup.sh
 set -euo pipefail
 . "$(dirname "$0")/setup.sh"
-tools="$(cd ../shared/tools && pwd)"
-venv="$(cd .. && pwd)/.venv-datatrove"
-
-if [ ! -x "$venv/bin/python" ]; then
-  echo "installing datatrove 0.10.1 into $venv" >&2
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --upgrade pip
-  "$venv/bin/pip" install -q "datatrove[io,processing]==0.10.1" spacy
-fi
+ensure_datatrove
 
 cat > "$work/dedup.toml" <<TOML
 [run]

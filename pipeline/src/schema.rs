@@ -11,9 +11,13 @@
 //! | `text` | Utf8 | the text, as the last stage left it |
 //! | `content_hash` | Utf8 | xxh3-64 (hex) of the text as ingested, before any stage changed it |
 //! | `meta` | Utf8 | the record's other fields as a JSON object (keys sorted) |
+//! | `language` | Utf8, nullable | ISO 639-3 code set by a `language` stage, else null |
+//! | `language_score` | Float64, nullable | that stage's confidence in 0..1, else null |
 //!
 //! **Rejects**: the document columns of each dropped document plus `stage`, `rule`, `value`
 //! (the measured value) and `threshold`.
+//!
+//! **Edits**: changes stages made to documents they kept, see [`edits`].
 //!
 //! **Quarantine**: records (and whole files) ingest could not turn into documents: `source`,
 //! `uri`, `locator`, `scope` (`record` or `file`), `reason` (a stable name such as
@@ -44,6 +48,10 @@ pub mod col {
     pub const CONTENT_HASH: &str = "content_hash";
     /// Other fields as JSON.
     pub const META: &str = "meta";
+    /// Detected language (nullable).
+    pub const LANGUAGE: &str = "language";
+    /// Confidence of the detected language (nullable).
+    pub const LANGUAGE_SCORE: &str = "language_score";
 }
 
 fn utf8(name: &str) -> Field {
@@ -53,19 +61,22 @@ fn utf8(name: &str) -> Field {
 /// The document schema.
 pub fn documents() -> SchemaRef {
     static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-        Arc::new(Schema::new(
-            [
-                col::ID,
-                col::SOURCE,
-                col::URI,
-                col::LOCATOR,
-                col::TEXT,
-                col::CONTENT_HASH,
-                col::META,
-            ]
-            .map(utf8)
-            .to_vec(),
-        ))
+        let mut fields = [
+            col::ID,
+            col::SOURCE,
+            col::URI,
+            col::LOCATOR,
+            col::TEXT,
+            col::CONTENT_HASH,
+            col::META,
+        ]
+        .map(utf8)
+        .to_vec();
+        fields.extend([
+            Field::new(col::LANGUAGE, DataType::Utf8, true),
+            Field::new(col::LANGUAGE_SCORE, DataType::Float64, true),
+        ]);
+        Arc::new(Schema::new(fields))
     });
     SCHEMA.clone()
 }
@@ -90,6 +101,24 @@ pub fn rejects() -> SchemaRef {
             Field::new("cluster", DataType::Utf8, true),
         ]);
         Arc::new(Schema::new(fields))
+    });
+    SCHEMA.clone()
+}
+
+/// The edits schema: one row per change a stage made to a document it kept: `id`, `source`,
+/// `stage`, `rule` (what changed, such as `c4.lines_removed`), `bytes_before`, `bytes_after` and
+/// `detail` (the change's counts as a JSON object).
+pub fn edits() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        Arc::new(Schema::new(vec![
+            utf8(col::ID),
+            utf8(col::SOURCE),
+            utf8("stage"),
+            utf8("rule"),
+            Field::new("bytes_before", DataType::UInt64, false),
+            Field::new("bytes_after", DataType::UInt64, false),
+            utf8("detail"),
+        ]))
     });
     SCHEMA.clone()
 }

@@ -41,6 +41,22 @@ pub struct DuplicateOf {
     pub cluster: String,
 }
 
+/// A change a stage made to the text of a document it kept, for the `edits` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Edit {
+    /// Row index in the batch given to [`Stage::process`].
+    pub row: usize,
+    /// What was changed: a stable name such as `c4.lines_removed` or `pii.redacted`.
+    pub rule: &'static str,
+    /// Text size before the change, in bytes.
+    pub bytes_before: u64,
+    /// Text size after it.
+    pub bytes_after: u64,
+    /// The change's measurements as a JSON object (`{"lines":12,"lines_removed":3}`); never
+    /// the removed text itself.
+    pub detail: String,
+}
+
 /// What a stage returns for one batch.
 #[derive(Debug, Clone)]
 pub struct StageOutput {
@@ -48,9 +64,24 @@ pub struct StageOutput {
     pub kept: RecordBatch,
     /// The documents dropped, by ascending row of the input batch.
     pub rejected: Vec<Rejection>,
+    /// Changes to kept documents, by ascending row of the input batch.
+    pub edits: Vec<Edit>,
+    /// Rows for a stage's own lineage tables (by table name, such as `contamination`), written
+    /// as `<out>/<table>/<unit>.parquet`.
+    pub tables: Vec<(&'static str, RecordBatch)>,
 }
 
 impl StageOutput {
+    /// Every document kept unchanged.
+    pub fn keep_all(batch: &RecordBatch) -> Self {
+        Self {
+            kept: batch.clone(),
+            rejected: Vec::new(),
+            edits: Vec::new(),
+            tables: Vec::new(),
+        }
+    }
+
     /// Splits `batch` by one optional failed verdict per row (`None` keeps the row).
     pub fn from_verdicts(
         batch: &RecordBatch,
@@ -69,7 +100,12 @@ impl StageOutput {
                 })
             })
             .collect();
-        Ok(Self { kept, rejected })
+        Ok(Self {
+            kept,
+            rejected,
+            edits: Vec::new(),
+            tables: Vec::new(),
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tests::{corpus, run, scratch, texts, tree_bytes};
+use tests::{corpus, query_csv as query, run, scratch, texts, tree_bytes};
 
 fn config(dir: &Path, out: &str, threads: usize) -> PathBuf {
     let mut text = format!("[run]\nthreads = {threads}\n\n");
@@ -20,20 +20,6 @@ fn config(dir: &Path, out: &str, threads: usize) -> PathBuf {
     let path = dir.join(format!("{out}.toml"));
     std::fs::write(&path, text).unwrap();
     path
-}
-
-fn query(out: &Path, sql: &str) -> String {
-    let o = run(&[
-        "query",
-        "--format",
-        "csv",
-        "--dir",
-        out.to_str().unwrap(),
-        sql,
-    ]);
-    let (stdout, stderr) = texts(&o);
-    assert!(o.status.success(), "{sql}: {stderr}");
-    stdout.trim_end().to_string()
 }
 
 #[test]

@@ -7,5 +7,6 @@
 mod bad_input;
 mod cli;
 mod dedup;
+mod filters;
 mod pipeline_run;
 mod s3;

@@ -49,6 +49,31 @@ pub fn texts(out: &Output) -> (String, String) {
     )
 }
 
+/// Runs `refinery query --format csv --dir OUT SQL`, asserting success; returns the CSV
+/// (header first) without its final newline.
+pub fn query_csv(out: &Path, sql: &str) -> String {
+    let o = run(&["query", "--format", "csv", "--dir", path_str(out), sql]);
+    let (stdout, stderr) = texts(&o);
+    assert!(o.status.success(), "{sql}: {stderr}");
+    stdout.trim_end().to_string()
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+/// The first `n` records of a corpus file (`.jsonl.zst`), as JSON values.
+pub fn corpus_records(name: &str, n: usize) -> Vec<serde_json::Value> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(corpus(name)).expect("corpus file");
+    let reader = std::io::BufReader::new(zstd::Decoder::new(file).expect("zstd"));
+    reader
+        .lines()
+        .take(n)
+        .map(|l| serde_json::from_str(&l.expect("line")).expect("json"))
+        .collect()
+}
+
 /// `../shared/data` beside the project.
 pub fn shared_data() -> PathBuf {
     // Read at run time: a test binary reused from a clone elsewhere must not look there.

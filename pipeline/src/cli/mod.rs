@@ -6,6 +6,7 @@
 
 mod demo;
 mod query;
+mod report;
 mod run;
 mod stats;
 mod validate;
@@ -85,6 +86,17 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
     },
+    /// A fixed report over a finished run's lineage tables.
+    Report {
+        /// Which report.
+        #[arg(value_enum)]
+        kind: report::ReportKind,
+        /// The run's output folder.
+        dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
     /// Generate a sample corpus and run the main job on it.
     Demo {
         /// Folder for the sample inputs, config and outputs.
@@ -152,6 +164,7 @@ pub fn run(cli: Cli) -> ExitCode {
             dir,
             format,
         } => query::query(&sql, tables, dir.as_deref(), format, handle),
+        Command::Report { kind, dir, format } => report::report(kind, &dir, format, handle),
         Command::Demo { dir, threads } => demo::demo(&dir, threads, cli.quiet, handle),
     };
     match result {

@@ -6,21 +6,21 @@ use tokio::runtime::Handle;
 
 use super::Failure;
 use crate::output::manifest::Manifest;
-use crate::output::{CLUSTERS, QUARANTINE, REJECTS};
+use crate::output::{CLUSTERS, EDITS, QUARANTINE, REJECTS};
 use crate::sql::{self, OutputFormat};
+use crate::stages::decontaminate::CONTAMINATION;
 
-/// The tables of a run's output folder: its datasets, `rejects`, `quarantine` and, after a
-/// dedup stage, `clusters`.
+/// The tables of a run's output folder: its datasets, `rejects`, `edits`, `quarantine` and,
+/// when a stage wrote them, `clusters` (dedup) and `contamination` (decontaminate).
 pub fn run_tables(dir: &Path) -> Result<Vec<(String, String)>, Failure> {
     let manifest = Manifest::load(dir).map_err(anyhow::Error::msg)?;
     let mut names = manifest.datasets.clone();
-    names.extend([REJECTS.to_string(), QUARANTINE.to_string()]);
-    if manifest
-        .files
-        .iter()
-        .any(|f| f.path.starts_with(&format!("{CLUSTERS}/")))
-    {
-        names.push(CLUSTERS.to_string());
+    names.extend([REJECTS, EDITS, QUARANTINE].map(String::from));
+    for optional in [CLUSTERS, CONTAMINATION] {
+        let folder = format!("{optional}/");
+        if manifest.files.iter().any(|f| f.path.starts_with(&folder)) {
+            names.push(optional.to_string());
+        }
     }
     Ok(names
         .into_iter()

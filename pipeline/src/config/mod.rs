@@ -182,6 +182,9 @@ impl Config {
             if let Some(against) = stage.get_mut().against_mut() {
                 *against = base.join(&*against);
             }
+            for file in stage.get_mut().files_mut() {
+                *file = base.join(&*file);
+            }
         }
         let out = self.output.get_mut();
         out.path = resolve(&out.path);

@@ -189,6 +189,13 @@ pub async fn validate_inputs(config: &Config, text: &str) -> Vec<ConfigError> {
         }
     }
     for stage in &config.stages {
+        for file in stage.get_ref().files() {
+            if !file.is_file() {
+                let name = stage.get_ref().name();
+                let message = format!("stage `{name}`: {} does not exist", file.display());
+                errors.push(ConfigError::at(text, stage.span(), message));
+            }
+        }
         let Some(earlier) = stage.get_ref().against() else {
             continue;
         };

@@ -90,7 +90,11 @@ pub fn execute(
     handle: &Handle,
     progress: &Progress,
 ) -> Result<RunSummary, RunError> {
-    let stages: Vec<Arc<dyn Stage>> = config.stages.iter().map(|s| s.get_ref().build()).collect();
+    let stages = config
+        .stages
+        .iter()
+        .map(|s| s.get_ref().build())
+        .collect::<Result<Vec<Arc<dyn Stage>>, _>>()?;
     execute_stages(config, &stages, handle, progress)
 }
 

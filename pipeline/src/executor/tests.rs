@@ -92,7 +92,7 @@ fn a_two_pass_stage_sees_every_unit_before_deciding_and_resumes() {
         .build()
         .unwrap();
     let run = |stage: Arc<DropRepeated>| {
-        let stages: Vec<Arc<dyn Stage>> = vec![config.stages[0].get_ref().build(), stage];
+        let stages: Vec<Arc<dyn Stage>> = vec![config.stages[0].get_ref().build().unwrap(), stage];
         execute_stages(&config, &stages, rt.handle(), &Progress::new(false)).unwrap()
     };
 

@@ -1,13 +1,15 @@
 //! One unit through the stage chain: a reader thread, one thread per stage, and the writer,
 //! joined by bounded channels so a slow step holds the others back instead of buffering.
 
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread;
 
-use arrow::array::{ArrayRef, Float64Array, StringArray, UInt32Array};
+use arrow::array::{ArrayRef, Float64Array, StringArray, UInt32Array, UInt64Array};
 use arrow::compute::take_record_batch;
 use arrow::record_batch::RecordBatch;
 use tokio::runtime::Handle;
@@ -21,10 +23,11 @@ use crate::ingest::{
 };
 use crate::output::manifest::{StageCounts, UnitRecord};
 use crate::output::part::{PartWriter, read_part};
-use crate::output::{QUARANTINE, REJECTS};
+use crate::output::{EDITS, QUARANTINE, REJECTS};
 use crate::progress::Progress;
 use crate::schema;
-use crate::stage::{DuplicateOf, Rejection, Stage, StageError};
+use crate::stage::{DuplicateOf, Edit, Rejection, Stage, StageError};
+use crate::stages::{string_array, string_column};
 
 /// What every unit of one segment shares.
 pub(super) struct UnitContext<'a> {
@@ -48,6 +51,9 @@ struct Flow {
     docs: RecordBatch,
     quarantine: Vec<Quarantined>,
     rejects: Vec<RecordBatch>,
+    edits: Vec<RecordBatch>,
+    /// Rows of stages' own tables, by table name.
+    tables: Vec<(&'static str, RecordBatch)>,
     snapshots: Vec<(usize, RecordBatch)>,
 }
 
@@ -57,6 +63,8 @@ impl From<Ingested> for Flow {
             docs: i.docs,
             quarantine: i.quarantine,
             rejects: Vec::new(),
+            edits: Vec::new(),
+            tables: Vec::new(),
             snapshots: Vec::new(),
         }
     }
@@ -260,6 +268,11 @@ fn stage_loop<I: Into<Flow>>(
             flow.rejects
                 .push(rejects_batch(stage.name(), &flow.docs, &out.rejected)?);
         }
+        if !out.edits.is_empty() {
+            flow.edits
+                .push(edits_batch(stage.name(), &flow.docs, &out.edits)?);
+        }
+        flow.tables.extend(out.tables);
         if capture_output {
             flow.snapshots.push((snapshot, out.kept.clone()));
         }
@@ -301,6 +314,30 @@ fn rejects_batch(
     RecordBatch::try_new(schema::rejects(), columns)
 }
 
+/// The `edits` rows of one batch: which documents of `batch` a stage changed, and how.
+fn edits_batch(
+    stage: &str,
+    batch: &RecordBatch,
+    edits: &[Edit],
+) -> Result<RecordBatch, StageError> {
+    let ids = string_column(batch, schema::col::ID, stage)?;
+    let sources = string_column(batch, schema::col::SOURCE, stage)?;
+    let columns = vec![
+        string_array(edits, |e| ids.value(e.row)),
+        string_array(edits, |e| sources.value(e.row)),
+        string_array(edits, |_| stage),
+        string_array(edits, |e| e.rule),
+        Arc::new(UInt64Array::from_iter_values(
+            edits.iter().map(|e| e.bytes_before),
+        )),
+        Arc::new(UInt64Array::from_iter_values(
+            edits.iter().map(|e| e.bytes_after),
+        )),
+        string_array(edits, |e| &e.detail),
+    ];
+    Ok(RecordBatch::try_new(schema::edits(), columns)?)
+}
+
 /// What the writer saw.
 struct Written {
     parts: Vec<crate::output::part::PartInfo>,
@@ -324,6 +361,9 @@ fn write_unit<I: Into<Flow>>(
         .map(|(name, _)| part(name, None, schema::documents()))
         .collect::<Result<Vec<_>, _>>()?;
     let mut rejects = part(REJECTS, Some(ctx.segment), schema::rejects())?;
+    let mut edits = part(EDITS, Some(ctx.segment), schema::edits())?;
+    // Stages' own tables get a part when they first have rows.
+    let mut tables: BTreeMap<&'static str, PartWriter> = BTreeMap::new();
     let mut quarantine = part(QUARANTINE, Some(ctx.segment), schema::quarantine())?;
     let (mut final_docs, mut quarantined_records) = (0u64, 0u64);
     for item in rx {
@@ -347,6 +387,16 @@ fn write_unit<I: Into<Flow>>(
         for batch in &flow.rejects {
             rejects.write(batch)?;
         }
+        for batch in &flow.edits {
+            edits.write(batch)?;
+        }
+        for (name, batch) in &flow.tables {
+            let writer = match tables.entry(name) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(part(name, Some(ctx.segment), batch.schema())?),
+            };
+            writer.write(batch)?;
+        }
         for (snapshot, batch) in &flow.snapshots {
             for (writer, (_, snap)) in datasets.iter_mut().zip(ctx.datasets) {
                 if snap == snapshot {
@@ -356,7 +406,8 @@ fn write_unit<I: Into<Flow>>(
         }
     }
     let mut parts = Vec::new();
-    for writer in datasets.into_iter().chain([rejects, quarantine]) {
+    let all = datasets.into_iter().chain([rejects, edits, quarantine]);
+    for writer in all.chain(tables.into_values()) {
         parts.push(writer.finish()?);
     }
     Ok(Written {

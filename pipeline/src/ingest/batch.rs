@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BinaryBuilder, StringBuilder};
+use arrow::array::{ArrayRef, BinaryBuilder, StringBuilder, new_null_array};
+use arrow::datatypes::DataType;
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
@@ -55,12 +56,15 @@ impl DocBatchBuilder {
     }
 
     /// Returns the batch and starts a new one.
+    /// `language` and `language_score` are null: only a `language` stage sets them.
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
-        let columns: Vec<ArrayRef> = self
+        let mut columns: Vec<ArrayRef> = self
             .columns
             .iter_mut()
             .map(|b| Arc::new(b.finish()) as ArrayRef)
             .collect();
+        columns.push(new_null_array(&DataType::Utf8, self.rows));
+        columns.push(new_null_array(&DataType::Float64, self.rows));
         self.rows = 0;
         self.text_bytes = 0;
         RecordBatch::try_new(schema::documents(), columns)

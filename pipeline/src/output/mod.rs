@@ -5,6 +5,8 @@
 //! ```text
 //! <out>/<dataset>/<unit>.parquet   documents kept by a stage (dataset = stage name, or `ingest`)
 //! <out>/rejects/<unit>.parquet     documents dropped, with stage, rule, value and threshold
+//! <out>/edits/<unit>.parquet       changes stages made to kept documents (lines removed, PII)
+//! <out>/contamination/<unit>.parquet benchmark passages found by a decontaminate stage
 //! <out>/quarantine/<unit>.parquet  records ingest could not read, with the reason
 //! <out>/quarantine/inputs.parquet  input specs that named nothing or could not be reached
 //! <out>/clusters/<stage>.parquet   duplicate clusters found by a dedup stage, one row a member
@@ -21,6 +23,8 @@ pub mod part;
 
 /// Folder of rejected documents.
 pub const REJECTS: &str = "rejects";
+/// Folder of edits: changes stages made to documents they kept.
+pub const EDITS: &str = "edits";
 /// Folder of quarantined records.
 pub const QUARANTINE: &str = "quarantine";
 /// Folder of the `clusters` tables, one part per dedup stage.

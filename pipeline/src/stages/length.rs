@@ -1,11 +1,9 @@
 //! `length`: drops documents outside character and word limits ([`filters::length`]).
 
-use arrow::array::Array;
 use filters::length::LengthLimits;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::text_column;
+use super::verdict_stage;
 use crate::stage::{Stage, StageError, StageOutput};
 use arrow::record_batch::RecordBatch;
 
@@ -80,12 +78,7 @@ impl Stage for Length {
     }
 
     fn process(&self, batch: &RecordBatch) -> Result<StageOutput, StageError> {
-        let texts = text_column(batch, &self.name)?;
-        let verdicts = (0..texts.len())
-            .into_par_iter()
-            .map(|i| self.limits.first_failure(texts.value(i)))
-            .collect();
-        StageOutput::from_verdicts(batch, verdicts)
+        verdict_stage(batch, &self.name, |t| self.limits.first_failure(t))
     }
 }
 

@@ -5,24 +5,36 @@
 //! - [`length`]: drops documents outside character and word limits.
 //! - [`exact_dedup`]: drops byte-identical texts, one survivor per group.
 //! - [`minhash_dedup`]: drops near-duplicates found by MinHash-LSH.
+//! - [`quality`]: `gopher_quality`, `gopher_repetition`, `fineweb` heuristics.
+//! - [`c4`]: C4's line removal (edits text) and document rules.
+//! - [`language`]: language identification (sets `language`, `language_score`).
+//! - [`pii`]: redacts e-mail, IP addresses and phone numbers (edits text, drops nothing).
+//! - [`decontaminate`]: drops documents containing benchmark passages, or cuts the passages.
 //!
 //! The two dedup stages share one engine, [`dedup`].
 
+pub mod c4;
+pub mod decontaminate;
 pub mod dedup;
 pub mod exact_dedup;
+pub mod language;
 pub mod length;
 pub mod memory_budget;
 pub mod minhash_dedup;
 pub mod normalize;
+pub mod pii;
+pub mod quality;
 
 use std::sync::Arc;
 
-use arrow::array::{Array, StringArray};
+use arrow::array::{Array, ArrayRef, StringArray};
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
+use rayon::prelude::*;
+
 use crate::schema::col;
-use crate::stage::{Stage, StageError};
+use crate::stage::{Stage, StageError, StageOutput};
 
 /// A stage as configured, tagged by `type`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -36,6 +48,20 @@ pub enum StageConfig {
     ExactDedup(exact_dedup::ExactDedupConfig),
     /// See [`minhash_dedup::MinhashDedupConfig`].
     MinhashDedup(minhash_dedup::MinhashDedupConfig),
+    /// See [`quality::GopherQualityConfig`].
+    GopherQuality(quality::GopherQualityConfig),
+    /// See [`quality::GopherRepetitionConfig`].
+    GopherRepetition(quality::GopherRepetitionConfig),
+    /// See [`c4::C4Config`].
+    C4(c4::C4Config),
+    /// See [`quality::FineWebConfig`].
+    Fineweb(quality::FineWebConfig),
+    /// See [`language::LanguageConfig`].
+    Language(language::LanguageConfig),
+    /// See [`pii::PiiConfig`].
+    Pii(pii::PiiConfig),
+    /// See [`decontaminate::DecontaminateConfig`].
+    Decontaminate(decontaminate::DecontaminateConfig),
 }
 
 impl StageConfig {
@@ -46,16 +72,30 @@ impl StageConfig {
             StageConfig::Length(c) => c.name.as_deref().unwrap_or("length"),
             StageConfig::ExactDedup(c) => c.name.as_deref().unwrap_or("exact_dedup"),
             StageConfig::MinhashDedup(c) => c.name.as_deref().unwrap_or("minhash_dedup"),
+            StageConfig::GopherQuality(c) => c.name.as_deref().unwrap_or("gopher_quality"),
+            StageConfig::GopherRepetition(c) => c.name.as_deref().unwrap_or("gopher_repetition"),
+            StageConfig::C4(c) => c.name.as_deref().unwrap_or("c4"),
+            StageConfig::Fineweb(c) => c.name.as_deref().unwrap_or("fineweb"),
+            StageConfig::Language(c) => c.name.as_deref().unwrap_or("language"),
+            StageConfig::Pii(c) => c.name.as_deref().unwrap_or("pii"),
+            StageConfig::Decontaminate(c) => c.name.as_deref().unwrap_or("decontaminate"),
         }
     }
 
     /// Problems with the stage's values (empty when fine).
     pub fn check(&self) -> Vec<String> {
         match self {
-            StageConfig::Normalize(_) => Vec::new(),
+            StageConfig::Normalize(_)
+            | StageConfig::GopherQuality(_)
+            | StageConfig::C4(_)
+            | StageConfig::Fineweb(_) => Vec::new(),
             StageConfig::Length(c) => c.check(),
             StageConfig::ExactDedup(c) => c.check(),
             StageConfig::MinhashDedup(c) => c.check(),
+            StageConfig::GopherRepetition(c) => c.check(),
+            StageConfig::Language(c) => c.check(),
+            StageConfig::Pii(c) => c.check(),
+            StageConfig::Decontaminate(c) => c.check(),
         }
     }
 
@@ -77,16 +117,83 @@ impl StageConfig {
         }
     }
 
-    /// Builds the running stage.
-    pub fn build(&self) -> Arc<dyn Stage> {
-        let name = self.name().to_string();
+    /// Input files the stage reads besides the documents (bad-words lists, benchmarks).
+    pub fn files(&self) -> Vec<&std::path::Path> {
         match self {
+            StageConfig::C4(c) => c.bad_words.iter().map(|p| p.as_path()).collect(),
+            StageConfig::Decontaminate(c) => c.files().map(|p| p.as_path()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Mutable [`StageConfig::files`], to resolve them against the config's folder.
+    pub fn files_mut(&mut self) -> Vec<&mut std::path::PathBuf> {
+        match self {
+            StageConfig::C4(c) => c.bad_words.iter_mut().collect(),
+            StageConfig::Decontaminate(c) => c.files_mut().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Builds the running stage; fails when a file it needs cannot be read.
+    pub fn build(&self) -> Result<Arc<dyn Stage>, StageError> {
+        let name = self.name().to_string();
+        Ok(match self {
             StageConfig::Normalize(c) => Arc::new(c.build(name)),
             StageConfig::Length(c) => Arc::new(c.build(name)),
             StageConfig::ExactDedup(c) => Arc::new(c.build(name)),
             StageConfig::MinhashDedup(c) => Arc::new(c.build(name)),
-        }
+            StageConfig::GopherQuality(c) => Arc::new(c.build(name)),
+            StageConfig::GopherRepetition(c) => Arc::new(c.build(name)),
+            StageConfig::C4(c) => Arc::new(c.build(name)?),
+            StageConfig::Fineweb(c) => Arc::new(c.build(name)),
+            StageConfig::Language(c) => Arc::new(c.build(name)),
+            StageConfig::Pii(c) => Arc::new(c.build(name)),
+            StageConfig::Decontaminate(c) => Arc::new(c.build(name)?),
+        })
     }
+}
+
+/// A threshold as the filters take it: `Some(v)`, or `None` (the rule is off) when the config
+/// says 0, as datatrove does.
+pub(crate) fn on<T: PartialEq + Default>(v: T) -> Option<T> {
+    (v != T::default()).then_some(v)
+}
+
+/// A filter's default threshold as a config value (0 for a rule that is off).
+pub(crate) fn off<T: Default>(v: Option<T>) -> T {
+    v.unwrap_or_default()
+}
+
+/// Decides each row of `batch` with `check` (in parallel), dropping those it fails.
+pub(crate) fn verdict_stage(
+    batch: &RecordBatch,
+    stage: &str,
+    check: impl Fn(&str) -> Option<filters::Verdict> + Sync,
+) -> Result<StageOutput, StageError> {
+    let texts = text_column(batch, stage)?;
+    let verdicts = (0..texts.len())
+        .into_par_iter()
+        .map(|i| check(texts.value(i)))
+        .collect();
+    StageOutput::from_verdicts(batch, verdicts)
+}
+
+/// `batch` with its text column replaced by `texts` (one per row).
+pub(crate) fn with_texts<'a>(
+    batch: &RecordBatch,
+    texts: impl Iterator<Item = &'a str>,
+) -> Result<RecordBatch, StageError> {
+    let column: StringArray = texts.map(Some).collect();
+    let idx = batch.schema().index_of(col::TEXT)?;
+    let mut columns = batch.columns().to_vec();
+    columns[idx] = Arc::new(column);
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
+}
+
+/// A Utf8 column with `f` of each item.
+pub(crate) fn string_array<'a, T>(items: &'a [T], f: impl Fn(&'a T) -> &'a str) -> ArrayRef {
+    Arc::new(items.iter().map(|i| Some(f(i))).collect::<StringArray>())
 }
 
 /// The text column of a document batch.
@@ -134,12 +241,18 @@ pub(crate) mod tests {
             "type = 'length'\nmin_words = 3",
             "type = 'exact_dedup'\npriority = ['wiki']",
             "type = 'minhash_dedup'\nthreshold = 0.7\nverify = true",
+            "type = 'gopher_quality'\nmin_doc_words = 20",
+            "type = 'gopher_repetition'\ntop_n_grams = [[2, 0.3]]",
+            "type = 'c4'\nfilter_javascript = false",
+            "type = 'fineweb'\nmax_newline_ratio = 0",
+            "type = 'language'\nlanguages = ['eng', 'fra']",
+            "type = 'pii'\nkinds = ['email']",
         ];
         let mut names = std::collections::HashSet::new();
         for ex in examples {
             let cfg: StageConfig = toml::from_str(ex).unwrap();
             assert!(cfg.check().is_empty(), "{ex}");
-            assert_eq!(cfg.build().name(), cfg.name());
+            assert_eq!(cfg.build().unwrap().name(), cfg.name());
             assert!(
                 names.insert(cfg.name().to_string()),
                 "duplicate stage name {}",

@@ -1,15 +1,14 @@
 //! `normalize`: rewrites each document's text with [`filters::normalize`]. Drops nothing.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, StringBuilder};
+use arrow::array::Array;
 use arrow::record_batch::RecordBatch;
 use filters::normalize::{NormalizeOptions, normalize};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::text_column;
+use super::{text_column, with_texts};
 use crate::stage::{Stage, StageError, StageOutput};
 
 /// Config of the `normalize` stage. Every step is on by default.
@@ -73,22 +72,10 @@ impl Stage for Normalize {
             matches!(t, Cow::Borrowed(_)) && t.len() == texts.value(i).len()
         };
         if out.iter().enumerate().all(unchanged) {
-            return Ok(StageOutput {
-                kept: batch.clone(),
-                rejected: Vec::new(),
-            });
+            return Ok(StageOutput::keep_all(batch));
         }
-        let mut builder =
-            StringBuilder::with_capacity(out.len(), out.iter().map(|t| t.len()).sum());
-        out.iter().for_each(|t| builder.append_value(t));
-        let column: ArrayRef = Arc::new(builder.finish());
-        let idx = batch.schema().index_of(crate::schema::col::TEXT)?;
-        let mut columns = batch.columns().to_vec();
-        columns[idx] = column;
-        Ok(StageOutput {
-            kept: RecordBatch::try_new(batch.schema(), columns)?,
-            rejected: Vec::new(),
-        })
+        let kept = with_texts(batch, out.iter().map(|t| t.as_ref()))?;
+        Ok(StageOutput::keep_all(&kept))
     }
 }
 

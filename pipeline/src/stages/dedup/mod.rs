@@ -408,8 +408,8 @@ impl Stage for Dedup {
         }
         let mask = arrow::array::BooleanArray::from(keep);
         Ok(StageOutput {
-            kept: arrow::compute::filter_record_batch(batch, &mask)?,
             rejected,
+            ..StageOutput::keep_all(&arrow::compute::filter_record_batch(batch, &mask)?)
         })
     }
 }

@@ -49,7 +49,7 @@ fn observe_and_prepare(
 ) -> (Arc<dyn Stage>, Result<Vec<PartInfo>, StageError>) {
     let cfg: StageConfig = toml::from_str(toml).unwrap();
     assert!(cfg.check().is_empty(), "{:?}", cfg.check());
-    let stage = cfg.build();
+    let stage = cfg.build().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let ctx = PassContext {
         out,

@@ -1,0 +1,142 @@
+//! English word splitting that reproduces spaCy's blank English tokenizer, the splitter
+//! datatrove's quality filters count words with, so that word-based rules decide like the
+//! reference implementation.
+//!
+//! The algorithm is spaCy's (`spacy/tokenizer.pyx`): split on whitespace, then peel prefixes and
+//! suffixes off each chunk until a special case (`don't` is `do`, `n't`) or nothing is left to
+//! peel, keep URLs whole, and split what remains on infixes (`well-known` is `well`, `-`,
+//! `known`). The rules ([`affixes`]) and special cases (`en_special_cases.tsv`) are spaCy 3.8's
+//! English ones. Known differences, all rare in text: letter classes use Unicode properties
+//! rather than spaCy's script lists, and special cases that span several chunks (spaCy's
+//! special-case matcher) are not applied.
+//!
+//! ```
+//! use filters::words::split_words;
+//! assert_eq!(split_words("I don't know (yet)."), ["I", "do", "n't", "know", "(", "yet", ")", "."]);
+//! ```
+
+mod affixes;
+mod chars;
+mod specials;
+mod tables;
+mod url;
+
+pub use chars::{is_datatrove_punctuation, is_terminal_punctuation};
+pub(crate) use chars::{is_punct_token, py_isspace};
+
+/// The words (spaCy tokens, whitespace dropped) of `text`, in order.
+pub fn split_words(text: &str) -> Vec<&str> {
+    let mut words = Vec::with_capacity(text.len() / 5);
+    for_each_word(text, |w| words.push(w));
+    words
+}
+
+/// Calls `f` with each word of `text` (see [`split_words`]), without collecting them.
+pub fn for_each_word<'a>(text: &'a str, mut f: impl FnMut(&'a str)) {
+    let mut tokens = Vec::new();
+    for chunk in text.split(py_isspace).filter(|c| !c.is_empty()) {
+        tokens.clear();
+        tokenize_chunk(chunk, true, &mut tokens);
+        if tokens.len() > 1 {
+            specials::merge_split_specials(chunk, &mut tokens);
+        }
+        tokens.iter().for_each(|t| f(t));
+    }
+}
+
+/// Tokenizes one whitespace-free chunk, as spaCy's `_split_affixes` then `_attach_tokens`;
+/// `with_specials` off gives the tokens spaCy's special-case matcher looks for.
+fn tokenize_chunk<'a>(chunk: &'a str, with_specials: bool, out: &mut Vec<&'a str>) {
+    let special = |s: &str| with_specials && specials::is_special(s);
+    if with_specials && specials::emit(chunk, out) {
+        return;
+    }
+    let mut suffixes: Vec<&'a str> = Vec::new();
+    let mut rest = chunk;
+    let mut last_len = usize::MAX;
+    while !rest.is_empty() && rest.len() != last_len {
+        if special(rest) {
+            break;
+        }
+        last_len = rest.len();
+        let pre = affixes::prefix_len(rest);
+        if pre != 0 && pre < rest.len() && special(&rest[pre..]) {
+            out.push(&rest[..pre]);
+            rest = &rest[pre..];
+            break;
+        }
+        let suf = affixes::suffix_len(&rest[pre..]);
+        let cut = rest.len() - suf;
+        if suf != 0 && cut > 0 && special(&rest[..cut]) {
+            suffixes.push(&rest[cut..]);
+            rest = &rest[..cut];
+            break;
+        }
+        if pre != 0 && suf != 0 && pre + suf <= rest.len() {
+            out.push(&rest[..pre]);
+            suffixes.push(&rest[cut..]);
+            rest = &rest[pre..cut];
+        } else if pre != 0 {
+            out.push(&rest[..pre]);
+            rest = &rest[pre..];
+        } else if suf != 0 {
+            suffixes.push(&rest[cut..]);
+            rest = &rest[..cut];
+        }
+    }
+    let done = rest.is_empty() || (with_specials && specials::emit(rest, out));
+    if !done {
+        if url::is_url(rest) {
+            out.push(rest);
+        } else {
+            affixes::split_infixes(rest, &mut |t| out.push(t));
+        }
+    }
+    out.extend(suffixes.into_iter().rev());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Token lists produced by spaCy 3.8's `spacy.blank("en")` for the same inputs.
+    #[test]
+    fn matches_spacy_on_tricky_inputs() {
+        let cases: &[(&str, &[&str])] = &[
+            ("Hello, world!", &["Hello", ",", "world", "!"]),
+            (
+                "well-known U.S. policy",
+                &["well", "-", "known", "U.S.", "policy"],
+            ),
+            (
+                "It's 10km away...",
+                &["It", "'s", "10", "km", "away", "..."],
+            ),
+            (
+                "costs $5.00 (approx.)",
+                &["costs", "$", "5.00", "(", "approx", ".", ")"],
+            ),
+            (
+                "see https://example.com/a-b.",
+                &["see", "https://example.com/a-b", "."],
+            ),
+            ("foo(bar);", &["foo(bar", ")", ";"]),
+            ("a/b and x=y", &["a", "/", "b", "and", "x", "=", "y"]),
+            ("\"Quoted\"", &["\"", "Quoted", "\""]),
+            ("end.Next", &["end", ".", "Next"]),
+            ("1+2", &["1", "+", "2"]),
+            ("can't won't", &["ca", "n't", "wo", "n't"]),
+            ("#include <stdio.h>", &["#", "include", "<", "stdio.h", ">"]),
+            ("Mr. USA.", &["Mr.", "USA", "."]),
+        ];
+        for (text, want) in cases {
+            assert_eq!(split_words(text), *want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn whitespace_never_makes_a_word() {
+        assert!(split_words(" \n\t\u{a0}\u{1c} ").is_empty());
+        assert_eq!(split_words("a\u{1f}b"), ["a", "b"]);
+    }
+}
