@@ -10,10 +10,12 @@
 # its dropped documents), the disagreements by (datatrove reason, refinery rule), and the
 # throughputs: Refinery end to end, and per filter net of the ingest-only run.
 #
-# Usage: [PROFILE=release|dev] [DT_DIR=folder of an earlier datatrove_ref.py filters run]
+# Usage: [PROFILE=release|dev] [EVERY=K] [DT_DIR=folder of an earlier datatrove_ref.py filters run]
 #        bench/filters.sh
-# Datatrove takes about 45 minutes on the whole corpus; DT_DIR reuses its decisions and timings
-# (its f.json and f/filter_decisions.parquet), for checking agreement quickly.
+# Datatrove takes over an hour on the whole corpus. EVERY=K runs it on its deterministic 1-in-K
+# sample (agreement is then reported on that sample; Refinery still reads the whole corpus).
+# DT_DIR reuses an earlier run's decisions and timings (its f.json and
+# f/filter_decisions.parquet), for checking agreement quickly.
 set -euo pipefail
 . "$(dirname "$0")/setup.sh"
 ensure_datatrove
@@ -40,7 +42,8 @@ if [ -z "$dt" ]; then
   mkdir -p "$dt"
   echo "datatrove: $tools/datatrove_ref.py filters, one core (about 45 minutes)" >&2
   TOKENIZERS_PARALLELISM=false RAYON_NUM_THREADS=1 "$venv/bin/python" "$tools/datatrove_ref.py" \
-    filters "$data"/corpus/*.jsonl.zst --out-dir "$dt/f" --out "$dt/f.json" > "$dt/log" 2>&1
+    filters "$data"/corpus/*.jsonl.zst --every "${EVERY:-1}" --out-dir "$dt/f" --out "$dt/f.json" \
+    > "$dt/log" 2>&1
 else
   echo "datatrove: reusing $dt" >&2
 fi

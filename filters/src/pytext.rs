@@ -1,7 +1,15 @@
 //! Python string semantics the reference filters rely on (`str.splitlines`, `str.strip`,
 //! `len` in characters), so that rules measure exactly what datatrove measures.
 
+use std::collections::{HashMap, HashSet};
+
 use crate::words::py_isspace;
+
+/// A hash map with foldhash's fixed-seed hasher: fast on the small keys the rules count
+/// (words, n-gram hashes), and the same in every run.
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+/// A hash set with the same hasher as [`FastMap`].
+pub type FastSet<K> = HashSet<K, foldhash::fast::FixedState>;
 
 /// Python's `len(s)`: the number of Unicode scalar values.
 pub fn char_len(s: &str) -> usize {
@@ -55,7 +63,7 @@ pub fn splitlines(s: &str) -> Vec<&str> {
 /// datatrove's `find_duplicates`: how many elements repeat an earlier one, and their total
 /// length in characters.
 pub fn find_duplicates<'a>(items: impl IntoIterator<Item = &'a str>) -> (usize, usize) {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = FastSet::default();
     let (mut elements, mut chars) = (0, 0);
     for item in items {
         if !seen.insert(item) {

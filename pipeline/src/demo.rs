@@ -176,7 +176,7 @@ pub fn write_sample(dir: &Path) -> std::io::Result<std::path::PathBuf> {
 }
 
 /// The demo's config (paths relative to it).
-pub const CONFIG: &str = r#"# The Refinery demo config: four sources, four stages.
+pub const CONFIG: &str = r#"# The Refinery demo config: four sources, six stages.
 [run]
 batch_size = 256
 
@@ -213,9 +213,16 @@ priority = ["wiki", "news"]
 type = "minhash_dedup"
 priority = ["wiki", "news"]
 
+[[stages]]
+type = "language"
+languages = ["eng"]
+
+[[stages]]
+type = "pii"
+
 [output]
 path = "out"
-stages = ["normalize", "length", "minhash_dedup"]
+stages = ["normalize", "length", "minhash_dedup", "pii"]
 "#;
 
 #[cfg(test)]

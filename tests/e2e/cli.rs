@@ -138,6 +138,31 @@ fn demo_runs_and_its_outputs_answer_queries() {
             .all(|t| !t.contains('\r') && !t.contains('\u{7}') && !t.contains("\n\n\n"))
     );
 
+    // The forum posts' e-mail addresses, phone numbers and IP addresses are redacted, and the
+    // edits say so.
+    let final_texts = strings(&read_parquet(&outdir.join("pii")), "text");
+    assert!(final_texts.iter().all(|t| !t.contains("@example.com")));
+    let redacted = final_texts
+        .iter()
+        .filter(|t| t.contains("<EMAIL> or call <PHONE>.") || t.contains("at <IPV4> if"))
+        .count();
+    let edits = read_parquet(&outdir.join("edits"));
+    let edit_rules = strings(&edits, "rule");
+    assert!(redacted > 0, "no redaction in the final texts");
+    assert_eq!(
+        edit_rules
+            .iter()
+            .filter(|r| r.as_str() == "pii.redacted")
+            .count(),
+        redacted
+    );
+    // Every kept document carries its detected language.
+    assert!(
+        strings(&read_parquet(&outdir.join("pii")), "language")
+            .iter()
+            .all(|l| l == "eng")
+    );
+
     let dir_arg = outdir.to_str().unwrap();
     let q = run(&[
         "query",

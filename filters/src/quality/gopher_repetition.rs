@@ -2,10 +2,8 @@
 //! `GopherRepetitionFilter`: repeated paragraphs and lines, the most frequent 2- to 4-gram, and
 //! the characters covered by repeated 5- to 10-grams, each as a fraction of the text.
 
-use std::collections::{HashMap, HashSet};
-
 use crate::Verdict;
-use crate::pytext::{char_len, find_duplicates, strip};
+use crate::pytext::{FastMap, FastSet, char_len, find_duplicates, strip};
 use crate::words::split_words;
 
 use super::at_most;
@@ -143,23 +141,58 @@ fn split_runs(text: &str, min: usize) -> Vec<&str> {
     parts
 }
 
-/// A document's words as small integers (equal words, equal ids) with their lengths.
+/// A document's words as small integers (equal words, equal ids), with their lengths and
+/// polynomial hashes (for comparing concatenations of words).
 struct Words {
     ids: Vec<u32>,
     lens: Vec<usize>,
+    /// Per word: hash of its bytes, `BASE^bytes` and its byte length, all mod [`PRIME`].
+    poly: Vec<(u64, u64, u64)>,
+}
+
+/// The Mersenne prime 2^61 - 1: the modulus of the polynomial hashes.
+const PRIME: u64 = (1 << 61) - 1;
+/// The polynomial hashes' base.
+const BASE: u64 = 0x1F3D_5B79_A3C5_E7F1 % PRIME;
+
+/// `a + b mod PRIME` for `a, b < PRIME`.
+fn add_mod(a: u64, b: u64) -> u64 {
+    let r = a + b;
+    if r >= PRIME { r - PRIME } else { r }
+}
+
+/// `a * b mod PRIME` for `a, b < PRIME`, by the Mersenne reduction.
+fn mul_mod(a: u64, b: u64) -> u64 {
+    let x = u128::from(a) * u128::from(b);
+    let r = (x as u64 & PRIME) + (x >> 61) as u64;
+    if r >= PRIME { r - PRIME } else { r }
+}
+
+/// Polynomial hash of `bytes` and `BASE^len`, mod [`PRIME`]; the hash of a concatenation
+/// `a b` is `hash(a) * BASE^len(b) + hash(b)`.
+fn poly_hash(bytes: &[u8]) -> (u64, u64) {
+    bytes.iter().fold((0, 1), |(h, p), &b| {
+        (
+            add_mod(mul_mod(h, BASE), u64::from(b) + 1),
+            mul_mod(p, BASE),
+        )
+    })
 }
 
 impl Words {
     fn new(text: &str) -> Self {
-        let mut interned: HashMap<&str, u32> = HashMap::new();
+        let mut interned: FastMap<&str, u32> = FastMap::default();
         let mut ids = Vec::new();
         let mut lens = Vec::new();
+        let mut poly = Vec::new();
         for w in split_words(text) {
             let next = interned.len() as u32;
             ids.push(*interned.entry(w).or_insert(next));
             lens.push(char_len(w));
+            let (h, p) = poly_hash(w.as_bytes());
+            poly.push((h, p, w.len() as u64));
         }
-        Self { ids, lens }
+        Self { ids, lens, poly }
     }
 
     /// Characters of the most frequent n-gram (words joined by spaces) times its count; ties go
@@ -168,7 +201,8 @@ impl Words {
         if n == 0 || self.ids.len() < n {
             return None;
         }
-        let mut counts: HashMap<&[u32], (usize, usize)> = HashMap::new();
+        let mut counts: FastMap<&[u32], (usize, usize)> =
+            FastMap::with_capacity_and_hasher(self.ids.len(), Default::default());
         for (i, gram) in self.ids.windows(n).enumerate() {
             counts.entry(gram).or_insert((0, i)).0 += 1;
         }
@@ -179,14 +213,21 @@ impl Words {
         Some(chars * count)
     }
 
-    /// Characters (words concatenated) in n-grams that repeat an earlier one, skipping past each
-    /// repeat, as datatrove's `find_all_duplicate`.
+    /// Characters in n-grams that repeat an earlier one, skipping past each repeat, as
+    /// datatrove's `find_all_duplicate`, which compares n-grams as their words concatenated
+    /// without separators (so `ab c` repeats `a bc`): compared here by polynomial hash and byte
+    /// length of that concatenation.
     fn repeated_n_gram_chars(&self, n: usize) -> usize {
-        let mut seen: HashSet<&[u32]> = HashSet::new();
+        let mut seen: FastSet<(u64, u64)> =
+            FastSet::with_capacity_and_hasher(self.ids.len(), Default::default());
         let (mut repeated, mut i) = (0, 0);
         while n > 0 && i + n <= self.ids.len() {
-            let gram = &self.ids[i..i + n];
-            if seen.contains(gram) {
+            let gram = self.poly[i..i + n]
+                .iter()
+                .fold((0, 0), |(h, len), &(wh, wp, wl)| {
+                    (add_mod(mul_mod(h, wp), wh), len + wl)
+                });
+            if seen.contains(&gram) {
                 repeated += self.lens[i..i + n].iter().sum::<usize>();
                 i += n;
             } else {
@@ -233,6 +274,9 @@ mod tests {
         assert_eq!(w.top_n_gram_chars(2), Some(9));
         // 3-grams: "a b a" then "b a b", then "a b a" repeats at 2 (skip 3), "c" left.
         assert_eq!(w.repeated_n_gram_chars(3), 3);
+        // Concatenations compare, not word tuples: "ab c" repeats "a bc" (3 characters).
+        assert_eq!(Words::new("a bc x ab c").repeated_n_gram_chars(2), 3);
+        assert_eq!(Words::new("a bc x ab d").repeated_n_gram_chars(2), 0);
         assert_eq!(split_runs("a\n\nb\n\n\nc\nd", 2), ["a", "b", "c\nd"]);
         assert_eq!(split_runs("\na\n", 1), ["", "a", ""]);
     }

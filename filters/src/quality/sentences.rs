@@ -1,8 +1,8 @@
 //! Sentence counting as spaCy's `sentencizer` does it over the tokenizer's tokens: a sentence
 //! ends after a token that is one of its sentence-ending characters, at the next token that is
-//! not punctuation.
+//! not punctuation, whitespace tokens included (`Io?   ?` is two sentences).
 
-use crate::words::{for_each_word, is_punct_token};
+use crate::words::{for_each_token, is_punct_token};
 
 /// spaCy's `Sentencizer.default_punct_chars`.
 const SENTENCE_ENDS: &str = "!.?։؟۔܀܁܂߹।॥၊။።፧፨᙮᜵᜶᠃᠉᥄᥅᪨᪩᪪᪫᭚᭛᭞᭟᰻᰼᱾᱿‼‽⁇⁈⁉⸮⸼꓿꘎꘏꛳꛷꡶꡷꣎꣏꤯꧈꧉꩝꩞꩟꫰꫱꯫﹒﹖﹗！．？𐩖𐩗𑁇𑁈𑂾𑂿𑃀𑃁𑅁𑅂𑅃𑇅𑇆𑇍𑇞𑇟𑈸𑈹𑈻𑈼𑊩𑑋𑑌𑗂𑗃𑗉𑗊𑗋𑗌𑗍𑗎𑗏𑗐𑗑𑗒𑗓𑗔𑗕𑗖𑗗𑙁𑙂𑜼𑜽𑜾𑩂𑩃𑪛𑪜𑱁𑱂𖩮𖩯𖫵𖬷𖬸𖭄𛲟𝪈｡。";
@@ -18,7 +18,7 @@ fn ends_sentence(token: &str) -> bool {
 /// The number of sentences spaCy's sentencizer finds in `text` (0 for text without words).
 pub(super) fn count_sentences(text: &str) -> usize {
     let (mut sentences, mut seen_end) = (0, false);
-    for_each_word(text, |token| {
+    for_each_token(text, true, |token| {
         if sentences == 0 {
             sentences = 1;
         }
@@ -44,5 +44,7 @@ mod tests {
         assert_eq!(count_sentences("He said \"stop.\" Then left."), 2);
         assert_eq!(count_sentences("Wait... what"), 1);
         assert_eq!(count_sentences("The U.S. is big. Yes"), 2);
+        assert_eq!(count_sentences("Sono io?  Io?   ?"), 3);
+        assert_eq!(count_sentences("Hi. .  ."), 2);
     }
 }

@@ -167,14 +167,11 @@ pub(super) fn suffix_len(s: &str) -> usize {
             consider(fixed.len());
         }
     }
-    for multi in ["US$", "C$", "A$"] {
-        if s.ends_with(multi) && before(multi.len()).is_some_and(is_digit) {
-            consider(multi.len());
-        }
-    }
-    for unit in UNITS {
-        if s.len() > unit.len() && s.ends_with(unit) && before(unit.len()).is_some_and(is_digit) {
-            consider(unit.len());
+    // A unit or a currency after a number: what follows the last digit, when it is one.
+    if let Some(d) = s.bytes().rposition(|b| b.is_ascii_digit()) {
+        let tail = &s[d + 1..];
+        if ["US$", "C$", "A$"].contains(&tail) || UNITS.contains(&tail) {
+            consider(tail.len());
         }
     }
     let Some(last) = s.chars().next_back() else {
@@ -257,7 +254,7 @@ fn infix_at(prev: Option<char>, rest: &str) -> usize {
         ',' if is_alpha(p) && alpha(next) => return 1,
         _ => {}
     }
-    if is_alpha(p) || is_digit(p) {
+    if (is_alpha(p) || is_digit(p)) && matches!(c, '-' | '–' | '—' | '~') {
         for hyphen in ["-", "–", "—", "--", "---", "——", "~"] {
             if let Some(after) = rest.strip_prefix(hyphen)
                 && alpha(after.chars().next())
@@ -265,9 +262,9 @@ fn infix_at(prev: Option<char>, rest: &str) -> usize {
                 return hyphen.len();
             }
         }
-        if matches!(c, ':' | '<' | '>' | '=' | '/') && alpha(next) {
-            return 1;
-        }
+    }
+    if (is_alpha(p) || is_digit(p)) && matches!(c, ':' | '<' | '>' | '=' | '/') && alpha(next) {
+        return 1;
     }
     0
 }

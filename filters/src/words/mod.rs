@@ -32,15 +32,45 @@ pub fn split_words(text: &str) -> Vec<&str> {
 }
 
 /// Calls `f` with each word of `text` (see [`split_words`]), without collecting them.
-pub fn for_each_word<'a>(text: &'a str, mut f: impl FnMut(&'a str)) {
+pub fn for_each_word<'a>(text: &'a str, f: impl FnMut(&'a str)) {
+    for_each_token(text, false, f);
+}
+
+/// Calls `f` with each spaCy token of `text`. With `with_space`, that includes the tokens spaCy
+/// makes of whitespace: every run of whitespace except a single space after a word (datatrove
+/// strips them from word lists, but spaCy's sentencizer sees them).
+pub(crate) fn for_each_token<'a>(text: &'a str, with_space: bool, mut f: impl FnMut(&'a str)) {
     let mut tokens = Vec::new();
-    for chunk in text.split(py_isspace).filter(|c| !c.is_empty()) {
+    let mut emit = |run: &'a str, space: bool| {
+        if space {
+            if with_space {
+                f(run);
+            }
+            return;
+        }
         tokens.clear();
-        tokenize_chunk(chunk, true, &mut tokens);
+        tokenize_chunk(run, true, &mut tokens);
         if tokens.len() > 1 {
-            specials::merge_split_specials(chunk, &mut tokens);
+            specials::merge_split_specials(run, &mut tokens);
         }
         tokens.iter().for_each(|t| f(t));
+    };
+    // As spaCy's `Tokenizer.__call__`: alternate runs; a run of whitespace loses its first
+    // character when that is a plain space.
+    let (mut start, mut in_space) = (0, false);
+    for (i, c) in text.char_indices() {
+        let space = py_isspace(c);
+        if space == in_space {
+            continue;
+        }
+        if start < i {
+            emit(&text[start..i], in_space);
+        }
+        start = if c == ' ' { i + 1 } else { i };
+        in_space = space;
+    }
+    if start < text.len() {
+        emit(&text[start..], in_space);
     }
 }
 

@@ -5,40 +5,98 @@
 //! (spaCy's special-case matcher) to runs of adjacent tokens that spell a special case, such as
 //! `t` `.` in `t.Fatal(err)`, which become `t.`.
 
-use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use xxhash_rust::xxh3::xxh3_64;
+
+/// Strings with token lengths, looked up by hash. Nearly every lookup misses (most words are
+/// not special cases), so a 64-Kibit bitmap of hash bits answers most of them; the rest search
+/// the sorted hashes.
+struct Table {
+    /// (xxh3 of the string, the string, its tokens' byte lengths), sorted.
+    entries: Vec<(u64, String, Vec<usize>)>,
+    /// The entries' hashes, in the same order.
+    hashes: Vec<u64>,
+    /// Bit `h % 65536` is set for every entry's hash `h`.
+    bitmap: Vec<u64>,
+    /// The longest string, in bytes: longer ones are not looked up.
+    longest: usize,
+}
+
+const BITMAP_BITS: u64 = 1 << 16;
+
+impl Table {
+    fn new(entries: impl IntoIterator<Item = (String, Vec<usize>)>) -> Self {
+        let mut entries: Vec<(u64, String, Vec<usize>)> = entries
+            .into_iter()
+            .map(|(k, v)| (xxh3_64(k.as_bytes()), k, v))
+            .collect();
+        entries.sort();
+        let longest = entries.iter().map(|e| e.1.len()).max().unwrap_or(0);
+        let hashes: Vec<u64> = entries.iter().map(|e| e.0).collect();
+        let mut bitmap = vec![0u64; (BITMAP_BITS / 64) as usize];
+        for h in &hashes {
+            let bit = h % BITMAP_BITS;
+            bitmap[(bit / 64) as usize] |= 1 << (bit % 64);
+        }
+        Self {
+            entries,
+            hashes,
+            bitmap,
+            longest,
+        }
+    }
+
+    fn get(&self, s: &str) -> Option<&[usize]> {
+        if s.len() > self.longest {
+            return None;
+        }
+        let h = xxh3_64(s.as_bytes());
+        let bit = h % BITMAP_BITS;
+        if self.bitmap[(bit / 64) as usize] & (1 << (bit % 64)) == 0 {
+            return None;
+        }
+        let first = self.hashes.partition_point(|&e| e < h);
+        self.entries[first..]
+            .iter()
+            .take_while(|e| e.0 == h)
+            .find(|e| e.1 == s)
+            .map(|e| e.2.as_slice())
+    }
+}
+
 /// Each special case's token lengths in bytes, by the whole string (the tokens concatenated).
-static SPECIALS: LazyLock<HashMap<String, Vec<usize>>> = LazyLock::new(|| {
-    include_str!("en_special_cases.tsv")
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(|line| {
-            let lens = line.split('\t').map(str::len).collect();
-            (line.replace('\t', ""), lens)
-        })
-        .collect()
+static SPECIALS: LazyLock<Table> = LazyLock::new(|| {
+    Table::new(
+        include_str!("en_special_cases.tsv")
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|line| {
+                let lens = line.split('\t').map(str::len).collect();
+                (line.replace('\t', ""), lens)
+            }),
+    )
 });
 
 /// Special cases that tokenize into several tokens without the special-case rules, with the
 /// byte lengths of those tokens: what the matcher looks for.
-static SPLIT_SPECIALS: LazyLock<(HashMap<&'static str, Vec<usize>>, usize)> = LazyLock::new(|| {
-    let mut patterns = HashMap::new();
+static SPLIT_SPECIALS: LazyLock<(Table, usize)> = LazyLock::new(|| {
     let mut longest = 0;
-    for key in SPECIALS.keys() {
+    let mut patterns = Vec::new();
+    for (_, key, _) in &SPECIALS.entries {
         let mut tokens = Vec::new();
         super::tokenize_chunk(key, false, &mut tokens);
         if tokens.len() > 1 {
             longest = longest.max(tokens.len());
-            patterns.insert(key.as_str(), tokens.iter().map(|t| t.len()).collect());
+            patterns.push((key.clone(), tokens.iter().map(|t| t.len()).collect()));
         }
     }
-    (patterns, longest)
+    (Table::new(patterns), longest)
 });
 
 /// Whether `s` is a special case.
 pub(super) fn is_special(s: &str) -> bool {
-    SPECIALS.contains_key(s)
+    SPECIALS.get(s).is_some()
 }
 
 /// Pushes `s`'s special-case tokens and returns true, or returns false if it is not one.
@@ -64,6 +122,9 @@ pub(super) fn merge_split_specials<'a>(chunk: &'a str, tokens: &mut Vec<&'a str>
         for len in 2..=(*longest).min(tokens.len() - i) {
             let run = &tokens[i..i + len];
             let (start, end) = (offset(run[0]), offset(run[len - 1]) + run[len - 1].len());
+            if end - start > patterns.longest {
+                break;
+            }
             if let Some(lens) = patterns.get(&chunk[start..end])
                 && lens.iter().copied().eq(run.iter().map(|t| t.len()))
             {

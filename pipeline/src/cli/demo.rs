@@ -36,5 +36,6 @@ pub fn demo(
     println!(
         "  refinery query --dir {out} \"SELECT id, rule, value, duplicate_of FROM rejects WHERE duplicate_of IS NOT NULL\""
     );
+    println!("  refinery query --dir {out} \"SELECT stage, rule, detail FROM edits\"");
     Ok(())
 }
