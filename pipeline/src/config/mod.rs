@@ -215,9 +215,21 @@ impl Config {
         }
     }
 
-    /// Hash of everything that decides the outputs' bytes (not threads, depth or strictness).
+    /// Hash of everything that decides the outputs' bytes (not threads, depth or strictness),
+    /// including the contents of the files stages read (benchmarks, bad-words lists), so that a
+    /// changed file is not mixed with decisions made from the old one on resume.
     pub fn output_hash(&self) -> String {
+        let files: Vec<String> = self
+            .stages
+            .iter()
+            .flat_map(|s| s.get_ref().files())
+            .map(|f| match std::fs::read(f) {
+                Ok(bytes) => format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes)),
+                Err(_) => "unreadable".to_string(),
+            })
+            .collect();
         let decisive = serde_json::json!({
+            "stage_files": files,
             "batch_size": self.run.batch_size,
             "batch_bytes": self.run.batch_bytes,
             "max_doc_bytes": self.run.max_doc_bytes,
@@ -257,6 +269,22 @@ mod tests {
         let c = Config::parse(&format!("{base}[[stages]]\ntype='normalize'\n")).unwrap();
         assert_eq!(a.output_hash(), b.output_hash());
         assert_ne!(a.output_hash(), c.output_hash());
+    }
+
+    #[test]
+    fn hash_follows_the_contents_of_files_stages_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let words = dir.path().join("bad.txt");
+        std::fs::write(&words, "frobnicate\n").unwrap();
+        let text = format!(
+            "[[sources]]\nname='a'\npaths=['x.jsonl']\n[[stages]]\ntype='c4'\nbad_words='{}'\n[output]\npath='o'\n",
+            words.display()
+        );
+        let config = Config::parse(&text).unwrap();
+        let before = config.output_hash();
+        assert_eq!(before, config.output_hash());
+        std::fs::write(&words, "frobnicate\nwidget\n").unwrap();
+        assert_ne!(before, config.output_hash());
     }
 
     #[test]
