@@ -230,6 +230,21 @@ mod tests {
         assert_eq!(short.iter().map(|h| h.passage).collect::<Vec<_>>(), [1]);
     }
 
+    proptest::proptest! {
+        /// A passage planted anywhere in any text, in any case, is found whole.
+        #[test]
+        fn planted_passages_are_always_found(
+            before in "[a-z ,.]{0,60}",
+            after in "[a-z ,.]{0,60}",
+            upper in proptest::bool::ANY,
+        ) {
+            let planted = if upper { QUESTION.to_uppercase() } else { QUESTION.to_string() };
+            let text = format!("{before} {planted} {after}");
+            let hits = index().scan(&text, 1.0);
+            proptest::prop_assert!(hits.iter().any(|h| h.passage == 0 && h.overlap == 1.0));
+        }
+    }
+
     #[test]
     fn partial_overlap_is_measured_and_thresholded() {
         let index = index();

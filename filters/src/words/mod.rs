@@ -164,6 +164,19 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Words are the text's non-whitespace characters, in order, cut into pieces: nothing
+        /// is lost, added or reordered, whatever the input.
+        #[test]
+        fn words_partition_the_non_whitespace_text(text in "(\\PC|[ .,'\"()\\-:/\n]){0,80}") {
+            let words = split_words(&text);
+            let joined: String = words.concat();
+            let expected: String = text.chars().filter(|c| !py_isspace(*c)).collect();
+            proptest::prop_assert_eq!(joined, expected);
+            proptest::prop_assert!(words.iter().all(|w| !w.is_empty()));
+        }
+    }
+
     #[test]
     fn whitespace_never_makes_a_word() {
         assert!(split_words(" \n\t\u{a0}\u{1c} ").is_empty());
