@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tests::{corpus, query_csv as query, run, scratch, texts, tree_bytes};
+use tests::{corpus, query_csv as query, query_row, run, scratch, texts, tree_bytes};
 
 fn config(dir: &Path, out: &str, threads: usize) -> PathBuf {
     let mut text = format!("[run]\nthreads = {threads}\n\n");
@@ -67,20 +67,13 @@ fn real_duplicates_are_found_explained_and_queryable() {
     );
 
     // Near duplicates: found, each naming a kept survivor and a cluster of its stage.
-    let near = query(
+    let near: Vec<f64> = query_row(
         &out,
         "SELECT count(*), min(value), \
          sum(CASE WHEN c.role = 'kept' THEN 1 ELSE 0 END) FROM rejects r \
          JOIN clusters c ON c.id = r.duplicate_of AND c.stage = r.stage \
          WHERE r.rule = 'near_duplicate'",
     );
-    let near: Vec<f64> = near
-        .lines()
-        .nth(1)
-        .unwrap()
-        .split(',')
-        .map(|v| v.parse().unwrap())
-        .collect();
     assert!(near[0] >= 100.0, "near duplicates found: {near:?}");
     assert_eq!(
         near[2], near[0],

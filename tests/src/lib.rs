@@ -58,6 +58,21 @@ pub fn query_csv(out: &Path, sql: &str) -> String {
     stdout.trim_end().to_string()
 }
 
+/// The first row of [`query_csv`]'s result, each field parsed as `T`.
+pub fn query_row<T: std::str::FromStr>(out: &Path, sql: &str) -> Vec<T>
+where
+    T::Err: std::fmt::Debug,
+{
+    let csv = query_csv(out, sql);
+    let row = csv
+        .lines()
+        .nth(1)
+        .unwrap_or_else(|| panic!("no row: {sql}"));
+    row.split(',')
+        .map(|v| v.parse().unwrap_or_else(|e| panic!("{v}: {e:?}")))
+        .collect()
+}
+
 fn path_str(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }

@@ -335,3 +335,62 @@ impl Stage for Decontaminate {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stages::tests::docs;
+
+    fn config(dir: &std::path::Path, lines: &str, mode: Mode) -> DecontaminateConfig {
+        let path = dir.join("bench.jsonl");
+        std::fs::write(&path, lines).unwrap();
+        DecontaminateConfig {
+            benchmarks: vec![BenchmarkConfig {
+                name: "quiz".into(),
+                path,
+                fields: vec!["q".into(), "choices.text".into()],
+                id_field: Some("id".into()),
+            }],
+            mode,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn bad_benchmark_files_are_reported_with_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(
+            dir.path(),
+            "{\"id\": \"a\", \"q\": \"x\"}\n{not json\n",
+            Mode::Drop,
+        );
+        let err = cfg.build("d".into()).err().unwrap().to_string();
+        assert!(err.contains("bench.jsonl:2"), "{err}");
+        let cfg = config(dir.path(), "{\"q\": \"no id here at all\"}\n", Mode::Drop);
+        let err = cfg.build("d".into()).err().unwrap().to_string();
+        assert!(
+            err.contains("bench.jsonl:1") && err.contains("no `id` field"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn nested_list_fields_are_passages_and_hits_are_tabled() {
+        let dir = tempfile::tempdir().unwrap();
+        let item = r#"{"id": "Q7", "q": "short", "choices": {"text": ["the mitochondria is the powerhouse", "of the cell in every living thing"]}}"#;
+        let stage = config(dir.path(), item, Mode::Cut)
+            .build("d".into())
+            .unwrap();
+        let text = "Intro. The mitochondria is the powerhouse of the cell in every living thing! End of story here.";
+        let out = stage.process(&docs(&[text, "clean text"])).unwrap();
+        assert_eq!(out.kept.num_rows(), 2);
+        let (name, table) = &out.tables[0];
+        assert_eq!((*name, table.num_rows()), (CONTAMINATION, 1));
+        let items = string_column(table, "item", "d").unwrap();
+        let fields = string_column(table, "field", "d").unwrap();
+        assert_eq!((items.value(0), fields.value(0)), ("Q7", "choices.text"));
+        let kept = text_column(&out.kept, "d").unwrap();
+        assert_eq!(kept.value(0), "Intro. ! End of story here.");
+        assert_eq!(out.edits[0].rule, "decontaminate.cut");
+    }
+}
