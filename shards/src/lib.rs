@@ -7,6 +7,7 @@
 //! - [`checksum`]: xxh3-64 checksums of streams and files, as written in manifests.
 //! - [`parquet`]: Parquet files read by range from any store.
 //! - [`atomic`]: write-to-temp-then-rename for local outputs.
+//! - [`token_shard`]: the llm.c token shard layout (header, u16/u32 tokens).
 //! - [`error`]: the crate's error type.
 //!
 //! S3 is configured with the usual AWS environment variables (`AWS_ACCESS_KEY_ID`,
@@ -19,6 +20,7 @@ pub mod error;
 pub mod parquet;
 pub mod read;
 pub mod store;
+pub mod token_shard;
 
 pub use error::StoreError;
 pub use read::ObjectReader;
