@@ -8,6 +8,7 @@
 //! - [`parquet`]: Parquet files read by range from any store.
 //! - [`atomic`]: write-to-temp-then-rename for local outputs.
 //! - [`token_shard`]: the llm.c token shard layout (header, u16/u32 tokens).
+//! - [`mixture`]: the mixture sampler (per-source weights, phases, exact resume).
 //! - [`error`]: the crate's error type.
 //!
 //! S3 is configured with the usual AWS environment variables (`AWS_ACCESS_KEY_ID`,
@@ -17,6 +18,7 @@
 pub mod atomic;
 pub mod checksum;
 pub mod error;
+pub mod mixture;
 pub mod parquet;
 pub mod read;
 pub mod store;
