@@ -34,8 +34,9 @@ pub struct Draw {
     pub epoch: u64,
 }
 
-/// Everything a sampler needs to resume exactly.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// Everything a sampler needs to resume exactly (a few counters per source; saved with a
+/// checkpoint as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct MixtureState {
     /// Windows drawn from each source since the start.
     pub drawn: Vec<u64>,
@@ -245,8 +246,9 @@ mod tests {
             let all: Vec<Draw> = (0..300).map(|_| whole.next_draw()).collect();
             let mut first = fresh();
             (0..stop).for_each(|_| { first.next_draw(); });
+            let saved = serde_json::to_string(first.state()).unwrap();
             let mut resumed = fresh();
-            resumed.restore(first.state().clone());
+            resumed.restore(serde_json::from_str(&saved).unwrap());
             let rest: Vec<Draw> = (stop..300).map(|_| resumed.next_draw()).collect();
             prop_assert_eq!(&all[stop..], &rest[..]);
         }
