@@ -131,16 +131,15 @@ impl Redactor {
 
 /// Appends the spans of `kind` in `text`.
 fn find(kind: PiiKind, text: &str, found: &mut Vec<(usize, usize, PiiKind)>) {
-    let (re, trigger) = match kind {
-        PiiKind::Email => (&*EMAIL, b'@'),
-        PiiKind::Ipv4 => (&*IPV4, b'.'),
-        PiiKind::Ipv6 => (&*IPV6, b':'),
-        PiiKind::Phone => (&*PHONE, b'0'),
-    };
-    // Cheap pre-checks: no '@', no e-mail; no digit, no phone number.
-    let present = match kind {
-        PiiKind::Phone => text.bytes().any(|b| b.is_ascii_digit()),
-        _ => memchr::memchr(trigger, text.as_bytes()).is_some(),
+    // Cheap pre-checks: a byte every match of the kind contains (no '@', no e-mail address;
+    // a phone number's groups are separated by a space, '-' or '.').
+    let bytes = text.as_bytes();
+    let has = |b| memchr::memchr(b, bytes).is_some();
+    let (re, present) = match kind {
+        PiiKind::Email => (&*EMAIL, has(b'@')),
+        PiiKind::Ipv4 => (&*IPV4, has(b'.')),
+        PiiKind::Ipv6 => (&*IPV6, has(b':')),
+        PiiKind::Phone => (&*PHONE, memchr::memchr3(b' ', b'-', b'.', bytes).is_some()),
     };
     if !present {
         return;

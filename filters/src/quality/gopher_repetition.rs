@@ -84,26 +84,29 @@ impl GopherRepetition {
             return Err(super::failed("gopher_repetition.empty", 0.0, 1.0));
         }
         let chars = char_len(text) as f64;
-        let paragraphs = split_runs(strip(text), 2);
-        let (dups, dup_chars) = find_duplicates(paragraphs.iter().copied());
-        let frac = dups as f64 / paragraphs.len() as f64;
-        at_most("gopher_repetition.dup_para_frac", frac, self.dup_para_frac)?;
-        let frac = dup_chars as f64 / chars;
-        at_most(
-            "gopher_repetition.dup_para_char_frac",
-            frac,
-            self.dup_para_char_frac,
-        )?;
-        let lines = split_runs(text, 1);
-        let (dups, dup_chars) = find_duplicates(lines.iter().copied());
-        let frac = dups as f64 / lines.len() as f64;
-        at_most("gopher_repetition.dup_line_frac", frac, self.dup_line_frac)?;
-        let frac = dup_chars as f64 / chars;
-        at_most(
-            "gopher_repetition.dup_line_char_frac",
-            frac,
-            self.dup_line_char_frac,
-        )?;
+        // Paragraphs (blank-line separated, of the stripped text), then lines: the fraction of
+        // pieces repeating an earlier one, and of the text's characters in them.
+        let pieces = [
+            (
+                split_runs(strip(text), 2),
+                "gopher_repetition.dup_para_frac",
+                self.dup_para_frac,
+                "gopher_repetition.dup_para_char_frac",
+                self.dup_para_char_frac,
+            ),
+            (
+                split_runs(text, 1),
+                "gopher_repetition.dup_line_frac",
+                self.dup_line_frac,
+                "gopher_repetition.dup_line_char_frac",
+                self.dup_line_char_frac,
+            ),
+        ];
+        for (parts, frac_rule, max_frac, chars_rule, max_chars) in pieces {
+            let (dups, dup_chars) = find_duplicates(parts.iter().copied());
+            at_most(frac_rule, dups as f64 / parts.len() as f64, max_frac)?;
+            at_most(chars_rule, dup_chars as f64 / chars, max_chars)?;
+        }
         if self.top_n_grams.is_empty() && self.dup_n_grams.is_empty() {
             return Ok(());
         }

@@ -20,7 +20,7 @@ pub enum ReportKind {
     Contamination,
 }
 
-/// The contamination report's SQL (printed by `--format json` users can rerun it with `query`).
+/// The contamination report's SQL; `refinery query --dir OUT` runs it (or a variant) too.
 pub const CONTAMINATION_SQL: &str = "SELECT benchmark, item, field, source, count(*) AS documents, \
      max(matched_ngrams) AS max_matched_ngrams, max(passage_ngrams) AS passage_ngrams, \
      max(overlap) AS max_overlap, min(action) AS action \

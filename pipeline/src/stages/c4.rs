@@ -10,7 +10,7 @@ use filters::quality::c4::{BadWords, C4, C4Outcome};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{off, on, text_column, with_texts};
+use super::{off, on, text_column, with_edited_texts};
 use crate::stage::{Edit, Stage, StageError, StageOutput};
 
 /// Config of the `c4` stage. Every rule is on by default, as published; no bad-words list.
@@ -122,15 +122,7 @@ impl Stage for C4Stage {
                 });
             }
         }
-        let edited = if edits.is_empty() {
-            batch.clone()
-        } else {
-            let new_texts = outcomes
-                .iter()
-                .enumerate()
-                .map(|(i, o)| o.edited.as_deref().unwrap_or(texts.value(i)));
-            with_texts(batch, new_texts)?
-        };
+        let edited = with_edited_texts(batch, texts, |i| outcomes[i].edited.as_deref())?;
         let verdicts = outcomes.into_iter().map(|o| o.verdict).collect();
         Ok(StageOutput {
             edits,

@@ -231,7 +231,6 @@ impl Decontaminate {
             .flat_map(|(row, hs)| hs.iter().map(move |h| (row, h)))
             .collect();
         let passages = self.index.passages();
-        let passage = |h: &Hit| &passages[h.passage];
         let action = match self.mode {
             Mode::Drop => "dropped",
             Mode::Cut => "cut",
@@ -247,7 +246,7 @@ impl Decontaminate {
                 rows.iter().map(|(_, h)| h.matched),
             )),
             Arc::new(UInt32Array::from_iter_values(
-                rows.iter().map(|(_, h)| passage(h).ngrams),
+                rows.iter().map(|(_, h)| passages[h.passage].ngrams),
             )),
             Arc::new(Float64Array::from_iter_values(
                 rows.iter().map(|(_, h)| h.overlap),

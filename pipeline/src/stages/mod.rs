@@ -196,6 +196,22 @@ pub(crate) fn string_array<'a, T>(items: &'a [T], f: impl Fn(&'a T) -> &'a str) 
     Arc::new(items.iter().map(|i| Some(f(i))).collect::<StringArray>())
 }
 
+/// `batch` with the rows that have an edited text (`edited(row)` is `Some`) replaced, or
+/// `batch` itself when no row changed.
+pub(crate) fn with_edited_texts<'a>(
+    batch: &RecordBatch,
+    texts: &'a StringArray,
+    edited: impl Fn(usize) -> Option<&'a str>,
+) -> Result<RecordBatch, StageError> {
+    if (0..texts.len()).all(|i| edited(i).is_none()) {
+        return Ok(batch.clone());
+    }
+    with_texts(
+        batch,
+        (0..texts.len()).map(|i| edited(i).unwrap_or(texts.value(i))),
+    )
+}
+
 /// The text column of a document batch.
 pub(crate) fn text_column<'a>(
     batch: &'a RecordBatch,

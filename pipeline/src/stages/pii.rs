@@ -11,7 +11,7 @@ use filters::pii::{PiiCounts, PiiKind, Redactor};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{text_column, with_texts};
+use super::{text_column, with_edited_texts};
 use crate::stage::{Edit, Stage, StageError, StageOutput};
 
 /// Config of the `pii` stage.
@@ -109,16 +109,10 @@ impl Stage for Pii {
                 })
             })
             .collect();
-        if edits.is_empty() {
-            return Ok(StageOutput::keep_all(batch));
-        }
-        let new_texts = redacted
-            .iter()
-            .enumerate()
-            .map(|(i, (t, _))| t.as_deref().unwrap_or(texts.value(i)));
+        let kept = with_edited_texts(batch, texts, |i| redacted[i].0.as_deref())?;
         Ok(StageOutput {
             edits,
-            ..StageOutput::keep_all(&with_texts(batch, new_texts)?)
+            ..StageOutput::keep_all(&kept)
         })
     }
 }
