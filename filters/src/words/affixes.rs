@@ -152,6 +152,9 @@ fn splits_dot_after(c: char) -> bool {
         || is_quote(c)
 }
 
+/// Bytes of the longest unit or currency sign ([`UNITS`], `US$`).
+const MAX_UNIT_BYTES: usize = 16;
+
 /// Length of the suffix spaCy splits off the end of `s`, or 0: the longest of the matching
 /// suffix rules, as `re.search` of the alternation finds the leftmost start.
 pub(super) fn suffix_len(s: &str) -> usize {
@@ -167,9 +170,12 @@ pub(super) fn suffix_len(s: &str) -> usize {
             consider(fixed.len());
         }
     }
-    // A unit or a currency after a number: what follows the last digit, when it is one.
-    if let Some(d) = s.bytes().rposition(|b| b.is_ascii_digit()) {
-        let tail = &s[d + 1..];
+    // A unit or a currency after a number: what follows the last digit, when it is one. Only
+    // the last few bytes are searched (no unit is longer), so peeling a long run of suffixes
+    // stays linear.
+    let from = s.len().saturating_sub(MAX_UNIT_BYTES + 1);
+    if let Some(d) = s.as_bytes()[from..].iter().rposition(u8::is_ascii_digit) {
+        let tail = &s[from + d + 1..];
         if ["US$", "C$", "A$"].contains(&tail) || UNITS.contains(&tail) {
             consider(tail.len());
         }
@@ -286,5 +292,6 @@ mod tests {
         assert_eq!(suffix_len("end."), 1);
         assert_eq!(suffix_len("USA."), 1);
         assert_eq!(suffix_len("wait..."), 3);
+        assert!(UNITS.iter().all(|u| u.len() <= MAX_UNIT_BYTES));
     }
 }
