@@ -176,7 +176,7 @@ pub fn write_sample(dir: &Path) -> std::io::Result<std::path::PathBuf> {
 }
 
 /// The demo's config (paths relative to it).
-pub const CONFIG: &str = r#"# The Refinery demo config: four sources, six stages.
+pub const CONFIG: &str = r#"# The Refinery demo config: four sources, six stages, then tokenize.
 [run]
 batch_size = 256
 
@@ -223,6 +223,13 @@ type = "pii"
 [output]
 path = "out"
 stages = ["normalize", "length", "minhash_dedup", "pii"]
+
+# Train a small byte-level BPE on the curated text, then write versioned token shards.
+[tokenize]
+root = "tokens"
+train_vocab_size = 1024
+shard_tokens = 8192
+validation_fraction = 0.05
 "#;
 
 #[cfg(test)]

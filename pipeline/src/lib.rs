@@ -7,6 +7,7 @@
 //! - [`stages`]: the stage registry and the stages themselves.
 //! - [`executor`]: runs units of work through the stages with bounded memory; resumes.
 //! - [`output`]: Parquet parts, unit records and the run manifest.
+//! - [`tokenize`]: the run's output into a versioned token dataset.
 //! - [`sql`]: DataFusion over outputs (stats, queries).
 //! - [`progress`]: progress counters and bar.
 //! - [`demo`]: the sample corpus behind `refinery demo`.
@@ -23,3 +24,4 @@ pub mod schema;
 pub mod sql;
 pub mod stage;
 pub mod stages;
+pub mod tokenize;

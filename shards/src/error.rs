@@ -41,4 +41,30 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// Stored bytes are not what the manifest says (corrupted or replaced).
+    #[error("checksum mismatch for `{path}`: manifest says {expected}, the bytes hash to {actual}")]
+    Checksum {
+        /// The object.
+        path: String,
+        /// The checksum in the manifest.
+        expected: String,
+        /// The checksum of the bytes read.
+        actual: String,
+    },
+    /// Stored bytes cannot be what they claim to be (a bad manifest, a malformed shard).
+    #[error("`{path}` is corrupt: {reason}")]
+    Corrupt {
+        /// The object.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A dataset root has no such version (or no versions at all).
+    #[error("no version `{version}` under `{root}`")]
+    NoVersion {
+        /// The dataset root.
+        root: String,
+        /// The version asked for (`latest` when none was named).
+        version: String,
+    },
 }

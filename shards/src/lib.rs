@@ -8,6 +8,7 @@
 //! - [`parquet`]: Parquet files read by range from any store.
 //! - [`atomic`]: write-to-temp-then-rename for local outputs.
 //! - [`token_shard`]: the llm.c token shard layout (header, u16/u32 tokens).
+//! - [`dataset`]: versioned token datasets: manifests, writer, reader with prefetch and cache.
 //! - [`mixture`]: the mixture sampler (per-source weights, phases, exact resume).
 //! - [`error`]: the crate's error type.
 //!
@@ -17,6 +18,7 @@
 
 pub mod atomic;
 pub mod checksum;
+pub mod dataset;
 pub mod error;
 pub mod mixture;
 pub mod parquet;

@@ -16,7 +16,7 @@ use globset::GlobBuilder;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::{BackoffConfig, ObjectStore, ObjectStoreExt, RetryConfig};
 
 use crate::StoreError;
 
@@ -55,6 +55,7 @@ pub fn open_store(spec: &str) -> Result<(Arc<dyn ObjectStore>, String, Path), St
         }
         let store = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
+            .with_retry(retry_policy())
             .build()
             .map_err(|source| StoreError::Backend {
                 spec: spec.to_string(),
@@ -78,6 +79,17 @@ pub fn open_store(spec: &str) -> Result<(Arc<dyn ObjectStore>, String, Path), St
         "file:///".to_string(),
         path,
     ))
+}
+
+/// How S3 requests are retried: transient failures (refused connections, timeouts, 5xx, throttling)
+/// up to 5 times with exponential backoff from 100 ms (doubling, at most 15 s between tries),
+/// giving up 60 s after the first try. A single request's timeout is `AWS_TIMEOUT` (default 30s).
+pub fn retry_policy() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig::default(),
+        max_retries: 5,
+        retry_timeout: std::time::Duration::from_secs(60),
+    }
 }
 
 /// Expands an input spec into the sorted list of objects it names.

@@ -163,6 +163,32 @@ fn demo_runs_and_its_outputs_answer_queries() {
             .all(|l| l == "eng")
     );
 
+    // The kept documents are tokenized with the tokenizer the demo trained: every one is in a
+    // train or validation stream, and the shards hold exactly the manifest's tokens.
+    assert!(outdir.join("tokenizer.json").is_file());
+    let tokens = demo_dir.join("tokens");
+    let id = std::fs::read_to_string(tokens.join("latest")).unwrap();
+    let version = tokens.join("versions").join(id.trim());
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(version.join("manifest.json")).unwrap()).unwrap();
+    let docs: u64 = m["sources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|splits| splits.as_object().unwrap().values())
+        .map(|t| t["documents"].as_u64().unwrap())
+        .sum();
+    assert_eq!(docs as usize, final_texts.len());
+    for shard in m["shards"].as_array().unwrap() {
+        let bytes = std::fs::read(version.join(shard["path"].as_str().unwrap())).unwrap();
+        let width = m["token_bytes"].as_u64().unwrap();
+        assert_eq!(
+            bytes.len() as u64,
+            1024 + width * shard["tokens"].as_u64().unwrap()
+        );
+    }
+    assert!(stdout.contains("Tokenized") && stdout.contains("refinery versions show"));
+
     let dir_arg = outdir.to_str().unwrap();
     let q = run(&[
         "query",

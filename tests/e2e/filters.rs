@@ -6,7 +6,9 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use serde_json::{Value, json};
-use tests::{corpus, corpus_records, query_csv, query_row, run, scratch, shared_data, texts};
+use tests::{
+    corpus, corpus_records, query_csv, query_row, run, scratch, shared_data, texts, write_jsonl,
+};
 
 /// Field `field` of record `line` (0-based) of a benchmark file (`.jsonl` or `.jsonl.gz`).
 fn benchmark_item(file: &str, line: usize, field: &str) -> String {
@@ -20,11 +22,6 @@ fn benchmark_item(file: &str, line: usize, field: &str) -> String {
     let line = BufReader::new(reader).lines().nth(line).unwrap().unwrap();
     let record: Value = serde_json::from_str(&line).unwrap();
     record[field].as_str().unwrap().to_string()
-}
-
-fn write_jsonl(path: &Path, records: &[Value]) {
-    let text: String = records.iter().map(|r| format!("{r}\n")).collect();
-    std::fs::write(path, text).unwrap();
 }
 
 fn decontaminate_config(dir: &Path, out: &str, mode: &str) -> String {

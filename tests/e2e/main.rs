@@ -10,3 +10,4 @@ mod dedup;
 mod filters;
 mod pipeline_run;
 mod s3;
+mod tokenize;

@@ -120,3 +120,144 @@ fn a_bucket_that_does_not_exist_is_quarantined_and_strict_stops() {
     assert_eq!(strict.status.code(), Some(3), "{}", texts(&strict).1);
     assert!(texts(&strict).1.contains("no-such-bucket"));
 }
+
+/// A run over `n` real news articles that tokenizes into `s3://tokens/ds` with OLMo's tokenizer.
+fn tokens_to_s3_config(dir: &std::path::Path, n: usize, shard_tokens: u64) -> std::path::PathBuf {
+    tests::write_jsonl(
+        &dir.join("news.jsonl"),
+        &tests::corpus_records("news_bbc.jsonl.zst", n),
+    );
+    let config = dir.join("c.toml");
+    let tokenizer = tests::shared_data().join("tokenizers/gpt-neox-olmo.json");
+    std::fs::write(
+        &config,
+        format!(
+            "[[sources]]\nname = \"news\"\npaths = [\"news.jsonl\"]\n\n[output]\npath = \"out\"\n\n\
+             [tokenize]\nroot = \"s3://tokens/ds\"\ntokenizer = \"{}\"\nshard_tokens = {shard_tokens}\n",
+            tokenizer.display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn a_token_version_round_trips_through_s3_and_a_corrupted_shard_is_named() {
+    let server = S3Server::start();
+    server.create_bucket("tokens");
+    let dir = scratch("s3-tokens");
+    let config = tokens_to_s3_config(dir.path(), 300, 20_000);
+    let out = run_with(&server, &config, false);
+    assert!(out.status.success(), "{}", texts(&out).1);
+    let id = String::from_utf8(server.get("tokens", "ds/latest")).unwrap();
+    let id = id.trim();
+    let keys = server.keys("tokens", &format!("ds/versions/{id}/"));
+    assert!(
+        keys.iter().any(|k| k.ends_with("manifest.json")),
+        "{keys:?}"
+    );
+    let secret = "testing";
+    let manifest =
+        String::from_utf8(server.get("tokens", &format!("ds/versions/{id}/manifest.json")))
+            .unwrap();
+    assert!(
+        !manifest.contains(secret),
+        "credentials never reach a manifest"
+    );
+
+    let verify = |label: &str| {
+        refinery(&["versions", "verify", "s3://tokens/ds"])
+            .envs(server.env())
+            .output()
+            .unwrap_or_else(|e| panic!("{label}: {e}"))
+    };
+    let ok = verify("intact");
+    assert!(ok.status.success(), "{}", texts(&ok).1);
+    assert!(texts(&ok).0.contains("is intact"));
+    let list = refinery(&["versions", "list", "s3://tokens/ds"])
+        .envs(server.env())
+        .output()
+        .unwrap();
+    assert!(texts(&list).0.contains(id), "{}", texts(&list).0);
+
+    // Flip one byte of the second shard in the bucket.
+    let key = format!("ds/versions/{id}/train/news/000001.bin");
+    let mut bytes = server.get("tokens", &key);
+    bytes[2000] ^= 0x55;
+    server.put("tokens", &key, &bytes);
+    let bad = verify("corrupted");
+    let (_, stderr) = texts(&bad);
+    assert!(!bad.status.success());
+    let m: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    let expected = m["shards"][1]["checksum"].as_str().unwrap();
+    let actual = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes));
+    assert!(
+        stderr.contains(&format!(
+            "s3://tokens/ds/versions/{id}/train/news/000001.bin"
+        )) && stderr.contains(expected)
+            && stderr.contains(&actual),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_server_stopped_mid_upload_leaves_no_manifest_and_a_rerun_completes() {
+    let server = S3Server::start();
+    server.create_bucket("tokens");
+    let dir = scratch("s3-stopped");
+    let config = tokens_to_s3_config(dir.path(), 1500, 1_000);
+    let mut child = refinery(&["run", config.to_str().unwrap()])
+        .envs(server.env())
+        .env("AWS_TIMEOUT", "1s")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !server
+        .keys("tokens", "ds/versions/")
+        .iter()
+        .any(|k| k.ends_with(".bin"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no shard was ever uploaded"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before the server stopped"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    server.pause();
+    let out = child.wait_with_output().unwrap();
+    server.resume();
+    let (_, stderr) = texts(&out);
+    assert!(
+        !out.status.success(),
+        "the upload cannot succeed against a stopped server"
+    );
+    assert!(
+        stderr.contains("s3://tokens/ds"),
+        "the failed request is named: {stderr}"
+    );
+    let keys = server.keys("tokens", "ds/");
+    assert!(
+        keys.iter().any(|k| k.ends_with(".bin")),
+        "shards were being written"
+    );
+    assert!(
+        !keys
+            .iter()
+            .any(|k| k.ends_with("manifest.json") || k == "ds/latest"),
+        "no manifest and no latest ref after a failed write: {keys:?}"
+    );
+
+    let rerun = run_with(&server, &config, false);
+    assert!(rerun.status.success(), "{}", texts(&rerun).1);
+    let verify = refinery(&["versions", "verify", "s3://tokens/ds"])
+        .envs(server.env())
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", texts(&verify).1);
+}

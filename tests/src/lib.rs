@@ -181,6 +181,28 @@ pub fn manifest(out: &Path) -> serde_json::Value {
         .expect("json")
 }
 
+/// The Python interpreter with numpy, pyarrow and tokenizers (`REFINERY_TEST_PYTHON`, else
+/// `python3`; `scripts/test` installs the packages).
+pub fn python() -> Command {
+    Command::new(std::env::var("REFINERY_TEST_PYTHON").unwrap_or_else(|_| "python3".into()))
+}
+
+/// A file of the tests crate (`tests/...`).
+pub fn own_file(rel: &str) -> PathBuf {
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("run under cargo test");
+    Path::new(&manifest_dir).join(rel)
+}
+
+/// Writes records as JSONL.
+pub fn write_jsonl(path: &Path, records: &[serde_json::Value]) {
+    let text: String = records.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(path, text).expect("write JSONL");
+}
+
+/// moto answers unsigned reads with 403 but does not check signatures: any well-formed
+/// `Authorization` header lets the helpers read what the signed client wrote.
+const MOTO_AUTH: &str = "Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0";
+
 /// A moto S3 server on 127.0.0.1, stopped on drop. Panics (fails the test) when moto is missing.
 pub struct S3Server {
     child: Child,
@@ -221,22 +243,78 @@ impl S3Server {
 
     /// One HTTP/1.1 request; returns the status code.
     pub fn request(&self, method: &str, path: &str, body: &[u8]) -> std::io::Result<u16> {
+        self.exchange(method, path, body).map(|r| r.0)
+    }
+
+    /// One HTTP/1.1 request; returns the status code and the response body.
+    pub fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> std::io::Result<(u16, Vec<u8>)> {
         let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
         s.set_read_timeout(Some(Duration::from_secs(30)))?;
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\n{MOTO_AUTH}\r\nConnection: close\r\n\r\n",
             self.port,
             body.len()
         );
         s.write_all(head.as_bytes())?;
         s.write_all(body)?;
-        let mut response = String::new();
-        let _ = s.read_to_string(&mut response);
-        response
+        let mut response = Vec::new();
+        let _ = s.read_to_end(&mut response);
+        let split = response
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or_else(|| std::io::Error::other("no response head"))?;
+        let head = String::from_utf8_lossy(&response[..split]).into_owned();
+        let status = head
             .split_whitespace()
             .nth(1)
             .and_then(|c| c.parse().ok())
-            .ok_or_else(|| std::io::Error::other("no status"))
+            .ok_or_else(|| std::io::Error::other("no status"))?;
+        Ok((status, response[split + 4..].to_vec()))
+    }
+
+    /// An object's bytes (panics unless it exists).
+    pub fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
+        let (status, body) = self
+            .exchange("GET", &format!("/{bucket}/{key}"), &[])
+            .expect("get");
+        assert_eq!(status, 200, "GET {bucket}/{key}");
+        body
+    }
+
+    /// The keys under `prefix` in `bucket` (one listing page, up to 1,000 keys).
+    pub fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let (_, body) = self
+            .exchange("GET", &format!("/{bucket}?prefix={prefix}"), &[])
+            .expect("list");
+        String::from_utf8_lossy(&body)
+            .split("<Key>")
+            .skip(1)
+            .filter_map(|s| s.split("</Key>").next())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Freezes the server process (SIGSTOP): it holds connections but answers nothing.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
     }
 
     /// Creates a bucket.

@@ -27,6 +27,7 @@ pub fn demo(
     let summary = execute(&config, quiet, handle)?;
     print_summary(&summary);
     super::stats::stats(&summary.out, OutputFormat::Table, handle)?;
+    super::run::tokenize(&config, quiet, handle)?;
     let out = summary.out.display();
     println!("Try next:");
     println!("  refinery query --dir {out} \"SELECT rule, count(*) FROM rejects GROUP BY rule\"");
@@ -37,5 +38,8 @@ pub fn demo(
         "  refinery query --dir {out} \"SELECT id, rule, value, duplicate_of FROM rejects WHERE duplicate_of IS NOT NULL\""
     );
     println!("  refinery query --dir {out} \"SELECT stage, rule, detail FROM edits\"");
+    if let Some(t) = &config.tokenize {
+        println!("  refinery versions show {}", t.get_ref().root);
+    }
     Ok(())
 }

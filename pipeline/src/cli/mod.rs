@@ -9,7 +9,9 @@ mod query;
 mod report;
 mod run;
 mod stats;
+mod tokenizer;
 mod validate;
+mod versions;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,7 +47,8 @@ pub enum LogFormat {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a config: ingest, stages, outputs. Resumes an interrupted run in the same folder.
+    /// Run a config: ingest, stages, outputs, then tokenize when configured. Resumes an
+    /// interrupted run in the same folder.
     Run {
         /// The TOML config.
         config: PathBuf,
@@ -96,6 +99,18 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
+    },
+    /// Train a tokenizer.
+    Tokenizer {
+        /// What to do.
+        #[command(subcommand)]
+        command: tokenizer::TokenizerCommand,
+    },
+    /// The versions of a token dataset: list, show, diff.
+    Versions {
+        /// What to show.
+        #[command(subcommand)]
+        command: versions::VersionsCommand,
     },
     /// Generate a sample corpus and run the main job on it.
     Demo {
@@ -165,6 +180,8 @@ pub fn run(cli: Cli) -> ExitCode {
             format,
         } => query::query(&sql, tables, dir.as_deref(), format, handle),
         Command::Report { kind, dir, format } => report::report(kind, &dir, format, handle),
+        Command::Tokenizer { command } => tokenizer::tokenizer(command),
+        Command::Versions { command } => versions::versions(command, handle),
         Command::Demo { dir, threads } => demo::demo(&dir, threads, cli.quiet, handle),
     };
     match result {

@@ -26,6 +26,18 @@ pub fn run(
     config.run.strict |= strict;
     let summary = execute(&config, quiet, handle)?;
     print_summary(&summary);
+    tokenize(&config, quiet, handle)
+}
+
+/// Tokenizes the run's output when the config has a `[tokenize]` section, and prints what
+/// happened.
+pub fn tokenize(config: &Config, quiet: bool, handle: &Handle) -> Result<(), Failure> {
+    if config.tokenize.is_none() {
+        return Ok(());
+    }
+    let progress = Progress::new(!quiet);
+    let summary = crate::tokenize::run(config, &progress, handle)?;
+    super::tokenizer::print_summary(&summary);
     Ok(())
 }
 

@@ -17,6 +17,10 @@
 //!
 //! [output]
 //! path = "out"
+//!
+//! [tokenize]                 # optional: see crate::tokenize
+//! root = "tokens"
+//! tokenizer = "tokenizer.json"
 //! ```
 //!
 //! Relative local paths are resolved against the config file's folder. Every struct rejects
@@ -31,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use serde_spanned::Spanned;
 
 use crate::stages::StageConfig;
+use crate::tokenize::TokenizeConfig;
 pub use validate::{ConfigError, validate, validate_inputs};
 
 /// A whole run config.
@@ -47,6 +52,9 @@ pub struct Config {
     pub stages: Vec<Spanned<StageConfig>>,
     /// Where results go.
     pub output: Spanned<OutputConfig>,
+    /// Tokenize the output into a versioned token dataset after the stages (optional).
+    #[serde(default)]
+    pub tokenize: Option<Spanned<TokenizeConfig>>,
 }
 
 /// Execution settings. None of them changes what a document's fate is.
@@ -188,6 +196,11 @@ impl Config {
         }
         let out = self.output.get_mut();
         out.path = resolve(&out.path);
+        if let Some(t) = &mut self.tokenize {
+            let t = t.get_mut();
+            t.root = resolve(&t.root);
+            t.tokenizer = t.tokenizer.as_deref().map(resolve);
+        }
     }
 
     /// The output folder.

@@ -151,6 +151,47 @@ pub fn validate(config: &Config, text: &str) -> Vec<ConfigError> {
             err(stage.span(), format!("stage `{name}`: {problem}"));
         }
     }
+    if let Some(t) = &config.tokenize {
+        let span = t.span();
+        let t = t.get_ref();
+        if t.tokenizer.is_some() == t.train_vocab_size.is_some() {
+            err(
+                span.clone(),
+                "[tokenize] needs exactly one of `tokenizer` (a tokenizer.json) and `train_vocab_size`"
+                    .into(),
+            );
+        }
+        if t.train_vocab_size.is_some_and(|n| n < 258) {
+            err(
+                span.clone(),
+                "tokenize.train_vocab_size must be at least 258 (256 bytes and a special token)"
+                    .into(),
+            );
+        }
+        if t.shard_tokens == 0 || t.shard_tokens >= 1 << 31 {
+            err(
+                span.clone(),
+                "tokenize.shard_tokens must be between 1 and 2^31 - 1 (llm.c's header count)"
+                    .into(),
+            );
+        }
+        if !(0.0..1.0).contains(&t.validation_fraction) {
+            err(
+                span.clone(),
+                "tokenize.validation_fraction must be at least 0 and below 1".into(),
+            );
+        }
+        if let Some(d) = &t.dataset
+            && !config.persisted_stages().contains(d)
+        {
+            err(
+                span.clone(),
+                format!(
+                    "tokenize.dataset `{d}` is not a dataset the run writes (see output.stages)"
+                ),
+            );
+        }
+    }
     if let Some(persisted) = &config.output.get_ref().stages {
         for p in persisted {
             if !stage_names.contains(p.get_ref()) {

@@ -1,0 +1,327 @@
+//! `refinery versions list|show|diff ROOT`: the versions of a token dataset.
+
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use shards::dataset::{DatasetRoot, Manifest, ReaderOptions, ShardReader, Split};
+use tokio::runtime::Handle;
+
+use super::Failure;
+use crate::sql::{OutputFormat, query, render, text_table};
+
+/// What to show.
+#[derive(Debug, clap::Subcommand)]
+pub enum VersionsCommand {
+    /// Every complete version, oldest first; `*` marks `latest`.
+    List {
+        /// The dataset root (a folder or s3://bucket/prefix).
+        root: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+    /// One version: provenance, tokenizer, per-source documents and tokens.
+    Show {
+        /// The dataset root.
+        root: String,
+        /// The version (default: latest).
+        version: Option<String>,
+        /// Output format (`json` prints the whole manifest).
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+    /// Read every shard and index of a version and check them against the manifest (checksums,
+    /// headers, sizes); prints the read throughput.
+    Verify {
+        /// The dataset root.
+        root: String,
+        /// The version (default: latest).
+        version: Option<String>,
+        /// Keep fetched shards in this folder (for S3 roots), capped at --cache-bytes.
+        #[arg(long)]
+        cache_dir: Option<std::path::PathBuf>,
+        /// Most bytes the cache folder holds.
+        #[arg(long, default_value_t = 16 << 30)]
+        cache_bytes: u64,
+    },
+    /// Per-source documents and tokens added, removed and changed from one version to another
+    /// (a SQL join of their document indexes).
+    Diff {
+        /// The dataset root.
+        root: String,
+        /// The older version.
+        from: String,
+        /// The newer version (default: latest).
+        to: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+}
+
+/// Runs a `versions` subcommand.
+pub fn versions(command: VersionsCommand, handle: &Handle) -> Result<(), Failure> {
+    match command {
+        VersionsCommand::List { root, format } => list(&root, format, handle),
+        VersionsCommand::Show {
+            root,
+            version,
+            format,
+        } => show(&root, version.as_deref(), format, handle),
+        VersionsCommand::Verify {
+            root,
+            version,
+            cache_dir,
+            cache_bytes,
+        } => verify(&root, version.as_deref(), cache_dir, cache_bytes, handle),
+        VersionsCommand::Diff {
+            root,
+            from,
+            to,
+            format,
+        } => diff(&root, &from, to.as_deref(), format, handle),
+    }
+}
+
+fn list(spec: &str, format: OutputFormat, handle: &Handle) -> Result<(), Failure> {
+    let root = DatasetRoot::open(spec)?;
+    let (manifests, latest) = handle.block_on(async {
+        Ok::<_, shards::StoreError>((root.versions().await?, root.latest().await?))
+    })?;
+    if manifests.is_empty() {
+        return Err(anyhow!("no versions under {}", root.uri()).into());
+    }
+    if format == OutputFormat::Json {
+        let rows: Vec<_> = manifests
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "version": m.version,
+                    "latest": latest.as_deref() == Some(m.version.as_str()),
+                    "created": m.created,
+                    "train": m.split_totals(Split::Train),
+                    "validation": m.split_totals(Split::Validation),
+                    "shards": m.shards.len(),
+                    "parents": m.parents,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = manifests
+        .iter()
+        .map(|m| {
+            let (train, val) = (
+                m.split_totals(Split::Train),
+                m.split_totals(Split::Validation),
+            );
+            let mark = if latest.as_deref() == Some(m.version.as_str()) {
+                "*"
+            } else {
+                ""
+            };
+            vec![
+                format!("{}{mark}", m.version),
+                m.created.clone(),
+                train.documents.to_string(),
+                train.tokens.to_string(),
+                val.documents.to_string(),
+                val.tokens.to_string(),
+                m.shards.len().to_string(),
+                m.parents
+                    .iter()
+                    .map(|p| format!("{}:{}", p.kind, p.id))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ]
+        })
+        .collect();
+    let headers = [
+        "version",
+        "created",
+        "train docs",
+        "train tokens",
+        "val docs",
+        "val tokens",
+        "shards",
+        "parents",
+    ];
+    println!("{}", text_table(&headers, &rows));
+    Ok(())
+}
+
+fn show(
+    spec: &str,
+    version: Option<&str>,
+    format: OutputFormat,
+    handle: &Handle,
+) -> Result<(), Failure> {
+    let root = DatasetRoot::open(spec)?;
+    let manifest = handle.block_on(async {
+        let id = root.resolve(version).await?;
+        root.manifest(&id).await
+    })?;
+    if format == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&manifest)?);
+        return Ok(());
+    }
+    println!("version      {}", manifest.version);
+    println!(
+        "created      {} by refinery {}",
+        manifest.created, manifest.tool_version
+    );
+    for p in &manifest.parents {
+        println!("parent       {} {} ({})", p.kind, p.id, p.uri);
+    }
+    let t = &manifest.tokenizer;
+    println!(
+        "tokenizer    {} ({} ids, {}-byte tokens, end of document {} = {})",
+        t.hash, t.vocab_size, manifest.token_bytes, t.eod, t.eod_id
+    );
+    println!("config hash  {}", manifest.config_hash);
+    println!("held out     {}", manifest.validation_fraction);
+    println!("{}", source_table(&manifest));
+    Ok(())
+}
+
+fn source_table(m: &Manifest) -> String {
+    let rows: Vec<Vec<String>> = m
+        .sources
+        .iter()
+        .map(|(source, splits)| {
+            let get = |s| splits.get(&s).copied().unwrap_or_default();
+            let (train, val) = (get(Split::Train), get(Split::Validation));
+            let shards = m.shards.iter().filter(|s| &s.source == source).count();
+            vec![
+                source.clone(),
+                train.documents.to_string(),
+                train.tokens.to_string(),
+                val.documents.to_string(),
+                val.tokens.to_string(),
+                shards.to_string(),
+            ]
+        })
+        .collect();
+    text_table(
+        &[
+            "source",
+            "train docs",
+            "train tokens",
+            "val docs",
+            "val tokens",
+            "shards",
+        ],
+        &rows,
+    )
+}
+
+/// Per-source document and token changes, from the two versions' document indexes.
+const DIFF_SQL: &str = "
+WITH a AS (SELECT source, id, sum(tokens) AS tokens FROM va GROUP BY source, id),
+     b AS (SELECT source, id, sum(tokens) AS tokens FROM vb GROUP BY source, id)
+SELECT coalesce(a.source, b.source) AS source,
+       count(a.id) AS docs_from,
+       count(b.id) AS docs_to,
+       sum(CASE WHEN a.id IS NULL THEN 1 ELSE 0 END) AS docs_added,
+       sum(CASE WHEN b.id IS NULL THEN 1 ELSE 0 END) AS docs_removed,
+       sum(CASE WHEN a.tokens <> b.tokens THEN 1 ELSE 0 END) AS docs_changed,
+       coalesce(sum(a.tokens), 0) AS tokens_from,
+       coalesce(sum(b.tokens), 0) AS tokens_to,
+       CAST(coalesce(sum(b.tokens), 0) AS BIGINT) - CAST(coalesce(sum(a.tokens), 0) AS BIGINT) AS tokens_delta
+FROM a FULL OUTER JOIN b ON a.id = b.id AND a.source = b.source
+GROUP BY 1
+ORDER BY 1";
+
+fn diff(
+    spec: &str,
+    from: &str,
+    to: Option<&str>,
+    format: OutputFormat,
+    handle: &Handle,
+) -> Result<(), Failure> {
+    let root = DatasetRoot::open(spec)?;
+    let batches = handle.block_on(async {
+        let to = root.resolve(to).await?;
+        let from = root.resolve(Some(from)).await?;
+        // Both must be complete versions.
+        root.manifest(&from).await?;
+        root.manifest(&to).await?;
+        // Index files sit in `<split>/<source>/` folders below the version.
+        let config = SessionConfig::new().set_bool(
+            "datafusion.execution.listing_table_ignore_subdirectory",
+            false,
+        );
+        let ctx = SessionContext::new_with_config(config);
+        if let Some(rest) = root.uri().strip_prefix("s3://") {
+            let bucket = rest.split('/').next().unwrap_or_default();
+            let url = url::Url::parse(&format!("s3://{bucket}")).context("dataset root URL")?;
+            ctx.register_object_store(&url, Arc::clone(root.store()));
+        }
+        let options = ParquetReadOptions {
+            file_extension: ".index.parquet",
+            ..ParquetReadOptions::default()
+        };
+        for (table, id) in [("va", &from), ("vb", &to)] {
+            let dir = format!("{}/versions/{id}/", root.uri().trim_end_matches('/'));
+            ctx.register_parquet(table, dir.as_str(), options.clone())
+                .await?;
+        }
+        if format == OutputFormat::Table {
+            println!("From {from} to {to}:");
+        }
+        Ok::<_, anyhow::Error>(query(&ctx, DIFF_SQL).await?)
+    })?;
+    println!("{}", render(&batches, format)?);
+    Ok(())
+}
+
+/// Tokens read per request while verifying.
+const VERIFY_CHUNK: u64 = 1 << 22;
+
+fn verify(
+    spec: &str,
+    version: Option<&str>,
+    cache_dir: Option<std::path::PathBuf>,
+    cache_bytes: u64,
+    handle: &Handle,
+) -> Result<(), Failure> {
+    let started = std::time::Instant::now();
+    let options = ReaderOptions {
+        cache_dir,
+        cache_bytes,
+        ..ReaderOptions::default()
+    };
+    let reader = ShardReader::open(spec, version, options)?;
+    let root = DatasetRoot::open(spec)?;
+    let manifest = reader.manifest();
+    handle.block_on(async {
+        for shard in &manifest.shards {
+            let path = root.version_path(&manifest.version, &shard.index.path);
+            let bytes = root.get(&path).await?;
+            shards::dataset::root::verify(&root.object_uri(&path), &bytes, &shard.index.checksum)?;
+        }
+        Ok::<_, shards::StoreError>(())
+    })?;
+    let mut tokens = 0u64;
+    for split in Split::ALL {
+        for source in reader.sources(split) {
+            let n = reader.stream_tokens(split, &source);
+            let mut at = 0;
+            while at < n {
+                let end = (at + VERIFY_CHUNK).min(n);
+                tokens += reader.read(split, &source, at..end)?.len() as u64;
+                at = end;
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    println!(
+        "Version {} is intact: {} shards and their indexes match the manifest; {tokens} tokens read in {secs:.2} s ({:.1} M tokens/s)",
+        manifest.version,
+        manifest.shards.len(),
+        tokens as f64 / secs / 1e6
+    );
+    Ok(())
+}

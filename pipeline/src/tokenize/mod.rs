@@ -1,0 +1,300 @@
+//! The `tokenize` step: a run's kept documents into a versioned token dataset.
+//!
+//! ```toml
+//! [tokenize]
+//! root = "tokens"                 # dataset root: a folder or s3://bucket/prefix
+//! tokenizer = "tokenizer.json"    # a Hugging Face tokenizer.json (path or s3://) ...
+//! # train_vocab_size = 8192       # ... or train a byte-level BPE on the run's output first
+//! # dataset = "pii"               # which written dataset to tokenize (default: the last one)
+//! # eod = "<|endoftext|>"         # end-of-document token, written after every document
+//! # shard_tokens = 16777216       # tokens per shard (the last of each stream is shorter)
+//! # validation_fraction = 0.01    # share of each source held out, chosen by hashing the doc id
+//! ```
+//!
+//! It runs after the stages, over the run's output in a fixed order (parts by name, rows in
+//! order), encoding each batch in parallel. The version id is derived from the settings, the
+//! tokenizer's bytes and the run manifest, so rerunning the same job finds its version and
+//! writes nothing. Memory: one open shard per (split, source) stream plus
+//! [`shards::dataset::writer::MAX_UPLOADS`] shards uploading.
+//!
+//! - [`tokenizer`]: loading, training and parallel encoding.
+//! - [`documents`]: a run's documents in a fixed order.
+
+pub mod documents;
+pub mod tokenizer;
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use shards::dataset::{
+    DatasetRoot, Manifest, Parent, Split, TokenizerInfo, VersionInfo, VersionWriter,
+};
+use tokio::runtime::Handle;
+
+use crate::config::Config;
+use crate::progress::Progress;
+pub use tokenizer::{TextTokenizer, train_bpe};
+
+/// Where a trained tokenizer is written in the run's output folder.
+pub const TRAINED_TOKENIZER: &str = "tokenizer.json";
+
+/// The `[tokenize]` section. See the module docs.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizeConfig {
+    /// Dataset root: a local folder or `s3://bucket/prefix`.
+    pub root: String,
+    /// A `tokenizer.json` to load (path or `s3://`).
+    #[serde(default)]
+    pub tokenizer: Option<String>,
+    /// Train a byte-level BPE of this many ids on the output instead of loading one.
+    #[serde(default)]
+    pub train_vocab_size: Option<usize>,
+    /// The written dataset to tokenize. Default: the last one the run writes.
+    #[serde(default)]
+    pub dataset: Option<String>,
+    /// The end-of-document token. Default `<|endoftext|>`.
+    #[serde(default = "default_eod")]
+    pub eod: String,
+    /// Tokens per shard. Default 16 Mi.
+    #[serde(default = "default_shard_tokens")]
+    pub shard_tokens: u64,
+    /// Share of each source's documents held out for validation. Default 0.01.
+    #[serde(default = "default_validation_fraction")]
+    pub validation_fraction: f64,
+}
+
+fn default_eod() -> String {
+    "<|endoftext|>".to_string()
+}
+
+fn default_shard_tokens() -> u64 {
+    16 << 20
+}
+
+fn default_validation_fraction() -> f64 {
+    0.01
+}
+
+/// Why tokenizing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenizeError {
+    /// The tokenizer cannot be loaded, trained or used.
+    #[error("tokenizer {origin}: {reason}")]
+    Tokenizer {
+        /// The file (or `training`).
+        origin: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A text could not be encoded.
+    #[error("encoding failed: {0}")]
+    Encode(String),
+    /// The run's output cannot be read.
+    #[error("{0}")]
+    Input(String),
+    /// Reading or writing the dataset failed.
+    #[error(transparent)]
+    Store(#[from] shards::StoreError),
+}
+
+/// What a tokenize step did.
+#[derive(Debug)]
+pub struct TokenizeSummary {
+    /// The version's manifest.
+    pub manifest: Manifest,
+    /// The dataset root as a URL.
+    pub root: String,
+    /// True when the version already existed and nothing was written.
+    pub reused: bool,
+    /// Text bytes encoded.
+    pub text_bytes: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// Whether a document is held out: its id's hash falls in the first `fraction` of the range,
+/// so the choice is the same in every version that holds the document.
+pub fn held_out(id: &str, fraction: f64) -> bool {
+    (xxhash_rust::xxh3::xxh3_64(id.as_bytes()) as f64) < fraction * 2f64.powi(64)
+}
+
+/// Tokenizes the output of a finished run of `config` (which must have a `[tokenize]` section).
+pub fn run(
+    config: &Config,
+    progress: &Progress,
+    handle: &Handle,
+) -> Result<TokenizeSummary, TokenizeError> {
+    let started = Instant::now();
+    let settings = config
+        .tokenize
+        .as_ref()
+        .map(|t| t.get_ref().clone())
+        .ok_or_else(|| TokenizeError::Input("the config has no [tokenize] section".into()))?;
+    let out = config.output_dir();
+    let dataset = settings
+        .dataset
+        .clone()
+        .or_else(|| config.persisted_stages().pop())
+        .unwrap_or_else(|| crate::config::INGEST.to_string());
+    let parts = documents::parts(&out, &dataset)?;
+    let run_manifest = std::fs::read(out.join(crate::output::MANIFEST))
+        .map_err(|e| TokenizeError::Input(format!("{}: {e}", out.display())))?;
+    let run_id = shards::checksum::to_hex(xxhash_rust::xxh3::xxh3_64(&run_manifest));
+    let tokenizer = match (&settings.tokenizer, settings.train_vocab_size) {
+        (Some(spec), _) => load(spec, &settings.eod, handle)?,
+        (None, Some(vocab)) => train_for_run(&out, &parts, vocab, &settings.eod, &run_id)?,
+        (None, None) => {
+            return Err(TokenizeError::Input(
+                "[tokenize] needs `tokenizer` or `train_vocab_size`".into(),
+            ));
+        }
+    };
+    let config_hash = hash_json(&serde_json::json!({
+        "dataset": dataset,
+        "eod": settings.eod,
+        "shard_tokens": settings.shard_tokens,
+        "validation_fraction": settings.validation_fraction,
+    }));
+    let version = hash_json(&serde_json::json!({
+        "config": config_hash,
+        "tokenizer": tokenizer.hash(),
+        "run": run_id,
+    }));
+    let root = DatasetRoot::open(&settings.root)?;
+    let previous = handle.block_on(root.latest())?;
+    if handle.block_on(root.has_version(&version))? {
+        handle.block_on(root.set_latest(&version))?;
+        return Ok(TokenizeSummary {
+            manifest: handle.block_on(root.manifest(&version))?,
+            root: root.uri().to_string(),
+            reused: true,
+            text_bytes: 0,
+            elapsed: started.elapsed(),
+        });
+    }
+    let mut parents = vec![Parent {
+        kind: "run".into(),
+        uri: format!(
+            "file://{}",
+            std::path::absolute(&out).unwrap_or(out.clone()).display()
+        ),
+        id: run_id,
+    }];
+    parents.extend(previous.filter(|p| *p != version).map(|p| Parent {
+        kind: "shards".into(),
+        uri: root.uri().to_string(),
+        id: p,
+    }));
+    let (eod, eod_id) = tokenizer.eod();
+    let info = VersionInfo {
+        version,
+        parents,
+        config_hash,
+        tokenizer: TokenizerInfo {
+            hash: tokenizer.hash().to_string(),
+            vocab_size: tokenizer.vocab_size(),
+            eod: eod.to_string(),
+            eod_id,
+        },
+        validation_fraction: settings.validation_fraction,
+    };
+    let mut writer = VersionWriter::new(root.clone(), info, settings.shard_tokens, handle.clone());
+    progress.start(parts.iter().map(|p| file_size(p)).sum());
+    let mut text_bytes = 0u64;
+    for part in &parts {
+        documents::for_each_batch(std::slice::from_ref(part), config.run.batch_size, |docs| {
+            let texts: Vec<&str> = docs.texts.iter().flatten().collect();
+            text_bytes += texts.iter().map(|t| t.len() as u64).sum::<u64>();
+            let encoded = tokenizer.encode_documents(&texts)?;
+            for (i, tokens) in encoded.iter().enumerate() {
+                let id = docs.ids.value(i);
+                let split = if held_out(id, settings.validation_fraction) {
+                    Split::Validation
+                } else {
+                    Split::Train
+                };
+                writer.push(split, docs.sources.value(i), id, tokens)?;
+            }
+            progress
+                .docs
+                .fetch_add(texts.len() as u64, Ordering::Relaxed);
+            Ok(())
+        })?;
+        progress.bytes.fetch_add(file_size(part), Ordering::Relaxed);
+    }
+    let manifest = writer.finish()?;
+    progress.finish();
+    Ok(TokenizeSummary {
+        manifest,
+        root: root.uri().to_string(),
+        reused: false,
+        text_bytes,
+        elapsed: started.elapsed(),
+    })
+}
+
+fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+fn hash_json(value: &serde_json::Value) -> String {
+    shards::checksum::to_hex(xxhash_rust::xxh3::xxh3_64(value.to_string().as_bytes()))
+}
+
+/// Reads a `tokenizer.json` from a path or `s3://` URL.
+pub fn load(spec: &str, eod: &str, handle: &Handle) -> Result<TextTokenizer, TokenizeError> {
+    let (store, _, path) = shards::open_store(spec)?;
+    let bytes = handle
+        .block_on(async {
+            use object_store::ObjectStoreExt;
+            store.get(&path).await?.bytes().await
+        })
+        .map_err(|source| shards::StoreError::Backend {
+            spec: spec.to_string(),
+            source,
+        })?;
+    TextTokenizer::from_json(&bytes, eod, spec)
+}
+
+/// Trains a tokenizer on the texts of `parts` (streamed; at most `max_bytes` of text when set)
+/// and returns its JSON.
+pub fn train_on_parts(
+    parts: &[std::path::PathBuf],
+    vocab_size: usize,
+    eod: &str,
+    max_bytes: Option<u64>,
+) -> Result<String, TokenizeError> {
+    let texts = documents::TextStream::new(parts.to_vec(), max_bytes);
+    let error = texts.error.clone();
+    let json = train_bpe(texts, vocab_size, eod)?;
+    match error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        Some(e) => Err(e),
+        None => Ok(json),
+    }
+}
+
+/// The run's trained tokenizer: reused when `<out>/tokenizer.json` was trained with the same
+/// settings on the same run output, else trained and written there.
+fn train_for_run(
+    out: &Path,
+    parts: &[std::path::PathBuf],
+    vocab_size: usize,
+    eod: &str,
+    run_id: &str,
+) -> Result<TextTokenizer, TokenizeError> {
+    let path = out.join(TRAINED_TOKENIZER);
+    let key_path = out.join("_tokenizer.key");
+    let key = format!("vocab_size={vocab_size} eod={eod} run={run_id}\n");
+    if let (Ok(json), Ok(old)) = (std::fs::read(&path), std::fs::read_to_string(&key_path))
+        && old == key
+    {
+        return TextTokenizer::from_json(&json, eod, &path.display().to_string());
+    }
+    let json = train_on_parts(parts, vocab_size, eod, None)?;
+    shards::atomic::write_file(&path, json.as_bytes())?;
+    shards::atomic::write_file(&key_path, key.as_bytes())?;
+    TextTokenizer::from_json(json.as_bytes(), eod, &path.display().to_string())
+}

@@ -1,0 +1,163 @@
+//! The tokenizer: a Hugging Face `tokenizer.json` loaded (from a path or `s3://`) or trained
+//! (byte-level BPE), and parallel encoding of documents with an end-of-document token after each.
+
+use rayon::prelude::*;
+use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
+use tokenizers::normalizers::NormalizerWrapper;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::{AddedToken, Tokenizer, TokenizerBuilder};
+
+use super::TokenizeError;
+
+/// A loaded tokenizer with its end-of-document token.
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    eod: String,
+    eod_id: u32,
+    hash: String,
+    vocab_size: u64,
+}
+
+impl TextTokenizer {
+    /// Parses `tokenizer.json` bytes; `eod` must be a token of its vocabulary. `origin` names the
+    /// file in errors.
+    pub fn from_json(json: &[u8], eod: &str, origin: &str) -> Result<Self, TokenizeError> {
+        let inner = Tokenizer::from_bytes(json).map_err(|e| TokenizeError::Tokenizer {
+            origin: origin.to_string(),
+            reason: e.to_string(),
+        })?;
+        let eod_id = inner
+            .token_to_id(eod)
+            .ok_or_else(|| TokenizeError::Tokenizer {
+                origin: origin.to_string(),
+                reason: format!("the end-of-document token `{eod}` is not in its vocabulary"),
+            })?;
+        // Added tokens may sit above the model's vocabulary: the width must hold the largest id.
+        let vocab_size = inner
+            .get_vocab(true)
+            .values()
+            .max()
+            .map_or(0, |&m| u64::from(m) + 1);
+        Ok(Self {
+            inner,
+            eod: eod.to_string(),
+            eod_id,
+            hash: shards::checksum::to_hex(xxhash_rust::xxh3::xxh3_64(json)),
+            vocab_size,
+        })
+    }
+
+    /// The end-of-document token.
+    pub fn eod(&self) -> (&str, u32) {
+        (&self.eod, self.eod_id)
+    }
+
+    /// xxh3-64 of the `tokenizer.json` bytes, hex.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// One more than the largest token id.
+    pub fn vocab_size(&self) -> u64 {
+        self.vocab_size
+    }
+
+    /// Token ids of one text, without special tokens added by a post-processor.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizeError> {
+        self.inner
+            .encode_fast(text, false)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| TokenizeError::Encode(e.to_string()))
+    }
+
+    /// Token ids of each text followed by the end-of-document token, in parallel (rayon);
+    /// the result is in input order whatever the thread count.
+    pub fn encode_documents(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>, TokenizeError> {
+        texts
+            .par_iter()
+            .map(|t| {
+                let mut ids = self.encode(t)?;
+                ids.push(self.eod_id);
+                Ok(ids)
+            })
+            .collect()
+    }
+}
+
+/// Trains a byte-level BPE (GPT-2 style: byte alphabet, no prefix space) of `vocab_size` ids on
+/// `texts`, with `eod` as its first special token; returns `tokenizer.json` text. Training is
+/// deterministic: the same texts give the same file.
+pub fn train_bpe(
+    texts: impl Iterator<Item = String> + Send,
+    vocab_size: usize,
+    eod: &str,
+) -> Result<String, TokenizeError> {
+    let failed = |e: tokenizers::Error| TokenizeError::Tokenizer {
+        origin: "training".to_string(),
+        reason: e.to_string(),
+    };
+    let byte_level = ByteLevel::new(false, true, true);
+    let mut trainer = BpeTrainerBuilder::new()
+        .vocab_size(vocab_size)
+        .min_frequency(2)
+        .show_progress(false)
+        .special_tokens(vec![AddedToken::from(eod.to_string(), true)])
+        .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
+        .build();
+    let mut tokenizer =
+        TokenizerBuilder::<BPE, NormalizerWrapper, ByteLevel, ByteLevel, ByteLevel>::new()
+            .with_model(BPE::default())
+            .with_normalizer(None)
+            .with_pre_tokenizer(Some(byte_level))
+            .with_post_processor(Some(byte_level))
+            .with_decoder(Some(byte_level))
+            .build()
+            .map_err(failed)?;
+    tokenizer.train(&mut trainer, texts).map_err(failed)?;
+    tokenizer.to_string(true).map_err(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn corpus() -> Vec<String> {
+        (0..300)
+            .map(|i| {
+                format!("The river authority measured plan {i} of the harbour, again and again.")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn training_is_deterministic_and_round_trips() {
+        let a = train_bpe(corpus().into_iter(), 400, "<|endoftext|>").unwrap();
+        let b = train_bpe(corpus().into_iter(), 400, "<|endoftext|>").unwrap();
+        assert_eq!(a, b);
+        let tok = TextTokenizer::from_json(a.as_bytes(), "<|endoftext|>", "trained").unwrap();
+        assert_eq!(tok.eod().1, 0, "the special token comes first");
+        assert!(tok.vocab_size() <= 400 && tok.vocab_size() > 256);
+        let text = "The harbour authority, again.";
+        let ids = tok.encode(text).unwrap();
+        assert!(ids.len() < text.len(), "merges were learned");
+        assert_eq!(tok.inner.decode(&ids, false).unwrap(), text);
+        let docs = tok.encode_documents(&[text, "again"]).unwrap();
+        assert_eq!(docs[0][..ids.len()], ids[..]);
+        assert_eq!(
+            docs.iter().map(|d| *d.last().unwrap()).collect::<Vec<_>>(),
+            [0, 0]
+        );
+    }
+
+    #[test]
+    fn a_missing_end_of_document_token_is_a_clear_error() {
+        let json = train_bpe(corpus().into_iter(), 300, "<|endoftext|>").unwrap();
+        let err = TextTokenizer::from_json(json.as_bytes(), "</s>", "t.json")
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("`</s>` is not in its vocabulary"),
+            "{err}"
+        );
+    }
+}

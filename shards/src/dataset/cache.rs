@@ -1,0 +1,124 @@
+//! A local disk cache of shards fetched from a remote store, keyed by checksum, with a size cap.
+//!
+//! Files are named `<checksum>.bin`, so one cached file serves every version that holds the same
+//! shard. A file's modification time is its last use; when the cache grows past its cap the
+//! least recently used files go first. Entries are written atomically (temp + rename), so a
+//! killed process leaves no half-written entry under a real name.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use crate::StoreError;
+
+/// The cache.
+#[derive(Debug, Clone)]
+pub struct DiskCache {
+    dir: PathBuf,
+    cap_bytes: u64,
+}
+
+impl DiskCache {
+    /// A cache in `dir` holding at most `cap_bytes` (created on first write).
+    pub fn new(dir: PathBuf, cap_bytes: u64) -> Self {
+        Self { dir, cap_bytes }
+    }
+
+    fn path(&self, checksum: &str) -> PathBuf {
+        self.dir.join(format!("{checksum}.bin"))
+    }
+
+    /// The cached bytes for `checksum`, marking them used; `None` if absent.
+    pub fn get(&self, checksum: &str) -> Option<Bytes> {
+        let path = self.path(checksum);
+        let bytes = std::fs::read(&path).ok()?;
+        if let Ok(file) = std::fs::File::options().append(true).open(&path) {
+            let _ = file.set_modified(std::time::SystemTime::now());
+        }
+        Some(Bytes::from(bytes))
+    }
+
+    /// Stores `bytes` under `checksum`, then evicts least recently used files over the cap.
+    /// Entries larger than the whole cap are not stored.
+    pub fn put(&self, checksum: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        if bytes.len() as u64 > self.cap_bytes {
+            return Ok(());
+        }
+        // A unique temporary name: two fetches of the same shard may finish at once.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let target = self.path(checksum);
+        let tmp = self.dir.join(format!(
+            "{checksum}.{}-{n}{}",
+            std::process::id(),
+            crate::atomic::TEMP_SUFFIX
+        ));
+        crate::atomic::write_file(&tmp, bytes)?;
+        std::fs::rename(&tmp, &target).map_err(|source| StoreError::Io {
+            op: "rename",
+            path: target,
+            source,
+        })?;
+        self.evict()
+    }
+
+    /// Bytes currently held.
+    pub fn size(&self) -> u64 {
+        entries(&self.dir).iter().map(|e| e.1).sum()
+    }
+
+    fn evict(&self) -> Result<(), StoreError> {
+        let mut files = entries(&self.dir);
+        let mut total: u64 = files.iter().map(|e| e.1).sum();
+        files.sort_by_key(|e| e.2);
+        for (path, size, _) in files {
+            if total <= self.cap_bytes {
+                break;
+            }
+            std::fs::remove_file(&path).map_err(|source| StoreError::Io {
+                op: "remove",
+                path: path.clone(),
+                source,
+            })?;
+            total -= size;
+        }
+        Ok(())
+    }
+}
+
+/// Cached files with their sizes and last use.
+fn entries(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    read.flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "bin"))
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            Some((e.path(), meta.len(), meta.modified().ok()?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_keeps_recent_entries_under_its_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::new(dir.path().to_path_buf(), 250);
+        cache.put("a", &[1; 100]).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        cache.put("b", &[2; 100]).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(cache.get("a").unwrap().len(), 100); // `a` is now the most recent
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        cache.put("c", &[3; 100]).unwrap();
+        assert!(cache.get("b").is_none(), "least recently used goes first");
+        assert!(cache.get("a").is_some() && cache.get("c").is_some());
+        assert!(cache.size() <= 250);
+        cache.put("huge", &[0; 1000]).unwrap();
+        assert!(cache.get("huge").is_none());
+    }
+}

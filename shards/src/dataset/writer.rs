@@ -1,0 +1,233 @@
+//! Writing one version: shards as they fill, then the manifest, then `latest`.
+//!
+//! Each (split, source) pair is a stream of documents cut into shards of exactly
+//! `shard_tokens` tokens (the last one shorter). A full shard is uploaded in the background
+//! (at most [`MAX_UPLOADS`] at once) while the next one fills; memory is bounded by one open
+//! shard per stream plus the uploads in flight. The manifest is written only after every
+//! upload has succeeded, and `latest` only after the manifest: a reader never sees a version
+//! that is not whole, and an interrupted write leaves no manifest (a rerun writes the same
+//! objects again).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use bytes::Bytes;
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
+
+use super::index::IndexRows;
+use super::manifest::{
+    FORMAT, FORMAT_VERSION, IndexEntry, Manifest, Parent, ShardEntry, Split, TokenizerInfo, Totals,
+    now_rfc3339,
+};
+use super::root::{DatasetRoot, MANIFEST};
+use crate::StoreError;
+use crate::checksum::to_hex;
+use crate::token_shard::{self, TokenWidth};
+
+/// Most shard uploads in flight at once.
+pub const MAX_UPLOADS: usize = 3;
+
+/// What the manifest says besides the shards.
+#[derive(Debug, Clone)]
+pub struct VersionInfo {
+    /// The version id.
+    pub version: String,
+    /// What it was made from.
+    pub parents: Vec<Parent>,
+    /// Hash of the tokenize settings.
+    pub config_hash: String,
+    /// The tokenizer.
+    pub tokenizer: TokenizerInfo,
+    /// Held-out fraction.
+    pub validation_fraction: f64,
+}
+
+struct OpenShard {
+    number: usize,
+    tokens: Vec<u32>,
+    rows: IndexRows,
+}
+
+/// Writes one version of a dataset. See the module docs.
+pub struct VersionWriter {
+    root: DatasetRoot,
+    info: VersionInfo,
+    width: TokenWidth,
+    shard_tokens: u64,
+    handle: Handle,
+    open: BTreeMap<(Split, String), OpenShard>,
+    next_number: BTreeMap<(Split, String), usize>,
+    shards: Vec<ShardEntry>,
+    totals: BTreeMap<String, BTreeMap<Split, Totals>>,
+    uploads: VecDeque<JoinHandle<Result<(), StoreError>>>,
+}
+
+impl VersionWriter {
+    /// A writer for `info.version` under `root`, cutting shards of `shard_tokens` tokens, running
+    /// uploads on `handle` (call it from outside the runtime).
+    pub fn new(root: DatasetRoot, info: VersionInfo, shard_tokens: u64, handle: Handle) -> Self {
+        let width = TokenWidth::for_vocab(info.tokenizer.vocab_size);
+        Self {
+            root,
+            info,
+            width,
+            shard_tokens: shard_tokens.max(1),
+            handle,
+            open: BTreeMap::new(),
+            next_number: BTreeMap::new(),
+            shards: Vec::new(),
+            totals: BTreeMap::new(),
+            uploads: VecDeque::new(),
+        }
+    }
+
+    /// Appends one document's tokens (its end-of-document token included) to its stream.
+    pub fn push(
+        &mut self,
+        split: Split,
+        source: &str,
+        id: &str,
+        tokens: &[u32],
+    ) -> Result<(), StoreError> {
+        let totals = self
+            .totals
+            .entry(source.to_string())
+            .or_default()
+            .entry(split)
+            .or_default();
+        totals.documents += 1;
+        totals.tokens += tokens.len() as u64;
+        let key = (split, source.to_string());
+        let mut rest = tokens;
+        let mut continued = false;
+        while !rest.is_empty() {
+            let shard = match self.open.get_mut(&key) {
+                Some(s) => s,
+                None => {
+                    let number = self.next_number.entry(key.clone()).or_insert(0);
+                    let shard = OpenShard {
+                        number: *number,
+                        tokens: Vec::new(),
+                        rows: IndexRows::default(),
+                    };
+                    *number += 1;
+                    self.open.entry(key.clone()).or_insert(shard)
+                }
+            };
+            let room = self.shard_tokens as usize - shard.tokens.len();
+            let (piece, tail) = rest.split_at(room.min(rest.len()));
+            let offset = shard.tokens.len() as u64;
+            shard.rows.push(id, offset, piece.len() as u64, continued);
+            shard.tokens.extend_from_slice(piece);
+            if shard.tokens.len() as u64 == self.shard_tokens {
+                self.close(&key)?;
+            }
+            rest = tail;
+            continued = true;
+        }
+        Ok(())
+    }
+
+    /// Closes the open shard of a stream: encodes it and its index, starts their upload.
+    fn close(&mut self, key: &(Split, String)) -> Result<(), StoreError> {
+        let Some(shard) = self.open.remove(key) else {
+            return Ok(());
+        };
+        let (split, source) = key;
+        let stem = format!("{}/{}/{:06}", split.name(), source, shard.number);
+        let path = format!("{stem}.bin");
+        let bytes =
+            token_shard::encode(&shard.tokens, self.width).map_err(|e| StoreError::Corrupt {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        let index_path = format!("{stem}.index.parquet");
+        let index = shard
+            .rows
+            .to_parquet(source)
+            .map_err(|e| StoreError::Corrupt {
+                path: index_path.clone(),
+                reason: e.to_string(),
+            })?;
+        self.shards.push(ShardEntry {
+            path: path.clone(),
+            split: *split,
+            source: source.clone(),
+            bytes: bytes.len() as u64,
+            tokens: shard.tokens.len() as u64,
+            checksum: to_hex(xxhash_rust::xxh3::xxh3_64(&bytes)),
+            documents: shard.rows.starts(),
+            source_tokens: BTreeMap::from([(source.clone(), shard.tokens.len() as u64)]),
+            index: IndexEntry {
+                path: index_path.clone(),
+                bytes: index.len() as u64,
+                checksum: to_hex(xxhash_rust::xxh3::xxh3_64(&index)),
+            },
+        });
+        while self.uploads.len() >= MAX_UPLOADS {
+            self.wait_oldest()?;
+        }
+        let root = self.root.clone();
+        let version = self.info.version.clone();
+        self.uploads.push_back(self.handle.spawn(async move {
+            root.put(&root.version_path(&version, &path), Bytes::from(bytes))
+                .await?;
+            root.put(
+                &root.version_path(&version, &index_path),
+                Bytes::from(index),
+            )
+            .await
+        }));
+        Ok(())
+    }
+
+    fn wait_oldest(&mut self) -> Result<(), StoreError> {
+        if let Some(task) = self.uploads.pop_front() {
+            self.handle
+                .block_on(task)
+                .map_err(|e| StoreError::Corrupt {
+                    path: self.root.uri().to_string(),
+                    reason: format!("upload task failed: {e}"),
+                })??;
+        }
+        Ok(())
+    }
+
+    /// Closes every stream, waits for every upload, then writes the manifest and moves `latest`.
+    pub fn finish(mut self) -> Result<Manifest, StoreError> {
+        let keys: Vec<_> = self.open.keys().cloned().collect();
+        for key in keys {
+            self.close(&key)?;
+        }
+        while !self.uploads.is_empty() {
+            self.wait_oldest()?;
+        }
+        self.shards
+            .sort_by(|a, b| (a.split, &a.source, &a.path).cmp(&(b.split, &b.source, &b.path)));
+        let manifest = Manifest {
+            format: FORMAT.to_string(),
+            format_version: FORMAT_VERSION,
+            version: self.info.version.clone(),
+            parents: self.info.parents,
+            config_hash: self.info.config_hash,
+            tokenizer: self.info.tokenizer,
+            token_bytes: self.width.bytes() as u8,
+            validation_fraction: self.info.validation_fraction,
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            created: now_rfc3339(),
+            sources: self.totals,
+            shards: self.shards,
+        };
+        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| StoreError::Corrupt {
+            path: MANIFEST.to_string(),
+            reason: e.to_string(),
+        })?;
+        let root = &self.root;
+        self.handle.block_on(async {
+            root.put(&root.version_path(&manifest.version, MANIFEST), json.into())
+                .await?;
+            root.set_latest(&manifest.version).await
+        })?;
+        Ok(manifest)
+    }
+}

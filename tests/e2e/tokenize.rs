@@ -1,0 +1,251 @@
+//! Tokenizing into versioned token shards: token ids equal the Python `tokenizers` package's,
+//! numpy reads the shards, versions are content-addressed, and outputs do not depend on the
+//! thread count.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use tests::{corpus_records, own_file, python, run, scratch, shared_data, texts, write_jsonl};
+
+/// Writes `per_source` real documents of each corpus file as `<dir>/input/<name>.jsonl`.
+fn write_inputs(dir: &Path, sources: &[(&str, &str)], per_source: usize) {
+    std::fs::create_dir_all(dir.join("input")).unwrap();
+    for (name, file) in sources {
+        write_jsonl(
+            &dir.join(format!("input/{name}.jsonl")),
+            &corpus_records(file, per_source),
+        );
+    }
+}
+
+/// A config over those inputs with `stages` and a `[tokenize]` section holding `tokenize`.
+fn write_config(dir: &Path, sources: &[(&str, &str)], stages: &str, tokenize: &str) -> PathBuf {
+    let sources: String = sources
+        .iter()
+        .map(|(name, _)| {
+            format!("[[sources]]\nname = \"{name}\"\npaths = [\"input/{name}.jsonl\"]\n\n")
+        })
+        .collect();
+    let config = format!(
+        "{sources}[[stages]]\ntype = \"normalize\"\n\n{stages}\n[output]\npath = \"out\"\n\n[tokenize]\nroot = \"tokens\"\n{tokenize}\n"
+    );
+    let path = dir.join("refinery.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+fn olmo() -> PathBuf {
+    shared_data().join("tokenizers/gpt-neox-olmo.json")
+}
+
+fn latest(root: &Path) -> String {
+    std::fs::read_to_string(root.join("latest"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn version_manifest(root: &Path, id: &str) -> Value {
+    let path = root.join("versions").join(id).join("manifest.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let out = run(args);
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "refinery {args:?} failed:\n{stderr}");
+    stdout
+}
+
+#[test]
+fn tokens_equal_python_tokenizers_and_numpy_reads_every_shard() {
+    let sources = [
+        ("wiki", "wiki_en.jsonl.zst"),
+        ("code", "code_go.jsonl.zst"),
+        ("news", "news_bbc.jsonl.zst"),
+        ("mail", "email_spam.jsonl.zst"),
+    ];
+    let dir = scratch("tokenize-parity");
+    write_inputs(dir.path(), &sources, 300);
+    let tokenize = format!(
+        "tokenizer = \"{}\"\nshard_tokens = 40000\nvalidation_fraction = 0.1\n",
+        olmo().display()
+    );
+    let config = write_config(dir.path(), &sources, "", &tokenize);
+    let stdout = run_ok(&["run", config.to_str().unwrap()]);
+    assert!(stdout.contains("Tokenized 1200 documents"), "{stdout}");
+
+    let root = dir.path().join("tokens");
+    let id = latest(&root);
+    let m = version_manifest(&root, &id);
+    assert_eq!(m["format"], "refinery.shards");
+    assert_eq!(m["version"], id.as_str());
+    assert_eq!(m["parents"][0]["kind"], "run");
+    assert_eq!(
+        m["token_bytes"], 2,
+        "OLMo's 50k vocabulary fits 16-bit tokens"
+    );
+    let tokenizer_hash = xxhash_rust::xxh3::xxh3_64(&std::fs::read(olmo()).unwrap());
+    assert_eq!(
+        m["tokenizer"]["hash"],
+        format!("{tokenizer_hash:016x}").as_str()
+    );
+    assert_eq!(m["tokenizer"]["eod"], "<|endoftext|>");
+    let shards = m["shards"].as_array().unwrap();
+    assert!(
+        shards.len() > 8,
+        "several shards per stream: {}",
+        shards.len()
+    );
+    for shard in shards {
+        let bytes = std::fs::read(
+            root.join("versions")
+                .join(&id)
+                .join(shard["path"].as_str().unwrap()),
+        )
+        .unwrap();
+        assert_eq!(bytes.len() as u64, shard["bytes"].as_u64().unwrap());
+        let sum = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes));
+        assert_eq!(shard["checksum"], sum.as_str());
+    }
+    for (name, _) in sources {
+        let held = m["sources"][name]["validation"]["documents"]
+            .as_u64()
+            .unwrap();
+        let train = m["sources"][name]["train"]["documents"].as_u64().unwrap();
+        assert_eq!(held + train, 300, "{name}");
+        assert!(
+            (10..=55).contains(&held),
+            "{name}: {held} of 300 held out at 10%"
+        );
+    }
+
+    let check = python()
+        .arg(own_file("py/check_shards.py"))
+        .arg(root.join("versions").join(&id))
+        .arg(dir.path().join("out/normalize"))
+        .arg(olmo())
+        .output()
+        .expect("python3 with numpy, pyarrow and tokenizers (scripts/test installs them)");
+    let (py_out, py_err) = texts(&check);
+    assert!(
+        check.status.success(),
+        "python check failed:\n{py_out}\n{py_err}"
+    );
+    let report: Value = serde_json::from_str(py_out.trim()).unwrap();
+    assert_eq!(report["documents"], 1200, "{report}");
+    assert_eq!(report["mismatches"], 0, "{report}");
+
+    let verified = run_ok(&["versions", "verify", root.to_str().unwrap()]);
+    assert!(verified.contains("is intact"), "{verified}");
+}
+
+#[test]
+fn the_same_job_names_the_same_version_and_a_changed_job_diffs_against_it() {
+    let sources = [
+        ("wiki", "wiki_en.jsonl.zst"),
+        ("books", "books_gutenberg.jsonl.zst"),
+    ];
+    let tokenize = "train_vocab_size = 1500\nshard_tokens = 30000\n";
+    let dir = scratch("tokenize-versions");
+    write_inputs(dir.path(), &sources, 150);
+    write_config(dir.path(), &sources, "", tokenize);
+    let config = dir.path().join("refinery.toml");
+    let config = config.to_str().unwrap();
+    run_ok(&["run", config]);
+    let root = dir.path().join("tokens");
+    let first = latest(&root);
+    let tokenizer = dir.path().join("out/tokenizer.json");
+    let trained = std::fs::read(&tokenizer).unwrap();
+
+    // Same job again: same id, nothing written.
+    let before = tests::tree_bytes(&root);
+    let again = run_ok(&["run", config]);
+    assert!(again.contains("already exists"), "{again}");
+    assert_eq!(tests::tree_bytes(&root), before);
+
+    // From scratch with one thread instead of two: the same tokenizer and version, byte for byte.
+    let shards = |r: &Path| version_manifest(r, &first)["shards"].clone();
+    let two_threads = shards(&root);
+    std::fs::remove_dir_all(&root).unwrap();
+    std::fs::remove_file(&tokenizer).unwrap();
+    run_ok(&["run", "--threads", "1", config]);
+    assert_eq!(std::fs::read(&tokenizer).unwrap(), trained);
+    assert_eq!(latest(&root), first);
+    assert_eq!(shards(&root), two_threads);
+
+    // A stricter job: a new version whose parent is the first, and a diff that shows the cut.
+    write_config(
+        dir.path(),
+        &sources,
+        "[[stages]]\ntype = \"length\"\nmin_words = 2000\n",
+        tokenize,
+    );
+    run_ok(&["run", config]);
+    let second = latest(&root);
+    assert_ne!(second, first);
+    let m = version_manifest(&root, &second);
+    let parents: Vec<&str> = m["parents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert!(parents.contains(&first.as_str()), "{parents:?}");
+
+    let list = run_ok(&[
+        "versions",
+        "list",
+        root.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let list: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert_eq!(list[1]["version"], second.as_str());
+    assert_eq!(list[1]["latest"], true);
+
+    let diff = run_ok(&[
+        "versions",
+        "diff",
+        root.to_str().unwrap(),
+        &first,
+        "--format",
+        "json",
+    ]);
+    let rows: Value = serde_json::from_str(&diff).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{diff}");
+    let old = version_manifest(&root, &first);
+    let docs = |m: &Value, source: &str| {
+        m["sources"][source]["train"]["documents"]
+            .as_u64()
+            .unwrap_or(0)
+            + m["sources"][source]["validation"]["documents"]
+                .as_u64()
+                .unwrap_or(0)
+    };
+    for row in rows {
+        let source = row["source"].as_str().unwrap();
+        let (before, kept) = (docs(&old, source), docs(&m, source));
+        assert_eq!(row["docs_from"].as_u64().unwrap(), before, "{row}");
+        assert_eq!(row["docs_to"].as_u64().unwrap(), kept, "{row}");
+        assert_eq!(row["docs_added"], 0, "{row}");
+        assert_eq!(
+            row["docs_removed"].as_u64().unwrap(),
+            before - kept,
+            "{row}"
+        );
+        let (from, to) = (
+            row["tokens_from"].as_i64().unwrap(),
+            row["tokens_to"].as_i64().unwrap(),
+        );
+        assert_eq!(row["tokens_delta"].as_i64().unwrap(), to - from, "{row}");
+    }
+    assert!(
+        rows.iter().any(|r| r["docs_removed"].as_u64().unwrap() > 0),
+        "{diff}"
+    );
+    let show = run_ok(&["versions", "show", root.to_str().unwrap()]);
+    assert!(show.contains(&second) && show.contains(&first), "{show}");
+}
