@@ -137,16 +137,24 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<u32>, ShardFormatError> {
             actual: body.len() as u64,
         });
     }
-    Ok(match width {
-        TokenWidth::U16 => body
-            .chunks_exact(2)
-            .map(|c| u32::from(u16::from_le_bytes([c[0], c[1]])))
-            .collect(),
-        TokenWidth::U32 => body
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-    })
+    let mut out = Vec::with_capacity(count as usize);
+    decode_body(body, width, &mut out);
+    Ok(out)
+}
+
+/// Appends the little-endian tokens of `width` in `body` (shard bytes after the header, or a
+/// slice of them) to `out`.
+pub fn decode_body(body: &[u8], width: TokenWidth, out: &mut Vec<u32>) {
+    match width {
+        TokenWidth::U16 => out.extend(
+            body.chunks_exact(2)
+                .map(|c| u32::from(u16::from_le_bytes([c[0], c[1]]))),
+        ),
+        TokenWidth::U32 => out.extend(
+            body.chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -121,24 +121,39 @@ fn a_bucket_that_does_not_exist_is_quarantined_and_strict_stops() {
     assert!(texts(&strict).1.contains("no-such-bucket"));
 }
 
-/// A run over `n` real news articles that tokenizes into `s3://tokens/ds` with OLMo's tokenizer.
-fn tokens_to_s3_config(dir: &std::path::Path, n: usize, shard_tokens: u64) -> std::path::PathBuf {
+/// A run over `n` real news articles that tokenizes into `s3://tokens/ds` with `tokenizer`
+/// (a path or URL).
+fn tokens_to_s3_config(
+    dir: &std::path::Path,
+    n: usize,
+    shard_tokens: u64,
+    tokenizer: &str,
+) -> std::path::PathBuf {
     tests::write_jsonl(
         &dir.join("news.jsonl"),
         &tests::corpus_records("news_bbc.jsonl.zst", n),
     );
     let config = dir.join("c.toml");
-    let tokenizer = tests::shared_data().join("tokenizers/gpt-neox-olmo.json");
     std::fs::write(
         &config,
         format!(
             "[[sources]]\nname = \"news\"\npaths = [\"news.jsonl\"]\n\n[output]\npath = \"out\"\n\n\
-             [tokenize]\nroot = \"s3://tokens/ds\"\ntokenizer = \"{}\"\nshard_tokens = {shard_tokens}\n",
-            tokenizer.display()
+             [tokenize]\nroot = \"s3://tokens/ds\"\ntokenizer = \"{tokenizer}\"\nshard_tokens = {shard_tokens}\n"
         ),
     )
     .unwrap();
     config
+}
+
+fn olmo() -> std::path::PathBuf {
+    tests::shared_data().join("tokenizers/gpt-neox-olmo.json")
+}
+
+/// How many shards the manifest of version `id` in `s3://tokens/ds` lists.
+fn m_shards(server: &S3Server, id: &str) -> usize {
+    let manifest = server.get("tokens", &format!("ds/versions/{id}/manifest.json"));
+    let m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    m["shards"].as_array().unwrap().len()
 }
 
 #[test]
@@ -146,7 +161,13 @@ fn a_token_version_round_trips_through_s3_and_a_corrupted_shard_is_named() {
     let server = S3Server::start();
     server.create_bucket("tokens");
     let dir = scratch("s3-tokens");
-    let config = tokens_to_s3_config(dir.path(), 300, 20_000);
+    // The tokenizer is read from the bucket too.
+    server.put(
+        "tokens",
+        "olmo/tokenizer.json",
+        &std::fs::read(olmo()).unwrap(),
+    );
+    let config = tokens_to_s3_config(dir.path(), 300, 20_000, "s3://tokens/olmo/tokenizer.json");
     let out = run_with(&server, &config, false);
     assert!(out.status.success(), "{}", texts(&out).1);
     let id = String::from_utf8(server.get("tokens", "ds/latest")).unwrap();
@@ -165,15 +186,25 @@ fn a_token_version_round_trips_through_s3_and_a_corrupted_shard_is_named() {
         "credentials never reach a manifest"
     );
 
-    let verify = |label: &str| {
-        refinery(&["versions", "verify", "s3://tokens/ds"])
-            .envs(server.env())
-            .output()
-            .unwrap_or_else(|e| panic!("{label}: {e}"))
+    let cache = dir.path().join("cache");
+    let verify = |cached: bool| {
+        let mut args = vec!["versions", "verify", "s3://tokens/ds"];
+        if cached {
+            args.extend(["--cache-dir", cache.to_str().unwrap()]);
+        }
+        refinery(&args).envs(server.env()).output().unwrap()
     };
-    let ok = verify("intact");
+    let ok = verify(false);
     assert!(ok.status.success(), "{}", texts(&ok).1);
     assert!(texts(&ok).0.contains("is intact"));
+    let filled = verify(true);
+    assert!(filled.status.success(), "{}", texts(&filled).1);
+    let cached = std::fs::read_dir(&cache).unwrap().count();
+    assert_eq!(
+        cached,
+        m_shards(&server, id),
+        "every shard kept in the cache folder"
+    );
     let list = refinery(&["versions", "list", "s3://tokens/ds"])
         .envs(server.env())
         .output()
@@ -185,7 +216,10 @@ fn a_token_version_round_trips_through_s3_and_a_corrupted_shard_is_named() {
     let mut bytes = server.get("tokens", &key);
     bytes[2000] ^= 0x55;
     server.put("tokens", &key, &bytes);
-    let bad = verify("corrupted");
+    // The cache holds the intact copy, checked against the manifest: it is served, not refetched.
+    let from_cache = verify(true);
+    assert!(from_cache.status.success(), "{}", texts(&from_cache).1);
+    let bad = verify(false);
     let (_, stderr) = texts(&bad);
     assert!(!bad.status.success());
     let m: serde_json::Value = serde_json::from_str(&manifest).unwrap();
@@ -205,7 +239,7 @@ fn a_server_stopped_mid_upload_leaves_no_manifest_and_a_rerun_completes() {
     let server = S3Server::start();
     server.create_bucket("tokens");
     let dir = scratch("s3-stopped");
-    let config = tokens_to_s3_config(dir.path(), 1500, 1_000);
+    let config = tokens_to_s3_config(dir.path(), 1500, 1_000, olmo().to_str().unwrap());
     let mut child = refinery(&["run", config.to_str().unwrap()])
         .envs(server.env())
         .env("AWS_TIMEOUT", "1s")

@@ -229,6 +229,17 @@ pub async fn validate_inputs(config: &Config, text: &str) -> Vec<ConfigError> {
             }
         }
     }
+    if let Some(t) = &config.tokenize
+        && let Some(file) = &t.get_ref().tokenizer
+        && !file.starts_with("s3://")
+        && !std::path::Path::new(file).is_file()
+    {
+        errors.push(ConfigError::at(
+            text,
+            t.span(),
+            format!("tokenize.tokenizer: {file} does not exist"),
+        ));
+    }
     for stage in &config.stages {
         for file in stage.get_ref().files() {
             if !file.is_file() {
@@ -304,6 +315,32 @@ mod tests {
         assert!(
             p.iter()
                 .any(|e| e.starts_with("line 15:") && e.contains("nope"))
+        );
+    }
+
+    #[test]
+    fn tokenize_settings_are_checked_with_their_line() {
+        let base = "[[sources]]\nname='a'\npaths=['x.jsonl']\n[output]\npath='o'\n";
+        let p = problems(&format!(
+            "{base}[tokenize]\nroot='t'\nshard_tokens=0\nvalidation_fraction=1.5\ndataset='nope'\n"
+        ));
+        assert_eq!(p.len(), 4, "{p:?}");
+        assert!(p.iter().all(|m| m.starts_with("line 6:")), "{p:?}");
+        assert!(p[0].contains("exactly one of `tokenizer`"), "{p:?}");
+        assert!(p[3].contains("`nope` is not a dataset"), "{p:?}");
+        let both = problems(&format!(
+            "{base}[tokenize]\nroot='t'\ntokenizer='t.json'\ntrain_vocab_size=100\n"
+        ));
+        assert_eq!(
+            both.len(),
+            2,
+            "both sources of a tokenizer, and too small a vocabulary"
+        );
+        assert!(
+            problems(&format!(
+                "{base}[tokenize]\nroot='t'\ntrain_vocab_size=4096\n"
+            ))
+            .is_empty()
         );
     }
 

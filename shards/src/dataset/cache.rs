@@ -7,8 +7,6 @@
 
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
-
 use crate::StoreError;
 
 /// The cache.
@@ -28,21 +26,19 @@ impl DiskCache {
         self.dir.join(format!("{checksum}.bin"))
     }
 
-    /// The cached bytes for `checksum`, marking them used; `None` if absent.
-    pub fn get(&self, checksum: &str) -> Option<Bytes> {
+    /// The cached file for `checksum`, marked used; `None` if absent.
+    pub fn get_path(&self, checksum: &str) -> Option<PathBuf> {
         let path = self.path(checksum);
-        let bytes = std::fs::read(&path).ok()?;
-        if let Ok(file) = std::fs::File::options().append(true).open(&path) {
-            let _ = file.set_modified(std::time::SystemTime::now());
-        }
-        Some(Bytes::from(bytes))
+        let file = std::fs::File::options().append(true).open(&path).ok()?;
+        let _ = file.set_modified(std::time::SystemTime::now());
+        Some(path)
     }
 
-    /// Stores `bytes` under `checksum`, then evicts least recently used files over the cap.
-    /// Entries larger than the whole cap are not stored.
-    pub fn put(&self, checksum: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    /// Stores `bytes` under `checksum`, then evicts least recently used files over the cap;
+    /// returns the cached file. Entries larger than the whole cap are not stored (`None`).
+    pub fn put(&self, checksum: &str, bytes: &[u8]) -> Result<Option<PathBuf>, StoreError> {
         if bytes.len() as u64 > self.cap_bytes {
-            return Ok(());
+            return Ok(None);
         }
         // A unique temporary name: two fetches of the same shard may finish at once.
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -56,10 +52,11 @@ impl DiskCache {
         crate::atomic::write_file(&tmp, bytes)?;
         std::fs::rename(&tmp, &target).map_err(|source| StoreError::Io {
             op: "rename",
-            path: target,
+            path: target.clone(),
             source,
         })?;
-        self.evict()
+        self.evict()?;
+        Ok(Some(target))
     }
 
     /// Bytes currently held.
@@ -112,13 +109,17 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         cache.put("b", &[2; 100]).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
-        assert_eq!(cache.get("a").unwrap().len(), 100); // `a` is now the most recent
+        let a = cache.get_path("a").unwrap(); // `a` is now the most recent
+        assert_eq!(std::fs::read(a).unwrap(), [1; 100]);
         std::thread::sleep(std::time::Duration::from_millis(20));
         cache.put("c", &[3; 100]).unwrap();
-        assert!(cache.get("b").is_none(), "least recently used goes first");
-        assert!(cache.get("a").is_some() && cache.get("c").is_some());
+        assert!(
+            cache.get_path("b").is_none(),
+            "least recently used goes first"
+        );
+        assert!(cache.get_path("a").is_some() && cache.get_path("c").is_some());
         assert!(cache.size() <= 250);
         cache.put("huge", &[0; 1000]).unwrap();
-        assert!(cache.get("huge").is_none());
+        assert!(cache.get_path("huge").is_none());
     }
 }

@@ -1,15 +1,18 @@
 //! [`ShardReader`]: token windows from one version, local or on S3.
 //!
 //! A version is read through its manifest. Each (split, source) pair is one token stream, the
-//! concatenation of its shards; [`ShardReader::read`] returns any range of a stream. Shards are
-//! fetched whole, by parallel range requests, checked against the manifest's checksum and
-//! header, and kept in memory (least recently used first out, past `memory_bytes`). Opening a
-//! shard starts background fetches of the next `prefetch` shards of its stream. With a cache
-//! folder, fetched shards are also kept on local disk (capped), so a restart does not download
-//! them again.
+//! concatenation of its shards; [`ShardReader::read`] returns any range of a stream, so random
+//! training windows cost one positioned read each.
+//!
+//! A shard is opened once: a local shard in place, a remote one fetched whole by parallel range
+//! requests into the cache folder (capped, least recently used out) or, without one, into memory
+//! (at most `memory_bytes`, least recently used out). Either way its size, header and (unless
+//! `verify` is off) checksum are checked against the manifest before any token is returned.
+//! Opening a shard starts background opens of the next `prefetch` shards of its stream.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -23,13 +26,15 @@ use crate::token_shard::{self, HEADER_BYTES, TokenWidth};
 
 /// Range size of shard fetches.
 pub const FETCH_CHUNK: u64 = 8 << 20;
+/// Most shards open at once (file handles or bytes).
+pub const MAX_OPEN: usize = 256;
 
 /// How a reader fetches and keeps shards.
 #[derive(Debug, Clone)]
 pub struct ReaderOptions {
     /// Shards fetched ahead of the one being read, per stream. Default 2.
     pub prefetch: usize,
-    /// Most bytes of shards held in memory. Default 1 GiB.
+    /// Most bytes of remote shards held in memory when there is no cache folder. Default 1 GiB.
     pub memory_bytes: u64,
     /// A local folder keeping fetched shards across runs (meant for S3). Default none.
     pub cache_dir: Option<PathBuf>,
@@ -51,7 +56,24 @@ impl Default for ReaderOptions {
     }
 }
 
-type Loaded = Result<Bytes, StoreError>;
+/// An opened shard: a verified local file (in place or in the cache), or verified bytes.
+#[derive(Clone)]
+enum Opened {
+    File(Arc<std::fs::File>),
+    Memory(Bytes),
+}
+
+impl Opened {
+    /// Bytes held in memory.
+    fn memory(&self) -> u64 {
+        match self {
+            Opened::File(_) => 0,
+            Opened::Memory(b) => b.len() as u64,
+        }
+    }
+}
+
+type Loaded = Result<Opened, StoreError>;
 
 /// One shard's place in memory: filled by a fetch, waited on by readers.
 #[derive(Default)]
@@ -73,6 +95,8 @@ struct Shared {
     manifest: Manifest,
     options: ReaderOptions,
     cache: Option<DiskCache>,
+    /// The root is on the local file system: shards are read in place.
+    local: bool,
     slots: Mutex<Slots>,
 }
 
@@ -134,6 +158,7 @@ impl ShardReader {
             .cache_dir
             .clone()
             .map(|dir| DiskCache::new(dir, options.cache_bytes));
+        let local = root.uri().starts_with("file://");
         Ok(Self {
             shared: Arc::new(Shared {
                 root,
@@ -141,6 +166,7 @@ impl ShardReader {
                 manifest,
                 options,
                 cache,
+                local,
                 slots: Mutex::new(Slots::default()),
             }),
             streams,
@@ -201,17 +227,35 @@ impl ShardReader {
         let mut at = range.start;
         while at < range.end {
             let k = stream.starts.partition_point(|&s| s <= at) - 1;
-            let bytes = self.shard(stream, k)?;
+            let opened = self.shard(stream, k)?;
             let (lo, hi) = (at - stream.starts[k], range.end.min(stream.starts[k + 1]));
             let hi = hi - stream.starts[k];
-            decode_into(&bytes, self.width, lo as usize..hi as usize, &mut out);
+            let w = self.width.bytes() as u64;
+            let bytes_at = HEADER_BYTES as u64 + lo * w..HEADER_BYTES as u64 + hi * w;
+            match &opened {
+                Opened::Memory(b) => token_shard::decode_body(
+                    &b[bytes_at.start as usize..bytes_at.end as usize],
+                    self.width,
+                    &mut out,
+                ),
+                Opened::File(f) => {
+                    let mut buf = vec![0u8; (bytes_at.end - bytes_at.start) as usize];
+                    f.read_exact_at(&mut buf, bytes_at.start)
+                        .map_err(|source| StoreError::Io {
+                            op: "read",
+                            path: PathBuf::from(&self.manifest().shards[stream.shards[k]].path),
+                            source,
+                        })?;
+                    token_shard::decode_body(&buf, self.width, &mut out);
+                }
+            }
             at = stream.starts[k] + hi;
         }
         Ok(out)
     }
 
     /// The bytes of shard `k` of a stream, waiting for its fetch; starts the prefetches.
-    fn shard(&self, stream: &Stream, k: usize) -> Result<Bytes, StoreError> {
+    fn shard(&self, stream: &Stream, k: usize) -> Result<Opened, StoreError> {
         for &next in stream.shards[k + 1..]
             .iter()
             .take(self.shared.options.prefetch)
@@ -223,9 +267,9 @@ impl ShardReader {
         let mut state = slot.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             match state.take() {
-                Some(Ok(bytes)) => {
-                    *state = Some(Ok(bytes.clone()));
-                    return Ok(bytes);
+                Some(Ok(opened)) => {
+                    *state = Some(Ok(opened.clone()));
+                    return Ok(opened);
                 }
                 Some(Err(e)) => {
                     drop(state);
@@ -262,94 +306,147 @@ impl ShardReader {
         slot
     }
 
-    /// Drops the least recently used shards beyond the memory budget (never the newest one).
+    /// Drops the least recently used shards while more than `memory_bytes` are in memory or
+    /// more than [`MAX_OPEN`] shards are open (never the newest one). Shards still being fetched
+    /// count at their full size.
     fn evict(&self, slots: &mut Slots) {
         let shards = &self.shared.manifest.shards;
-        let mut held: Vec<(u64, usize)> = slots
+        let cost = |i: usize, slot: &Slot| match slot
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            Some(Ok(opened)) => opened.memory(),
+            Some(Err(_)) => 0,
+            None if self.shared.local => 0,
+            None => shards[i].bytes,
+        };
+        let mut held: Vec<(u64, usize, u64)> = slots
             .by_shard
-            .keys()
-            .map(|i| (slots.last_use.get(i).copied().unwrap_or(0), *i))
+            .iter()
+            .map(|(i, slot)| {
+                (
+                    slots.last_use.get(i).copied().unwrap_or(0),
+                    *i,
+                    cost(*i, slot),
+                )
+            })
             .collect();
-        let mut bytes: u64 = held.iter().map(|(_, i)| shards[*i].bytes).sum();
+        let mut bytes: u64 = held.iter().map(|h| h.2).sum();
+        let mut open = held.len();
         held.sort_unstable();
-        for (_, i) in held.iter().take(held.len().saturating_sub(1)) {
-            if bytes <= self.shared.options.memory_bytes {
+        for (_, i, size) in held.iter().take(held.len().saturating_sub(1)) {
+            if bytes <= self.shared.options.memory_bytes && open <= MAX_OPEN {
                 break;
             }
             slots.by_shard.remove(i);
-            bytes -= shards[*i].bytes;
+            slots.last_use.remove(i);
+            bytes -= size;
+            open -= 1;
         }
     }
 }
 
-/// Fetches one shard (cache, else the store by ranges), checks its checksum (when verifying)
-/// and always its header and size against the manifest, fills the cache.
+/// Opens one shard: in place when local, else from the cache or by range requests; checks its
+/// size and header, and its checksum when verifying.
 async fn fetch(shared: &Shared, shard: &ShardEntry) -> Loaded {
     let path = shared.root.version_path(&shared.version, &shard.path);
     let name = shared.root.object_uri(&path);
-    let cached = shared.cache.as_ref().and_then(|c| c.get(&shard.checksum));
-    let from_cache = cached.is_some();
-    let bytes = match cached {
-        Some(b) => b,
-        None => {
-            let ranges: Vec<Range<u64>> = (0..shard.bytes)
-                .step_by(FETCH_CHUNK as usize)
-                .map(|s| s..(s + FETCH_CHUNK).min(shard.bytes))
-                .collect();
-            let parts = shared
-                .root
-                .store()
-                .get_ranges(&path, &ranges)
-                .await
-                .map_err(|source| StoreError::Backend {
-                    spec: name.clone(),
-                    source,
-                })?;
-            if parts.len() == 1 {
-                parts.into_iter().next().unwrap_or_default()
-            } else {
-                Bytes::from(parts.concat())
-            }
-        }
+    let local = if shared.local {
+        Some(PathBuf::from(format!("/{}", path.as_ref())))
+    } else {
+        shared
+            .cache
+            .as_ref()
+            .and_then(|c| c.get_path(&shard.checksum))
     };
+    if let Some(file) = local {
+        return open_file(shared, shard, &file, &name);
+    }
+    let ranges: Vec<Range<u64>> = (0..shard.bytes)
+        .step_by(FETCH_CHUNK as usize)
+        .map(|s| s..(s + FETCH_CHUNK).min(shard.bytes))
+        .collect();
+    let parts = shared
+        .root
+        .store()
+        .get_ranges(&path, &ranges)
+        .await
+        .map_err(|source| StoreError::Backend {
+            spec: name.clone(),
+            source,
+        })?;
+    let bytes = if parts.len() == 1 {
+        parts.into_iter().next().unwrap_or_default()
+    } else {
+        Bytes::from(parts.concat())
+    };
+    check(
+        shard,
+        &name,
+        &bytes[..HEADER_BYTES.min(bytes.len())],
+        bytes.len() as u64,
+    )?;
     if shared.options.verify {
         verify(&name, &bytes, &shard.checksum)?;
     }
-    {
-        let (_, tokens) = token_shard::read_header(&bytes).map_err(|e| StoreError::Corrupt {
-            path: name.clone(),
-            reason: e.to_string(),
-        })?;
-        if tokens != shard.tokens || bytes.len() as u64 != shard.bytes {
-            return Err(StoreError::Corrupt {
-                path: name,
-                reason: format!(
-                    "{} bytes holding {tokens} tokens; the manifest says {} bytes, {} tokens",
-                    bytes.len(),
-                    shard.bytes,
-                    shard.tokens
-                ),
+    match &shared.cache {
+        Some(cache) => {
+            let file = cache.put(&shard.checksum, &bytes)?;
+            match file {
+                Some(file) => open_file(shared, shard, &file, &name),
+                None => Ok(Opened::Memory(bytes)),
+            }
+        }
+        None => Ok(Opened::Memory(bytes)),
+    }
+}
+
+/// Opens a local copy of a shard and checks it.
+fn open_file(shared: &Shared, shard: &ShardEntry, file: &std::path::Path, name: &str) -> Loaded {
+    let io = |source| StoreError::Io {
+        op: "open",
+        path: file.to_path_buf(),
+        source,
+    };
+    let handle = std::fs::File::open(file).map_err(io)?;
+    let size = handle.metadata().map_err(io)?.len();
+    let mut header = vec![0u8; HEADER_BYTES.min(size as usize)];
+    handle.read_exact_at(&mut header, 0).map_err(io)?;
+    check(shard, name, &header, size)?;
+    if shared.options.verify {
+        let sum = crate::checksum::to_hex(crate::checksum::checksum_file(file)?);
+        if sum != shard.checksum {
+            return Err(StoreError::Checksum {
+                path: name.to_string(),
+                expected: shard.checksum.clone(),
+                actual: sum,
             });
         }
     }
-    if let (Some(cache), false) = (&shared.cache, from_cache) {
-        cache.put(&shard.checksum, &bytes)?;
-    }
-    Ok(bytes)
+    Ok(Opened::File(Arc::new(handle)))
 }
 
-/// Appends tokens `range` of a shard's bytes to `out`.
-fn decode_into(bytes: &[u8], width: TokenWidth, range: Range<usize>, out: &mut Vec<u32>) {
-    let w = width.bytes();
-    let body = &bytes[HEADER_BYTES + range.start * w..HEADER_BYTES + range.end * w];
-    match width {
-        TokenWidth::U16 => out.extend(
-            body.chunks_exact(2)
-                .map(|c| u32::from(u16::from_le_bytes([c[0], c[1]]))),
-        ),
-        TokenWidth::U32 => out.extend(
-            body.chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-        ),
+/// Checks a shard's size and header against the manifest.
+fn check(shard: &ShardEntry, name: &str, header: &[u8], size: u64) -> Result<(), StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        path: name.to_string(),
+        reason,
+    };
+    if size != shard.bytes {
+        return Err(corrupt(format!(
+            "{size} bytes; the manifest says {}",
+            shard.bytes
+        )));
     }
+    let (width, tokens) = token_shard::read_header(header).map_err(|e| corrupt(e.to_string()))?;
+    if tokens != shard.tokens || HEADER_BYTES as u64 + tokens * width.bytes() as u64 != size {
+        return Err(corrupt(format!(
+            "its header says {tokens} tokens of {} bytes; the manifest says {} tokens",
+            width.bytes(),
+            shard.tokens
+        )));
+    }
+    Ok(())
 }

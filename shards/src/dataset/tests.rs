@@ -117,33 +117,6 @@ fn a_corrupted_shard_is_named_with_both_checksums() {
 }
 
 #[test]
-fn the_cache_serves_shards_and_small_memory_budgets_still_read_right() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    let root = root.to_str().unwrap();
-    let expected = write(root, "v1", 30, 1000);
-    let options = ReaderOptions {
-        cache_dir: Some(cache.path().to_path_buf()),
-        memory_bytes: 100,
-        ..ReaderOptions::default()
-    };
-    let n = expected[0].1.len() as u64;
-    let reader = ShardReader::open(root, None, options.clone()).unwrap();
-    assert_eq!(reader.read(Split::Train, "a", 0..n).unwrap(), expected[0].1);
-    drop(reader);
-    // Replace every shard with garbage: a reader with the cache never fetches them again.
-    let shards = DatasetRoot::open(root).unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let manifest = rt.block_on(shards.manifest("v1")).unwrap();
-    for s in manifest.shards_of(Split::Train, "a") {
-        std::fs::write(dir.path().join("root/versions/v1").join(&s.path), b"junk").unwrap();
-    }
-    let reader = ShardReader::open(root, None, options).unwrap();
-    assert_eq!(reader.read(Split::Train, "a", 0..n).unwrap(), expected[0].1);
-}
-
-#[test]
 fn windows_follow_the_weights_hold_the_right_tokens_and_resume_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_str().unwrap();
@@ -195,4 +168,19 @@ fn windows_follow_the_weights_hold_the_right_tokens_and_resume_exactly() {
         unknown,
         Err(windows::WindowError::UnknownSource(_))
     ));
+}
+
+#[test]
+fn large_objects_go_up_in_parts_and_come_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = DatasetRoot::open(dir.path().to_str().unwrap()).unwrap();
+    let n = root::MULTIPART_THRESHOLD + 3 * root::PART_BYTES / 2;
+    let bytes: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(root.put(&root.child("big/object.bin"), bytes.clone().into()))
+        .unwrap();
+    assert_eq!(
+        std::fs::read(dir.path().join("big/object.bin")).unwrap(),
+        bytes
+    );
 }
