@@ -158,6 +158,20 @@ fn the_same_job_names_the_same_version_and_a_changed_job_diffs_against_it() {
     let tokenizer = dir.path().join("out/tokenizer.json");
     let trained = std::fs::read(&tokenizer).unwrap();
 
+    // `refinery tokenizer train` on the same output with the same settings writes the same file.
+    let standalone = dir.path().join("standalone.json");
+    let out_dir = dir.path().join("out");
+    run_ok(&[
+        "tokenizer",
+        "train",
+        "--vocab-size",
+        "1500",
+        "--out",
+        standalone.to_str().unwrap(),
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read(&standalone).unwrap(), trained);
+
     // Same job again: same id, nothing written.
     let before = tests::tree_bytes(&root);
     let again = run_ok(&["run", config]);
