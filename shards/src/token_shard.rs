@@ -90,6 +90,16 @@ pub fn header(width: TokenWidth, count: usize) -> Result<[u8; HEADER_BYTES], Sha
 pub fn encode(tokens: &[u32], width: TokenWidth) -> Result<Vec<u8>, ShardFormatError> {
     let mut out = Vec::with_capacity(HEADER_BYTES + tokens.len() * width.bytes());
     out.extend_from_slice(&header(width, tokens.len())?);
+    append_body(tokens, width, &mut out)?;
+    Ok(out)
+}
+
+/// Appends tokens to a shard body at `width`, little-endian.
+pub fn append_body(
+    tokens: &[u32],
+    width: TokenWidth,
+    out: &mut Vec<u8>,
+) -> Result<(), ShardFormatError> {
     match width {
         TokenWidth::U16 => {
             for &t in tokens {
@@ -101,7 +111,7 @@ pub fn encode(tokens: &[u32], width: TokenWidth) -> Result<Vec<u8>, ShardFormatE
             .iter()
             .for_each(|t| out.extend_from_slice(&t.to_le_bytes())),
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Reads a header: the token width and count.

@@ -3,10 +3,10 @@
 //! Each (split, source) pair is a stream of documents cut into shards of exactly
 //! `shard_tokens` tokens (the last one shorter). A full shard is uploaded in the background
 //! (at most [`MAX_UPLOADS`] at once) while the next one fills; memory is bounded by one open
-//! shard per stream plus the uploads in flight. The manifest is written only after every
-//! upload has succeeded, and `latest` only after the manifest: a reader never sees a version
-//! that is not whole, and an interrupted write leaves no manifest (a rerun writes the same
-//! objects again).
+//! shard per stream (held at its on-disk width) plus the uploads in flight. The manifest is
+//! written only after every upload has succeeded, and `latest` only after the manifest: a
+//! reader never sees a version that is not whole, and an interrupted write leaves no manifest
+//! (a rerun writes the same objects again).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -44,7 +44,9 @@ pub struct VersionInfo {
 
 struct OpenShard {
     number: usize,
-    tokens: Vec<u32>,
+    /// The tokens so far, encoded at the shard's width (header added on close).
+    body: Vec<u8>,
+    tokens: u64,
     rows: IndexRows,
 }
 
@@ -107,19 +109,27 @@ impl VersionWriter {
                     let number = self.next_number.entry(key.clone()).or_insert(0);
                     let shard = OpenShard {
                         number: *number,
-                        tokens: Vec::new(),
+                        body: Vec::new(),
+                        tokens: 0,
                         rows: IndexRows::default(),
                     };
                     *number += 1;
                     self.open.entry(key.clone()).or_insert(shard)
                 }
             };
-            let room = self.shard_tokens as usize - shard.tokens.len();
+            let room = (self.shard_tokens - shard.tokens) as usize;
             let (piece, tail) = rest.split_at(room.min(rest.len()));
-            let offset = shard.tokens.len() as u64;
-            shard.rows.push(id, offset, piece.len() as u64, continued);
-            shard.tokens.extend_from_slice(piece);
-            if shard.tokens.len() as u64 == self.shard_tokens {
+            shard
+                .rows
+                .push(id, shard.tokens, piece.len() as u64, continued);
+            token_shard::append_body(piece, self.width, &mut shard.body).map_err(|e| {
+                StoreError::Corrupt {
+                    path: format!("{}/{source}", split.name()),
+                    reason: e.to_string(),
+                }
+            })?;
+            shard.tokens += piece.len() as u64;
+            if shard.tokens == self.shard_tokens {
                 self.close(&key)?;
             }
             rest = tail;
@@ -136,11 +146,16 @@ impl VersionWriter {
         let (split, source) = key;
         let stem = format!("{}/{}/{:06}", split.name(), source, shard.number);
         let path = format!("{stem}.bin");
-        let bytes =
-            token_shard::encode(&shard.tokens, self.width).map_err(|e| StoreError::Corrupt {
+        let header = token_shard::header(self.width, shard.tokens as usize).map_err(|e| {
+            StoreError::Corrupt {
                 path: path.clone(),
                 reason: e.to_string(),
-            })?;
+            }
+        })?;
+        let mut bytes = Vec::with_capacity(header.len() + shard.body.len());
+        bytes.extend_from_slice(&header);
+        bytes.extend_from_slice(&shard.body);
+        drop(shard.body);
         let index_path = format!("{stem}.index.parquet");
         let index = shard
             .rows
@@ -154,10 +169,10 @@ impl VersionWriter {
             split: *split,
             source: source.clone(),
             bytes: bytes.len() as u64,
-            tokens: shard.tokens.len() as u64,
+            tokens: shard.tokens,
             checksum: to_hex(xxhash_rust::xxh3::xxh3_64(&bytes)),
             documents: shard.rows.starts(),
-            source_tokens: BTreeMap::from([(source.clone(), shard.tokens.len() as u64)]),
+            source_tokens: BTreeMap::from([(source.clone(), shard.tokens)]),
             index: IndexEntry {
                 path: index_path.clone(),
                 bytes: index.len() as u64,
