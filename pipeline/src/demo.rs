@@ -172,6 +172,7 @@ pub fn write_sample(dir: &Path) -> std::io::Result<std::path::PathBuf> {
 
     let config = dir.join("refinery.toml");
     std::fs::write(&config, CONFIG)?;
+    std::fs::write(dir.join(TRAIN_CONFIG_FILE), TRAIN_CONFIG)?;
     Ok(config)
 }
 
@@ -232,6 +233,36 @@ shard_tokens = 8192
 validation_fraction = 0.05
 "#;
 
+/// Name of the demo's training config, beside [`CONFIG`].
+pub const TRAIN_CONFIG_FILE: &str = "train.toml";
+
+/// The demo's training config: a short CPU run of a small model on the demo's token shards.
+pub const TRAIN_CONFIG: &str = r#"# A short CPU training run of a small model on the demo's token shards.
+[data]
+root = "tokens"
+seq_len = 64
+
+[model]
+preset = "tiny"
+layers = 2
+width = 64
+context = 64
+
+[optim]
+lr = 3e-3
+min_lr = 3e-4
+warmup_steps = 10
+
+[train]
+steps = 60
+batch_size = 8
+eval_every = 20
+eval_windows = 4
+checkpoint_every = 30
+out = "train"
+device = "cpu"
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,5 +286,7 @@ mod tests {
         }
         let (config, text) = crate::config::Config::load(&a.path().join("refinery.toml")).unwrap();
         assert!(crate::config::validate(&config, &text).is_empty());
+        let train = trainer::TrainConfig::load(&a.path().join(TRAIN_CONFIG_FILE)).unwrap();
+        assert!(train.data.root.ends_with("tokens") && train.train.out.ends_with("train"));
     }
 }

@@ -11,3 +11,4 @@ mod filters;
 mod pipeline_run;
 mod s3;
 mod tokenize;
+mod train;

@@ -295,3 +295,46 @@ fn a_server_stopped_mid_upload_leaves_no_manifest_and_a_rerun_completes() {
         .unwrap();
     assert!(verify.status.success(), "{}", texts(&verify).1);
 }
+
+#[test]
+fn training_reads_its_version_from_s3_and_pins_it_in_the_checkpoint() {
+    let server = S3Server::start();
+    server.create_bucket("tokens");
+    let dir = scratch("s3-train");
+    let config = tokens_to_s3_config(dir.path(), 60, 20_000, olmo().to_str().unwrap());
+    let out = run_with(&server, &config, false);
+    assert!(out.status.success(), "{}", texts(&out).1);
+    let id = String::from_utf8(server.get("tokens", "ds/latest")).unwrap();
+    let id = id.trim();
+
+    let train = dir.path().join("train.toml");
+    std::fs::write(
+        &train,
+        "[data]\nroot = \"s3://tokens/ds\"\nseq_len = 32\ncache_dir = \"cache\"\n\
+         [model]\nlayers = 1\nheads = 2\nwidth = 32\ncontext = 32\n\
+         [train]\nsteps = 3\nbatch_size = 2\neval_windows = 2\nout = \"train\"\ndevice = \"cpu\"\n",
+    )
+    .unwrap();
+    let trained = refinery(&["train", train.to_str().unwrap(), "-q"])
+        .envs(server.env())
+        .output()
+        .unwrap();
+    assert!(trained.status.success(), "{}", texts(&trained).1);
+    let checkpoint = dir.path().join("train/checkpoints/step-000003");
+    let lineage: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(checkpoint.join("lineage.json")).unwrap()).unwrap();
+    assert_eq!(lineage["root"], "s3://tokens/ds");
+    assert_eq!(lineage["version"].as_str(), Some(id));
+    let manifest = server.get("tokens", &format!("ds/versions/{id}/manifest.json"));
+    assert_eq!(
+        lineage["manifest_checksum"].as_str().unwrap(),
+        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&manifest))
+    );
+    assert_eq!(lineage["sources"]["news"]["tokens"], 3 * 2 * 32);
+    // The tokenizer travels from the bucket into the checkpoint; fetched shards into the cache.
+    assert_eq!(
+        std::fs::read(checkpoint.join("tokenizer.json")).unwrap(),
+        std::fs::read(olmo()).unwrap()
+    );
+    assert!(std::fs::read_dir(dir.path().join("cache")).unwrap().count() > 0);
+}

@@ -8,7 +8,7 @@ use serde_json::Value;
 use tests::{corpus_records, own_file, python, run, scratch, shared_data, texts, write_jsonl};
 
 /// Writes `per_source` real documents of each corpus file as `<dir>/input/<name>.jsonl`.
-fn write_inputs(dir: &Path, sources: &[(&str, &str)], per_source: usize) {
+pub(crate) fn write_inputs(dir: &Path, sources: &[(&str, &str)], per_source: usize) {
     std::fs::create_dir_all(dir.join("input")).unwrap();
     for (name, file) in sources {
         write_jsonl(
@@ -19,7 +19,12 @@ fn write_inputs(dir: &Path, sources: &[(&str, &str)], per_source: usize) {
 }
 
 /// A config over those inputs with `stages` and a `[tokenize]` section holding `tokenize`.
-fn write_config(dir: &Path, sources: &[(&str, &str)], stages: &str, tokenize: &str) -> PathBuf {
+pub(crate) fn write_config(
+    dir: &Path,
+    sources: &[(&str, &str)],
+    stages: &str,
+    tokenize: &str,
+) -> PathBuf {
     let sources: String = sources
         .iter()
         .map(|(name, _)| {
@@ -38,7 +43,7 @@ fn olmo() -> PathBuf {
     shared_data().join("tokenizers/gpt-neox-olmo.json")
 }
 
-fn latest(root: &Path) -> String {
+pub(crate) fn latest(root: &Path) -> String {
     std::fs::read_to_string(root.join("latest"))
         .unwrap()
         .trim()
@@ -50,7 +55,7 @@ fn version_manifest(root: &Path, id: &str) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-fn run_ok(args: &[&str]) -> String {
+pub(crate) fn run_ok(args: &[&str]) -> String {
     let out = run(args);
     let (stdout, stderr) = texts(&out);
     assert!(out.status.success(), "refinery {args:?} failed:\n{stderr}");

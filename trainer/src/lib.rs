@@ -1,3 +1,39 @@
 //! The Candle transformer trainer: reads shard versions through `shards`, never `pipeline`.
 //!
-//! Filled in by the trainer issue.
+//! - [`config`]: the training config (TOML): data and mixture, model shape, optimizer, run.
+//! - [`model`]: a GPT-2-style decoder with tied embeddings; [`ops`]: its numerics, built from
+//!   ops that all record a backward pass; [`cross_entropy`]: the fused CPU loss.
+//! - [`optimizer`]: AdamW (f32 moments, decay on matrices only, global-norm clipping);
+//!   [`schedule`]: warm-up and cosine decay; [`health`]: loss-spike guard.
+//! - [`data`]: batches from the mixture sampler, held-out validation windows; [`eval`]:
+//!   per-source validation loss.
+//! - [`train`]: the loop; [`checkpoint`]: exact-resume checkpoints with a lineage record;
+//!   [`metrics`]: the JSONL log.
+//! - [`generate`]: sampling with temperature and top-k; [`device`]: CPU or CUDA, precision;
+//!   [`rng`]: the seeded generator.
+
+pub mod checkpoint;
+pub mod config;
+pub mod cross_entropy;
+pub mod data;
+pub mod device;
+pub mod error;
+pub mod eval;
+pub mod generate;
+pub mod health;
+pub mod metrics;
+pub mod model;
+pub mod ops;
+pub mod optimizer;
+pub mod rng;
+pub mod schedule;
+pub mod train;
+
+pub use checkpoint::Checkpoint;
+pub use config::TrainConfig;
+pub use error::{Result, TrainError};
+pub use model::Gpt;
+pub use train::{Event, Start, Summary, Trainer};
+
+#[cfg(test)]
+mod tests;

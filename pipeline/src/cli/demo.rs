@@ -28,6 +28,19 @@ pub fn demo(
     print_summary(&summary);
     super::stats::stats(&summary.out, OutputFormat::Table, handle)?;
     super::run::tokenize(&config, quiet, handle)?;
+    let train_config = dir.join(crate::demo::TRAIN_CONFIG_FILE);
+    println!(
+        "Training a small model on the shards ({})",
+        train_config.display()
+    );
+    super::train::train(super::train::TrainArgs {
+        config: &train_config,
+        max_steps: None,
+        metrics: None,
+        restart: true,
+        device: None,
+        quiet,
+    })?;
     let out = summary.out.display();
     println!("Try next:");
     println!("  refinery query --dir {out} \"SELECT rule, count(*) FROM rejects GROUP BY rule\"");
@@ -41,5 +54,11 @@ pub fn demo(
     if let Some(t) = &config.tokenize {
         println!("  refinery versions show {}", t.get_ref().root);
     }
+    let trained = dir.join("train");
+    println!("  refinery eval {}", trained.display());
+    println!(
+        "  refinery generate {} --prompt \"The council\"",
+        trained.display()
+    );
     Ok(())
 }

@@ -10,6 +10,7 @@ mod report;
 mod run;
 mod stats;
 mod tokenizer;
+mod train;
 mod validate;
 mod versions;
 
@@ -112,6 +113,61 @@ pub enum Command {
         #[command(subcommand)]
         command: versions::VersionsCommand,
     },
+    /// Train a language model on a shard version; resumes from the latest checkpoint in the
+    /// config's `train.out`.
+    Train {
+        /// The training config (TOML).
+        config: PathBuf,
+        /// Stop after this many updates in all (a checkpoint is written there).
+        #[arg(long)]
+        max_steps: Option<u64>,
+        /// Write the metrics log here instead of `<out>/metrics.jsonl`.
+        #[arg(long)]
+        metrics: Option<PathBuf>,
+        /// Start from step 0 even if the output folder has checkpoints.
+        #[arg(long)]
+        restart: bool,
+        /// Train on this device instead of the config's `train.device`.
+        #[arg(long, value_enum)]
+        device: Option<train::DeviceArg>,
+    },
+    /// Per-source validation loss and perplexity of a checkpoint (or a training folder's latest).
+    Eval {
+        /// A checkpoint folder or a training output folder.
+        checkpoint: PathBuf,
+        /// Held-out windows per source.
+        #[arg(long, default_value_t = 32)]
+        windows: usize,
+        /// Where to run.
+        #[arg(long, value_enum, default_value_t = train::DeviceArg::Auto)]
+        device: train::DeviceArg,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+    /// Sample a continuation of a prompt from a checkpoint (or a training folder's latest).
+    Generate {
+        /// A checkpoint folder or a training output folder.
+        checkpoint: PathBuf,
+        /// The text to continue.
+        #[arg(long, default_value = "")]
+        prompt: String,
+        /// Most new tokens (stops early at the end-of-document token).
+        #[arg(long, default_value_t = 64)]
+        max_tokens: usize,
+        /// Softmax temperature (0: greedy).
+        #[arg(long, default_value_t = 0.8)]
+        temperature: f64,
+        /// Sample among the k most likely tokens (0: all).
+        #[arg(long, default_value_t = 40)]
+        top_k: usize,
+        /// Seed of the draws.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Where to run.
+        #[arg(long, value_enum, default_value_t = train::DeviceArg::Auto)]
+        device: train::DeviceArg,
+    },
     /// Generate a sample corpus and run the main job on it.
     Demo {
         /// Folder for the sample inputs, config and outputs.
@@ -182,6 +238,46 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Report { kind, dir, format } => report::report(kind, &dir, format, handle),
         Command::Tokenizer { command } => tokenizer::tokenizer(command),
         Command::Versions { command } => versions::versions(command, handle),
+        Command::Train {
+            config,
+            max_steps,
+            metrics,
+            restart,
+            device,
+        } => train::train(train::TrainArgs {
+            config: &config,
+            max_steps,
+            metrics,
+            restart,
+            device,
+            quiet: cli.quiet,
+        }),
+        Command::Eval {
+            checkpoint,
+            windows,
+            device,
+            format,
+        } => train::eval(&checkpoint, windows, device, format),
+        Command::Generate {
+            checkpoint,
+            prompt,
+            max_tokens,
+            temperature,
+            top_k,
+            seed,
+            device,
+        } => train::generate(train::GenerateArgs {
+            checkpoint: &checkpoint,
+            prompt: &prompt,
+            sampling: trainer::generate::Sampling {
+                max_tokens,
+                temperature,
+                top_k,
+                seed,
+                stop: None,
+            },
+            device,
+        }),
         Command::Demo { dir, threads } => demo::demo(&dir, threads, cli.quiet, handle),
     };
     match result {

@@ -198,7 +198,9 @@ pub fn run(
             vocab_size: tokenizer.vocab_size(),
             eod: eod.to_string(),
             eod_id,
+            file: None,
         },
+        tokenizer_json: Some(bytes::Bytes::copy_from_slice(tokenizer.json())),
         validation_fraction: settings.validation_fraction,
     };
     let mut writer = VersionWriter::new(root.clone(), info, settings.shard_tokens, handle.clone());

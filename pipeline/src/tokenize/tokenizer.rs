@@ -16,6 +16,7 @@ pub struct TextTokenizer {
     eod_id: u32,
     hash: String,
     vocab_size: u64,
+    json: Vec<u8>,
 }
 
 impl TextTokenizer {
@@ -44,7 +45,20 @@ impl TextTokenizer {
             eod_id,
             hash: shards::checksum::to_hex(xxhash_rust::xxh3::xxh3_64(json)),
             vocab_size,
+            json: json.to_vec(),
         })
+    }
+
+    /// The `tokenizer.json` bytes it was parsed from.
+    pub fn json(&self) -> &[u8] {
+        &self.json
+    }
+
+    /// The text of token ids (special tokens skipped).
+    pub fn decode(&self, ids: &[u32]) -> Result<String, TokenizeError> {
+        self.inner
+            .decode(ids, true)
+            .map_err(|e| TokenizeError::Encode(e.to_string()))
     }
 
     /// The end-of-document token.

@@ -57,6 +57,10 @@ pub struct TokenizerInfo {
     pub eod: String,
     /// Its id.
     pub eod_id: u32,
+    /// The `tokenizer.json` stored in the version, relative to its folder (absent in versions
+    /// written before it was stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 /// Documents and tokens, per split, of one source.

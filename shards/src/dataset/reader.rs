@@ -93,6 +93,7 @@ struct Shared {
     root: DatasetRoot,
     version: String,
     manifest: Manifest,
+    manifest_checksum: String,
     options: ReaderOptions,
     cache: Option<DiskCache>,
     /// The root is on the local file system: shards are read in place.
@@ -135,9 +136,10 @@ impl ShardReader {
         let root = DatasetRoot::open(spec)?;
         let (version, manifest) = runtime.block_on(async {
             let id = root.resolve(version).await?;
-            let manifest = root.manifest(&id).await?;
+            let manifest = root.manifest_with_checksum(&id).await?;
             Ok::<_, StoreError>((id, manifest))
         })?;
+        let (manifest, manifest_checksum) = manifest;
         let mut streams: BTreeMap<(Split, String), Stream> = BTreeMap::new();
         for (i, shard) in manifest.shards.iter().enumerate() {
             let stream = streams
@@ -164,6 +166,7 @@ impl ShardReader {
                 root,
                 version,
                 manifest,
+                manifest_checksum,
                 options,
                 cache,
                 local,
@@ -183,6 +186,26 @@ impl ShardReader {
     /// The version id read.
     pub fn version(&self) -> &str {
         &self.shared.version
+    }
+
+    /// xxh3-64 of the version's `manifest.json` bytes.
+    pub fn manifest_checksum(&self) -> &str {
+        &self.shared.manifest_checksum
+    }
+
+    /// The dataset root's URI (`file://…` or `s3://…`).
+    pub fn root_uri(&self) -> &str {
+        self.shared.root.uri()
+    }
+
+    /// The `tokenizer.json` stored in the version, if it has one.
+    pub fn tokenizer_json(&self) -> Result<Option<bytes::Bytes>, StoreError> {
+        let Some(file) = &self.shared.manifest.tokenizer.file else {
+            return Ok(None);
+        };
+        let root = &self.shared.root;
+        let path = root.version_path(&self.shared.version, file);
+        self.runtime.block_on(root.get(&path)).map(Some)
     }
 
     /// Sources with tokens in `split`, sorted by name.

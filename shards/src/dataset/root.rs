@@ -119,6 +119,11 @@ impl DatasetRoot {
 
     /// The manifest of version `id`.
     pub async fn manifest(&self, id: &str) -> Result<Manifest, StoreError> {
+        Ok(self.manifest_with_checksum(id).await?.0)
+    }
+
+    /// The manifest of version `id` and the xxh3-64 of its bytes (what a model's lineage pins).
+    pub async fn manifest_with_checksum(&self, id: &str) -> Result<(Manifest, String), StoreError> {
         let path = self.version_path(id, MANIFEST);
         let bytes = match self.store.get(&path).await {
             Ok(r) => r.bytes().await.map_err(self.backend(&path))?,
@@ -130,10 +135,11 @@ impl DatasetRoot {
             }
             Err(e) => return Err(self.backend(&path)(e)),
         };
-        serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+        let manifest = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
             path: self.object_uri(&path),
             reason: e.to_string(),
-        })
+        })?;
+        Ok((manifest, to_hex(xxhash_rust::xxh3::xxh3_64(&bytes))))
     }
 
     /// The id `latest` points at, if any version was completed.

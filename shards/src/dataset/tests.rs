@@ -13,8 +13,10 @@ fn info(version: &str, vocab_size: u64) -> VersionInfo {
             vocab_size,
             eod: "<eod>".into(),
             eod_id: 0,
+            file: None,
         },
         validation_fraction: 0.1,
+        tokenizer_json: Some(bytes::Bytes::from_static(b"{\"model\": {}}")),
     }
 }
 

@@ -82,6 +82,11 @@ impl WindowLoader {
         Ok(Window { draw, tokens })
     }
 
+    /// The reader (for the version's manifest and its other split).
+    pub fn reader(&self) -> &ShardReader {
+        &self.reader
+    }
+
     /// The sources, in weight order.
     pub fn sources(&self) -> &[String] {
         &self.sources

@@ -40,7 +40,13 @@ pub struct VersionInfo {
     pub tokenizer: TokenizerInfo,
     /// Held-out fraction.
     pub validation_fraction: f64,
+    /// The `tokenizer.json` bytes, stored in the version as [`TOKENIZER_FILE`] so that a trained
+    /// model can be read back as text without looking elsewhere.
+    pub tokenizer_json: Option<Bytes>,
 }
+
+/// Name of the stored tokenizer in a version folder.
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
 
 struct OpenShard {
     number: usize,
@@ -219,13 +225,20 @@ impl VersionWriter {
         }
         self.shards
             .sort_by(|a, b| (a.split, &a.source, &a.path).cmp(&(b.split, &b.source, &b.path)));
+        let mut tokenizer = self.info.tokenizer;
+        if let Some(json) = self.info.tokenizer_json.take() {
+            let root = &self.root;
+            let path = root.version_path(&self.info.version, TOKENIZER_FILE);
+            self.handle.block_on(root.put(&path, json))?;
+            tokenizer.file = Some(TOKENIZER_FILE.to_string());
+        }
         let manifest = Manifest {
             format: FORMAT.to_string(),
             format_version: FORMAT_VERSION,
             version: self.info.version.clone(),
             parents: self.info.parents,
             config_hash: self.info.config_hash,
-            tokenizer: self.info.tokenizer,
+            tokenizer,
             token_bytes: self.width.bytes() as u8,
             validation_fraction: self.info.validation_fraction,
             tool_version: env!("CARGO_PKG_VERSION").to_string(),

@@ -1,0 +1,396 @@
+//! The training config (TOML). Every key has a default except `data.root`:
+//!
+//! ```toml
+//! [data]
+//! root = "out/tokens"        # a dataset root: path or s3:// URL
+//! version = "latest"         # or a version id
+//! seq_len = 128              # tokens per training window (default: the model's context)
+//! weights = { wiki = 2, code = 1 }   # per-source mixture weights (default: by tokens)
+//! # or phases: weights that hold until a number of tokens has been drawn
+//! # [[data.phases]]
+//! # until_tokens = 1_000_000
+//! # weights = { wiki = 1 }
+//!
+//! [model]
+//! preset = "tiny"            # or "gpt2-124m"; layers, heads, width, context, vocab_size override
+//!
+//! [optim]
+//! lr = 1e-3                  # peak learning rate, after `warmup_steps`
+//!
+//! [train]
+//! steps = 200
+//! batch_size = 8             # windows per micro-batch
+//! grad_accum = 1             # micro-batches per update
+//! out = "train"              # checkpoints and metrics.jsonl
+//! ```
+//!
+//! Relative local paths are resolved against the config file's folder.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+
+/// A training config. See the module docs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// What to train on.
+    pub data: DataConfig,
+    /// The model's shape.
+    #[serde(default)]
+    pub model: ModelConfig,
+    /// The optimizer and learning-rate schedule.
+    #[serde(default)]
+    pub optim: OptimConfig,
+    /// Steps, batch, checkpoints, evaluation, device.
+    #[serde(default)]
+    pub train: RunConfig,
+}
+
+/// `[data]`: the shard version and the mixture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// The dataset root (a path or `s3://` URL).
+    pub root: String,
+    /// A version id, or `latest` (the default).
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Tokens per training window (default: the model's context).
+    #[serde(default)]
+    pub seq_len: Option<usize>,
+    /// Per-source weights (sources left out are not trained on). Default: proportional to each
+    /// source's training tokens.
+    #[serde(default)]
+    pub weights: Option<BTreeMap<String, f64>>,
+    /// A phase schedule instead of `weights`.
+    #[serde(default)]
+    pub phases: Vec<PhaseConfig>,
+    /// Folder caching shards fetched from S3 (default: none; shards are held in memory).
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// One phase of a mixture schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhaseConfig {
+    /// Total training tokens drawn when the phase ends (omit on the last phase).
+    #[serde(default)]
+    pub until_tokens: Option<u64>,
+    /// Per-source weights in this phase.
+    pub weights: BTreeMap<String, f64>,
+}
+
+/// A named model size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Preset {
+    /// 4 layers, 4 heads, 128 wide, 256 context: trains on a CPU in minutes.
+    #[default]
+    #[serde(rename = "tiny")]
+    Tiny,
+    /// GPT-2 small: 12 layers, 12 heads, 768 wide, 1024 context.
+    #[serde(rename = "gpt2-124m")]
+    Gpt2_124m,
+}
+
+/// `[model]`: a preset and overrides.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The base shape.
+    #[serde(default)]
+    pub preset: Preset,
+    /// Transformer blocks.
+    #[serde(default)]
+    pub layers: Option<usize>,
+    /// Attention heads (must divide `width`).
+    #[serde(default)]
+    pub heads: Option<usize>,
+    /// Model width.
+    #[serde(default)]
+    pub width: Option<usize>,
+    /// Longest sequence (learned positions).
+    #[serde(default)]
+    pub context: Option<usize>,
+    /// Embedding rows (default: the tokenizer's vocabulary rounded up to a multiple of 64).
+    #[serde(default)]
+    pub vocab_size: Option<usize>,
+}
+
+/// The resolved shape of a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelDims {
+    /// Transformer blocks.
+    pub layers: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// Model width.
+    pub width: usize,
+    /// Longest sequence.
+    pub context: usize,
+    /// Embedding rows.
+    pub vocab: usize,
+}
+
+impl ModelConfig {
+    /// The shape for a tokenizer with `tokenizer_vocab` ids.
+    pub fn dims(&self, tokenizer_vocab: usize) -> ModelDims {
+        let (layers, heads, width, context) = match self.preset {
+            Preset::Tiny => (4, 4, 128, 256),
+            Preset::Gpt2_124m => (12, 12, 768, 1024),
+        };
+        ModelDims {
+            layers: self.layers.unwrap_or(layers),
+            heads: self.heads.unwrap_or(heads),
+            width: self.width.unwrap_or(width),
+            context: self.context.unwrap_or(context),
+            vocab: self.vocab_size.unwrap_or(tokenizer_vocab.div_ceil(64) * 64),
+        }
+    }
+}
+
+/// `[optim]`: AdamW and the learning-rate schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimConfig {
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Learning rate at the end of the cosine decay.
+    pub min_lr: f64,
+    /// Steps of linear warm-up from 0 to `lr`.
+    pub warmup_steps: u64,
+    /// Decoupled weight decay, applied to matrices only.
+    pub weight_decay: f64,
+    /// AdamW β₁.
+    pub beta1: f64,
+    /// AdamW β₂.
+    pub beta2: f64,
+    /// AdamW ε.
+    pub eps: f64,
+    /// Clip gradients to this global norm (0 turns clipping off).
+    pub clip: f64,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        Self {
+            lr: 1e-3,
+            min_lr: 1e-4,
+            warmup_steps: 10,
+            weight_decay: 0.1,
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            clip: 1.0,
+        }
+    }
+}
+
+/// Which device to train on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceChoice {
+    /// CUDA when built with the `cuda` feature and a GPU is present, else the CPU.
+    #[default]
+    Auto,
+    /// The CPU (f32).
+    Cpu,
+    /// The first CUDA GPU (bf16 compute, f32 master weights).
+    Cuda,
+}
+
+/// `[train]`: the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Optimizer updates in the whole run.
+    pub steps: u64,
+    /// Windows per micro-batch.
+    pub batch_size: usize,
+    /// Micro-batches per update.
+    pub grad_accum: usize,
+    /// Seeds initialisation and the mixture order.
+    pub seed: u64,
+    /// Output folder: `checkpoints/`, `metrics.jsonl`.
+    pub out: PathBuf,
+    /// Validation every this many steps (0: only at the end).
+    pub eval_every: u64,
+    /// Validation windows per source.
+    pub eval_windows: usize,
+    /// Checkpoint every this many steps (0: only at the end).
+    pub checkpoint_every: u64,
+    /// A loss above this multiple of its running average skips the update (0 turns it off).
+    pub spike_factor: f64,
+    /// Steps in the running average of the loss; no step is skipped before it is full.
+    pub spike_window: usize,
+    /// Where to train.
+    pub device: DeviceChoice,
+    /// Peak dense bf16 FLOP/s of the GPU for MFU (default: by GPU name, H100/H200 989e12).
+    pub peak_flops: Option<f64>,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            steps: 100,
+            batch_size: 8,
+            grad_accum: 1,
+            seed: 0,
+            out: PathBuf::from("train"),
+            eval_every: 0,
+            eval_windows: 8,
+            checkpoint_every: 0,
+            spike_factor: 3.0,
+            spike_window: 20,
+            device: DeviceChoice::Auto,
+            peak_flops: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Reads and checks a config file; relative local paths are resolved against its folder.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(crate::error::io("read", path))?;
+        let mut config = Self::parse(&text, &path.display().to_string())?;
+        config.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        Ok(config)
+    }
+
+    /// Parses and checks config text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self> {
+        let config: Self = toml::from_str(text).map_err(|e| TrainError::Config {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        config.check(origin)?;
+        Ok(config)
+    }
+
+    fn check(&self, origin: &str) -> Result<()> {
+        let bad = |message: String| {
+            Err(TrainError::Config {
+                path: origin.to_string(),
+                message,
+            })
+        };
+        let t = &self.train;
+        if t.batch_size == 0 || t.grad_accum == 0 || t.steps == 0 {
+            return bad(
+                "train.steps, train.batch_size and train.grad_accum must be positive".into(),
+            );
+        }
+        if self.data.weights.is_some() && !self.data.phases.is_empty() {
+            return bad("give either data.weights or data.phases, not both".into());
+        }
+        let o = &self.optim;
+        if !(o.lr > 0.0 && o.min_lr >= 0.0 && o.min_lr <= o.lr) {
+            return bad(format!(
+                "optim: need 0 <= min_lr <= lr and lr > 0 (lr {}, min_lr {})",
+                o.lr, o.min_lr
+            ));
+        }
+        if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) {
+            return bad("optim.beta1 and optim.beta2 must be in [0, 1)".into());
+        }
+        let m = &self.model;
+        if let (Some(w), Some(h)) = (m.width, m.heads)
+            && (h == 0 || w % h != 0)
+        {
+            return bad(format!("model.heads ({h}) must divide model.width ({w})"));
+        }
+        Ok(())
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |p: &Path| {
+            let joined = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            };
+            std::path::absolute(&joined).unwrap_or(joined)
+        };
+        if !self.data.root.contains("://") {
+            self.data.root = resolve(Path::new(&self.data.root)).display().to_string();
+        }
+        if let Some(c) = &self.data.cache_dir {
+            self.data.cache_dir = Some(resolve(c));
+        }
+        self.train.out = resolve(&self.train.out);
+    }
+
+    /// The config as TOML (saved in checkpoints).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// xxh3-64 of the settings that must not change across a resume (everything in the file).
+    pub fn hash(&self) -> String {
+        format!(
+            "{:016x}",
+            xxhash_rust::xxh3::xxh3_64(self.to_toml().as_bytes())
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fill_everything_but_the_root() {
+        let c = TrainConfig::parse("[data]\nroot = \"t\"\n", "x").unwrap();
+        assert_eq!(c.model.dims(1000).vocab, 1024);
+        assert_eq!(c.model.dims(1000).layers, 4);
+        assert_eq!(c.train.steps, 100);
+        let back = TrainConfig::parse(&c.to_toml(), "y").unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn presets_and_overrides() {
+        let c = TrainConfig::parse(
+            "[data]\nroot = \"t\"\n[model]\npreset = \"gpt2-124m\"\ncontext = 512\n",
+            "x",
+        )
+        .unwrap();
+        let d = c.model.dims(50_280);
+        assert_eq!(
+            (d.layers, d.heads, d.width, d.context, d.vocab),
+            (12, 12, 768, 512, 50_304)
+        );
+    }
+
+    #[test]
+    fn bad_configs_name_the_problem() {
+        for (text, needle) in [
+            ("[data]\nroot = \"t\"\nbogus = 1\n", "unknown field `bogus`"),
+            (
+                "[data]\nroot = \"t\"\n[train]\nbatch_size = 0\n",
+                "must be positive",
+            ),
+            (
+                "[data]\nroot = \"t\"\n[model]\nwidth = 100\nheads = 3\n",
+                "must divide",
+            ),
+            (
+                "[data]\nroot = \"t\"\nweights = { a = 1 }\n[[data.phases]]\nweights = { a = 1 }\n",
+                "not both",
+            ),
+            (
+                "[data]\nroot = \"t\"\n[optim]\nlr = 0.1\nmin_lr = 0.2\n",
+                "min_lr",
+            ),
+        ] {
+            let e = TrainConfig::parse(text, "cfg.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(needle) && e.starts_with("cfg.toml"), "{e}");
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! A decoder-only transformer (GPT-2 layout): learned positions, pre-LayerNorm blocks of causal
+//! self-attention and a GELU MLP, a final LayerNorm, and an output head tied to the token
+//! embedding.
+//!
+//! Parameters are f32 [`Var`]s (the master weights). The forward pass casts each to the compute
+//! dtype where it is used (bf16 on CUDA, a no-op on the CPU), so gradients reach the f32 masters
+//! through the cast.
+//!
+//! Initialisation follows GPT-2: normal(0, 0.02) for matrices and embeddings, scaled by
+//! `1/sqrt(2·layers)` for the two projections that feed the residual stream, zero biases, unit
+//! LayerNorm gains. Each parameter draws from its own stream of the seed, so a parameter's
+//! initial values depend only on the seed and its name.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Result, Tensor, Var};
+
+use crate::config::ModelDims;
+use crate::ops::{causal_mask, layer_norm, linear, row_cross_entropy, softmax_last};
+use crate::rng::Rng;
+
+const LN_EPS: f64 = 1e-5;
+
+/// One named parameter.
+pub struct Param {
+    /// Its name in checkpoints (`h.0.attn.qkv.weight`, …).
+    pub name: String,
+    /// Its f32 master value.
+    pub var: Var,
+    /// Whether weight decay applies (matrices and embeddings; not biases or gains).
+    pub decay: bool,
+}
+
+struct Block {
+    ln1: (Var, Var),
+    qkv: (Var, Var),
+    attn_proj: (Var, Var),
+    ln2: (Var, Var),
+    fc: (Var, Var),
+    mlp_proj: (Var, Var),
+}
+
+/// The language model. See the module docs.
+pub struct Gpt {
+    dims: ModelDims,
+    dtype: DType,
+    device: Device,
+    wte: Var,
+    wpe: Var,
+    blocks: Vec<Block>,
+    ln_f: (Var, Var),
+    params: Vec<Param>,
+}
+
+enum Init {
+    Normal(f64),
+    Zeros,
+    Ones,
+}
+
+struct Builder<'a> {
+    seed: u64,
+    device: &'a Device,
+    params: Vec<Param>,
+}
+
+impl Builder<'_> {
+    fn param(&mut self, name: &str, shape: &[usize], init: Init) -> Result<Var> {
+        let n: usize = shape.iter().product();
+        let values = match init {
+            Init::Normal(std) => Rng::new(self.seed, name).normal_vec(n, std),
+            Init::Zeros => vec![0.0; n],
+            Init::Ones => vec![1.0; n],
+        };
+        let var = Var::from_tensor(&Tensor::from_vec(values, shape, self.device)?)?;
+        self.params.push(Param {
+            name: name.to_string(),
+            var: var.clone(),
+            decay: shape.len() >= 2,
+        });
+        Ok(var)
+    }
+
+    fn norm(&mut self, name: &str, width: usize) -> Result<(Var, Var)> {
+        Ok((
+            self.param(&format!("{name}.weight"), &[width], Init::Ones)?,
+            self.param(&format!("{name}.bias"), &[width], Init::Zeros)?,
+        ))
+    }
+
+    fn linear(&mut self, name: &str, out: usize, inp: usize, std: f64) -> Result<(Var, Var)> {
+        Ok((
+            self.param(&format!("{name}.weight"), &[out, inp], Init::Normal(std))?,
+            self.param(&format!("{name}.bias"), &[out], Init::Zeros)?,
+        ))
+    }
+}
+
+impl Gpt {
+    /// A freshly initialised model; `dtype` is the compute dtype (weights stay f32).
+    pub fn new(dims: ModelDims, seed: u64, device: &Device, dtype: DType) -> Result<Self> {
+        let d = dims.width;
+        let std = 0.02;
+        let residual_std = std / (2.0 * dims.layers as f64).sqrt();
+        let mut b = Builder {
+            seed,
+            device,
+            params: Vec::new(),
+        };
+        let wte = b.param("wte", &[dims.vocab, d], Init::Normal(std))?;
+        let wpe = b.param("wpe", &[dims.context, d], Init::Normal(std))?;
+        let mut blocks = Vec::with_capacity(dims.layers);
+        for l in 0..dims.layers {
+            let p = format!("h.{l}");
+            blocks.push(Block {
+                ln1: b.norm(&format!("{p}.ln_1"), d)?,
+                qkv: b.linear(&format!("{p}.attn.qkv"), 3 * d, d, std)?,
+                attn_proj: b.linear(&format!("{p}.attn.proj"), d, d, residual_std)?,
+                ln2: b.norm(&format!("{p}.ln_2"), d)?,
+                fc: b.linear(&format!("{p}.mlp.fc"), 4 * d, d, std)?,
+                mlp_proj: b.linear(&format!("{p}.mlp.proj"), d, 4 * d, residual_std)?,
+            });
+        }
+        let ln_f = b.norm("ln_f", d)?;
+        Ok(Self {
+            dims,
+            dtype,
+            device: device.clone(),
+            wte,
+            wpe,
+            blocks,
+            ln_f,
+            params: b.params,
+        })
+    }
+
+    /// Every parameter, in a fixed order.
+    pub fn params(&self) -> &[Param] {
+        &self.params
+    }
+
+    /// The model's shape.
+    pub fn dims(&self) -> ModelDims {
+        self.dims
+    }
+
+    /// The device it lives on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Number of parameter values (the tied head counted once).
+    pub fn parameter_count(&self) -> usize {
+        self.params.iter().map(|p| p.var.elem_count()).sum()
+    }
+
+    /// Training FLOPs per token of a forward and backward pass at sequence length `t`
+    /// (PaLM appendix B: `6·N + 12·layers·t·width`).
+    pub fn flops_per_token(&self, t: usize) -> f64 {
+        6.0 * self.parameter_count() as f64 + 12.0 * (self.dims.layers * t * self.dims.width) as f64
+    }
+
+    /// Logits `[B, T, vocab]` (compute dtype) for token ids `[B, T]` (u32, `T ≤ context`).
+    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        if t > self.dims.context {
+            candle_core::bail!(
+                "sequence of {t} tokens exceeds the context of {}",
+                self.dims.context
+            );
+        }
+        let d = self.dims.width;
+        let wte = self.wte.to_dtype(self.dtype)?;
+        let tokens = wte
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, t, d))?;
+        let positions = self.wpe.narrow(0, 0, t)?.to_dtype(self.dtype)?;
+        let mut x = tokens.broadcast_add(&positions)?;
+        let mask = causal_mask(t, self.dtype, &self.device)?;
+        for block in &self.blocks {
+            let h = layer_norm(&x, &block.ln1.0, &block.ln1.1, LN_EPS)?;
+            x = (x + self.attention(&h, block, &mask)?)?;
+            let h = layer_norm(&x, &block.ln2.0, &block.ln2.1, LN_EPS)?;
+            x = (x + self.mlp(&h, block)?)?;
+        }
+        let x = layer_norm(&x, &self.ln_f.0, &self.ln_f.1, LN_EPS)?;
+        x.reshape((b * t, d))?
+            .matmul(&wte.t()?)?
+            .reshape((b, t, self.dims.vocab))
+    }
+
+    /// Mean cross-entropy of each window: `[B]` (f32).
+    pub fn window_losses(&self, inputs: &Tensor, targets: &Tensor) -> Result<Tensor> {
+        row_cross_entropy(&self.forward(inputs)?, targets)
+    }
+
+    fn attention(&self, x: &Tensor, block: &Block, mask: &Tensor) -> Result<Tensor> {
+        let (b, t, d) = x.dims3()?;
+        let heads = self.dims.heads;
+        let hd = d / heads;
+        let qkv = linear(&x.reshape((b * t, d))?, &block.qkv.0, &block.qkv.1)?
+            .reshape((b, t, 3, heads, hd))?;
+        let part = |i: usize| -> Result<Tensor> {
+            qkv.narrow(2, i, 1)?
+                .squeeze(2)?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let (q, k, v) = (part(0)?, part(1)?, part(2)?);
+        let scores = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?.broadcast_add(mask)?;
+        let weights = softmax_last(&scores)?.to_dtype(self.dtype)?;
+        let out = weights
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((b * t, d))?;
+        linear(&out, &block.attn_proj.0, &block.attn_proj.1)?.reshape((b, t, d))
+    }
+
+    fn mlp(&self, x: &Tensor, block: &Block) -> Result<Tensor> {
+        let (b, t, d) = x.dims3()?;
+        let h = linear(&x.reshape((b * t, d))?, &block.fc.0, &block.fc.1)?.gelu()?;
+        linear(&h, &block.mlp_proj.0, &block.mlp_proj.1)?.reshape((b, t, d))
+    }
+
+    /// The weights by name (f32), as saved in `model.safetensors`.
+    pub fn named_tensors(&self) -> HashMap<String, Tensor> {
+        self.params
+            .iter()
+            .map(|p| (p.name.clone(), p.var.as_detached_tensor()))
+            .collect()
+    }
+
+    /// Writes the weights as safetensors.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        candle_core::safetensors::save(&self.named_tensors(), path)
+    }
+
+    /// Replaces every weight with the one of the same name in a safetensors file; every name and
+    /// shape must match.
+    pub fn load(&self, path: &Path) -> Result<()> {
+        let mut saved = candle_core::safetensors::load(path, &self.device)?;
+        for p in &self.params {
+            let t = saved.remove(&p.name).ok_or_else(|| {
+                candle_core::Error::Msg(format!("{} lacks `{}`", path.display(), p.name))
+            })?;
+            if t.dims() != p.var.dims() {
+                candle_core::bail!(
+                    "{}: `{}` has shape {:?}, the model {:?}",
+                    path.display(),
+                    p.name,
+                    t.dims(),
+                    p.var.dims()
+                );
+            }
+            p.var.set(&t.to_dtype(DType::F32)?)?;
+        }
+        Ok(())
+    }
+}

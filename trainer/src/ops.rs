@@ -1,0 +1,162 @@
+//! The model's numerics, composed of primitive tensor ops that all record a backward pass.
+//!
+//! candle's fused `softmax_last_dim`, `layer_norm` and `rms_norm` kernels (and
+//! `candle_nn::LayerNorm` on contiguous input) record no backward, so parameters upstream of them
+//! would silently get no gradient. Nothing here uses them; `tests::every_parameter_gets_a_nonzero_gradient`
+//! holds the model to it. Normalisation and softmax run in f32 whatever the compute dtype.
+
+use candle_core::{D, DType, Result, Tensor};
+
+/// Layer normalisation over the last dimension: `(x - mean) / sqrt(var + eps) * weight + bias`.
+pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    let dtype = x.dtype();
+    let x = x.to_dtype(DType::F32)?;
+    let mean = x.mean_keepdim(D::Minus1)?;
+    let centred = x.broadcast_sub(&mean)?;
+    let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+    let normed = centred.broadcast_div(&(var + eps)?.sqrt()?)?;
+    normed
+        .to_dtype(dtype)?
+        .broadcast_mul(&weight.to_dtype(dtype)?)?
+        .broadcast_add(&bias.to_dtype(dtype)?)
+}
+
+/// Softmax over the last dimension, in f32 (the shift by the maximum carries no gradient: the
+/// result does not depend on it).
+pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
+    let x = x.to_dtype(DType::F32)?;
+    let shifted = x.broadcast_sub(&x.max_keepdim(D::Minus1)?.detach())?;
+    let e = shifted.exp()?;
+    e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
+}
+
+/// Mean cross-entropy of each row: `logits` `[B, T, V]`, `targets` `[B, T]` (u32) → `[B]` (f32).
+///
+/// On the CPU the fused op of [`crate::cross_entropy`]; elsewhere `logsumexp(logits) −
+/// logits[target]` from primitive ops, without materialising the log-probabilities.
+pub fn row_cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let (b, t, v) = logits.dims3()?;
+    let x = logits.to_dtype(DType::F32)?.reshape((b * t, v))?;
+    let targets = targets.flatten_all()?;
+    let per_token = if x.device().is_cpu() {
+        crate::cross_entropy::fused_cross_entropy(&x, &targets)?
+    } else {
+        composed_cross_entropy(&x, &targets)?
+    };
+    per_token.reshape((b, t))?.mean(D::Minus1)
+}
+
+/// Cross-entropy of each row of `[rows, vocab]` f32 logits from primitive ops.
+pub fn composed_cross_entropy(x: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let shifted = x.broadcast_sub(&x.max_keepdim(D::Minus1)?.detach())?;
+    let log_sum = shifted.exp()?.sum(D::Minus1)?.log()?;
+    let picked = shifted
+        .gather(&targets.unsqueeze(D::Minus1)?, D::Minus1)?
+        .squeeze(D::Minus1)?;
+    log_sum - picked
+}
+
+/// `x @ weightᵀ + bias` for `x` of shape `[N, in]` and `weight` `[out, in]`.
+pub fn linear(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    let dtype = x.dtype();
+    x.matmul(&weight.to_dtype(dtype)?.t()?)?
+        .broadcast_add(&bias.to_dtype(dtype)?)
+}
+
+/// A `[t, t]` additive causal mask: 0 on and below the diagonal, −∞ above.
+pub fn causal_mask(t: usize, dtype: DType, device: &candle_core::Device) -> Result<Tensor> {
+    let mask: Vec<f32> = (0..t * t)
+        .map(|i| {
+            if i % t > i / t {
+                f32::NEG_INFINITY
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    Tensor::from_vec(mask, (t, t), device)?.to_dtype(dtype)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn t(v: &[f32], shape: (usize, usize)) -> Tensor {
+        Tensor::from_vec(v.to_vec(), shape, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn softmax_rows_sum_to_one_and_match_the_formula() {
+        let x = t(&[1.0, 2.0, 3.0, -1.0, 0.0, 1000.0], (2, 3));
+        let s = softmax_last(&x).unwrap().to_vec2::<f32>().unwrap();
+        let e: Vec<f32> = [1.0f32, 2.0, 3.0].iter().map(|v| v.exp()).collect();
+        let z: f32 = e.iter().sum();
+        for j in 0..3 {
+            assert!((s[0][j] - e[j] / z).abs() < 1e-6);
+        }
+        assert!((s[1][2] - 1.0).abs() < 1e-6 && s[1][0] < 1e-30);
+    }
+
+    #[test]
+    fn layer_norm_standardises_and_has_gradients() {
+        let x = Var::from_tensor(&t(&[1.0, 2.0, 3.0, 4.0, 2.0, 2.0, 2.0, 6.0], (2, 4))).unwrap();
+        let w = Var::from_tensor(&Tensor::new(&[1.0f32, 2.0, 1.0, 1.0], &Device::Cpu).unwrap())
+            .unwrap();
+        let b = Var::from_tensor(&Tensor::zeros(4, DType::F32, &Device::Cpu).unwrap()).unwrap();
+        let y = layer_norm(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-5).unwrap();
+        let rows = y.to_vec2::<f32>().unwrap();
+        // Row 0 standardised: (-1.342, -0.447, 0.447, 1.342), second column doubled.
+        assert!((rows[0][0] + 1.3416).abs() < 1e-3 && (rows[0][1] + 0.8944).abs() < 1e-3);
+        let loss = (y.sqr().unwrap().sum_all().unwrap() + y.sum_all().unwrap()).unwrap();
+        let grads = loss.backward().unwrap();
+        for v in [&x, &w, &b] {
+            let g = grads.get(v.as_tensor()).expect("gradient recorded");
+            let norm = g
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(norm > 0.0);
+        }
+    }
+
+    #[test]
+    fn cross_entropy_matches_the_formula() {
+        let logits = Tensor::new(&[[[1.0f32, 2.0, 3.0], [0.5, -1.0, 0.0]]], &Device::Cpu).unwrap();
+        let targets = Tensor::new(&[[2u32, 1]], &Device::Cpu).unwrap();
+        let ce = row_cross_entropy(&logits, &targets)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let nll = |row: [f32; 3], t: usize| row.iter().map(|v| v.exp()).sum::<f32>().ln() - row[t];
+        let expect = (nll([1.0, 2.0, 3.0], 2) + nll([0.5, -1.0, 0.0], 1)) / 2.0;
+        assert!((ce[0] - expect).abs() < 1e-6, "{ce:?} vs {expect}");
+    }
+
+    #[test]
+    fn cross_entropy_of_uniform_logits_is_log_vocab() {
+        let logits = Tensor::zeros((2, 3, 50), DType::F32, &Device::Cpu).unwrap();
+        let targets = Tensor::new(&[[1u32, 2, 3], [4, 5, 49]], &Device::Cpu).unwrap();
+        let ce = row_cross_entropy(&logits, &targets)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        for v in ce {
+            assert!((v - 50f32.ln()).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn mask_hides_the_future() {
+        let m = causal_mask(3, DType::F32, &Device::Cpu)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        assert_eq!(m[0][0], 0.0);
+        assert!(m[0][1].is_infinite() && m[1][2].is_infinite());
+        assert_eq!(m[2][0], 0.0);
+    }
+}

@@ -1,0 +1,180 @@
+//! AdamW with f32 moments, decoupled weight decay on matrices only, and gradient clipping by
+//! global norm (candle-nn's `AdamW` keeps moments in the parameter dtype, decays every variable
+//! and cannot clip).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Result, Tensor};
+
+use crate::config::OptimConfig;
+use crate::model::Param;
+
+/// The optimizer state: first and second moments per parameter and the update count.
+pub struct AdamW {
+    config: OptimConfig,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+    /// Updates applied so far (bias correction uses it).
+    pub updates: u64,
+}
+
+impl AdamW {
+    /// Zero moments for `params`.
+    pub fn new(config: OptimConfig, params: &[Param]) -> Result<Self> {
+        let zeros = |p: &Param| Tensor::zeros(p.var.shape(), DType::F32, p.var.device());
+        Ok(Self {
+            config,
+            m: params.iter().map(zeros).collect::<Result<_>>()?,
+            v: params.iter().map(zeros).collect::<Result<_>>()?,
+            updates: 0,
+        })
+    }
+
+    /// One update of every parameter with its gradient at learning rate `lr`.
+    pub fn step(&mut self, params: &[Param], grads: &[Tensor], lr: f64) -> Result<()> {
+        let c = &self.config;
+        self.updates += 1;
+        let t = self.updates as i32;
+        let (fix1, fix2) = (1.0 - c.beta1.powi(t), 1.0 - c.beta2.powi(t));
+        for (i, (p, g)) in params.iter().zip(grads).enumerate() {
+            let g = g.to_dtype(DType::F32)?;
+            self.m[i] = ((&self.m[i] * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
+            self.v[i] = ((&self.v[i] * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
+            let denom = ((&self.v[i] / fix2)?.sqrt()? + c.eps)?;
+            let update = ((&self.m[i] / fix1)? / denom)?;
+            let mut w = p.var.as_detached_tensor();
+            if p.decay && c.weight_decay > 0.0 {
+                w = (w * (1.0 - lr * c.weight_decay))?;
+            }
+            p.var.set(&(w - (update * lr)?)?)?;
+        }
+        Ok(())
+    }
+
+    /// The moments by name (`m.<param>`, `v.<param>`), as saved in `optimizer.safetensors`.
+    pub fn named_tensors(&self, params: &[Param]) -> HashMap<String, Tensor> {
+        let mut out = HashMap::with_capacity(2 * params.len());
+        for (i, p) in params.iter().enumerate() {
+            out.insert(format!("m.{}", p.name), self.m[i].clone());
+            out.insert(format!("v.{}", p.name), self.v[i].clone());
+        }
+        out
+    }
+
+    /// Reads the moments saved by [`Self::named_tensors`]; `updates` comes from the checkpoint.
+    pub fn load(&mut self, params: &[Param], path: &Path, updates: u64) -> Result<()> {
+        let device = params.first().map(|p| p.var.device().clone());
+        let Some(device) = device else { return Ok(()) };
+        let mut saved = candle_core::safetensors::load(path, &device)?;
+        for (i, p) in params.iter().enumerate() {
+            for (slot, prefix) in [(&mut self.m[i], "m"), (&mut self.v[i], "v")] {
+                let name = format!("{prefix}.{}", p.name);
+                let t = saved.remove(&name).ok_or_else(|| {
+                    candle_core::Error::Msg(format!("{} lacks `{name}`", path.display()))
+                })?;
+                if t.dims() != p.var.dims() {
+                    candle_core::bail!("{}: `{name}` has the wrong shape", path.display());
+                }
+                *slot = t;
+            }
+        }
+        self.updates = updates;
+        Ok(())
+    }
+}
+
+/// The global L2 norm of `grads`.
+pub fn global_norm(grads: &[Tensor]) -> Result<f64> {
+    let mut sum = 0f64;
+    for g in grads {
+        sum += f64::from(
+            g.to_dtype(DType::F32)?
+                .sqr()?
+                .sum_all()?
+                .to_scalar::<f32>()?,
+        );
+    }
+    Ok(sum.sqrt())
+}
+
+/// Scales `grads` so that their global norm is at most `max_norm` (0: unchanged).
+pub fn clip(grads: &mut [Tensor], norm: f64, max_norm: f64) -> Result<()> {
+    if max_norm > 0.0 && norm > max_norm {
+        let scale = max_norm / (norm + 1e-6);
+        for g in grads.iter_mut() {
+            *g = (&*g * scale)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn param(name: &str, values: &[f32], shape: &[usize], decay: bool) -> Param {
+        let t = Tensor::from_vec(values.to_vec(), shape, &Device::Cpu).unwrap();
+        Param {
+            name: name.into(),
+            var: Var::from_tensor(&t).unwrap(),
+            decay,
+        }
+    }
+
+    fn values(p: &Param) -> Vec<f32> {
+        p.var.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    #[test]
+    fn first_step_moves_by_lr_times_sign_and_decays_only_matrices() {
+        let config = OptimConfig {
+            weight_decay: 0.5,
+            ..OptimConfig::default()
+        };
+        let params = vec![
+            param("w", &[1.0, -1.0, 2.0, 0.5], &[2, 2], true),
+            param("b", &[1.0, 1.0], &[2], false),
+        ];
+        let grads = vec![
+            Tensor::new(&[[0.3f32, -2.0], [1e-3, -0.1]], &Device::Cpu).unwrap(),
+            Tensor::new(&[4.0f32, -4.0], &Device::Cpu).unwrap(),
+        ];
+        let mut opt = AdamW::new(config, &params).unwrap();
+        let lr = 0.1;
+        opt.step(&params, &grads, lr).unwrap();
+        // After one step m̂ = g and v̂ = g², so the update is lr·sign(g) (ε aside).
+        let w = values(&params[0]);
+        let decayed = |w: f32| w * (1.0 - 0.1 * 0.5);
+        let expect_w = [
+            decayed(1.0) - 0.1,
+            decayed(-1.0) + 0.1,
+            decayed(2.0) - 0.1,
+            decayed(0.5) + 0.1,
+        ];
+        for (a, e) in w.iter().zip(expect_w) {
+            assert!((a - e).abs() < 1e-4, "{w:?}");
+        }
+        assert_eq!(values(&params[1]).len(), 2);
+        assert!(
+            (values(&params[1])[0] - 0.9).abs() < 1e-6,
+            "biases are not decayed"
+        );
+        assert_eq!(opt.updates, 1);
+    }
+
+    #[test]
+    fn clipping_bounds_the_global_norm() {
+        let mut grads = vec![
+            Tensor::new(&[3.0f32], &Device::Cpu).unwrap(),
+            Tensor::new(&[4.0f32], &Device::Cpu).unwrap(),
+        ];
+        let norm = global_norm(&grads).unwrap();
+        assert!((norm - 5.0).abs() < 1e-6);
+        clip(&mut grads, norm, 1.0).unwrap();
+        assert!((global_norm(&grads).unwrap() - 1.0).abs() < 1e-5);
+        clip(&mut grads, 1.0, 10.0).unwrap();
+        assert!((global_norm(&grads).unwrap() - 1.0).abs() < 1e-5);
+    }
+}
