@@ -271,3 +271,69 @@ fn a_changed_config_does_not_resume_silently() {
         2
     );
 }
+
+#[test]
+fn accumulating_two_half_batches_equals_one_full_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("tokens");
+    write_version(&root);
+    let mut full = config(&root, &dir.path().join("a"), "");
+    full.optim.clip = 0.0;
+    let mut halves = full.clone();
+    halves.train.batch_size = 2;
+    halves.train.grad_accum = 2;
+    halves.train.out = dir.path().join("b");
+    // The sampler draws the same four windows in the same order either way.
+    let (mut a, mut b) = (
+        Trainer::new(full, Start::Resume, None).unwrap(),
+        Trainer::new(halves, Start::Resume, None).unwrap(),
+    );
+    let (ra, rb) = (a.step().unwrap(), b.step().unwrap());
+    assert!((ra.loss - rb.loss).abs() < 1e-6 && (ra.grad_norm - rb.grad_norm).abs() < 1e-5);
+    assert_eq!((ra.tokens, rb.tokens), (64, 64));
+    for ((name, x), (_, y)) in weights(a.model()).iter().zip(weights(b.model())) {
+        let worst = x
+            .iter()
+            .zip(&y)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-5, "{name} differs by {worst}");
+    }
+}
+
+#[test]
+fn phases_switch_sources_at_their_token_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("tokens");
+    write_version(&root);
+    let phases = "[[data.phases]]\nuntil_tokens = 256\nweights = { count = 1 }\n\
+                  [[data.phases]]\nweights = { pairs = 1 }\n";
+    let c = config(&root, &dir.path().join("a"), phases);
+    let mut t = Trainer::new(c.clone(), Start::Resume, None).unwrap();
+    let sources: Vec<Vec<String>> = (0..8)
+        .map(|_| t.step().unwrap().source_loss.into_keys().collect())
+        .collect();
+    // 64 tokens a step: steps 1-4 are all `count`, then all `pairs`.
+    assert!(sources[..4].iter().all(|s| s == &["count"]), "{sources:?}");
+    assert!(sources[4..].iter().all(|s| s == &["pairs"]), "{sources:?}");
+    let lineage = t.lineage();
+    assert_eq!(
+        (
+            lineage.sources["count"].tokens,
+            lineage.sources["pairs"].tokens
+        ),
+        (256, 256)
+    );
+    assert_eq!(lineage.sources["pairs"].target_weight, 1.0);
+
+    let bad = config(
+        &root,
+        &dir.path().join("b"),
+        "weights = { count = 1, typo = 1 }",
+    );
+    let e = Trainer::new(bad, Start::Resume, None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("`typo`") && e.contains("count, pairs"), "{e}");
+}
