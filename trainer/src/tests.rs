@@ -248,7 +248,7 @@ fn a_changed_config_does_not_resume_silently() {
         .unwrap()
         .run(Some(2), |_| {})
         .unwrap();
-    let mut other = c.clone();
+    let mut other = c;
     other.optim.lr = 0.02;
     let e = Trainer::new(other.clone(), Start::Resume, None)
         .err()
@@ -258,17 +258,16 @@ fn a_changed_config_does_not_resume_silently() {
         e.contains("different config") && e.contains("--restart"),
         "{e}"
     );
-    let t = Trainer::new(other, Start::Restart, None).unwrap();
+    let t = Trainer::new(other.clone(), Start::Restart, None).unwrap();
     assert_eq!(t.state().step, 0);
-    // Evaluation cadence may change across a resume.
-    let mut cadence = c;
-    cadence.train.eval_every = 5;
+    drop(t);
+    // The restart forgot the old run: it now resumes nothing, whatever its config.
     assert_eq!(
-        Trainer::new(cadence, Start::Resume, None)
+        Trainer::new(other, Start::Resume, None)
             .unwrap()
             .state()
             .step,
-        2
+        0
     );
 }
 
@@ -336,4 +335,45 @@ fn phases_switch_sources_at_their_token_counts() {
         .unwrap()
         .to_string();
     assert!(e.contains("`typo`") && e.contains("count, pairs"), "{e}");
+}
+
+#[test]
+fn evaluation_cadence_may_change_across_a_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("tokens");
+    write_version(&root);
+    let c = config(&root, &dir.path().join("a"), "");
+    Trainer::new(c.clone(), Start::Resume, None)
+        .unwrap()
+        .run(Some(2), |_| {})
+        .unwrap();
+    let mut cadence = c;
+    cadence.train.eval_every = 5;
+    cadence.train.checkpoint_every = 4;
+    let resumed = Trainer::new(cadence, Start::Resume, None).unwrap();
+    assert_eq!(resumed.state().step, 2);
+}
+
+#[test]
+fn a_run_killed_after_a_checkpoint_replays_the_lost_steps_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("tokens");
+    write_version(&root);
+    let mut c = config(&root, &dir.path().join("a"), "");
+    c.train.checkpoint_every = 5;
+    let mut t = Trainer::new(c.clone(), Start::Resume, None).unwrap();
+    t.run(Some(8), |_| {}).unwrap();
+    let straight = train_losses(&dir.path().join("a/metrics.jsonl"));
+    drop(t);
+    // As if killed after logging step 8 but before its checkpoint: `latest` still names step 5.
+    std::fs::write(dir.path().join("a/checkpoints/latest"), "step-000005\n").unwrap();
+    let mut t = Trainer::new(c, Start::Resume, None).unwrap();
+    assert_eq!(t.state().step, 5);
+    assert_eq!(
+        train_losses(&dir.path().join("a/metrics.jsonl")).len(),
+        5,
+        "log cut back"
+    );
+    t.run(Some(8), |_| {}).unwrap();
+    assert_eq!(train_losses(&dir.path().join("a/metrics.jsonl")), straight);
 }

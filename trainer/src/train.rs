@@ -90,7 +90,16 @@ impl Trainer {
             Start::Resume => checkpoint::latest(&out)?
                 .map(|p| Checkpoint::load(&p))
                 .transpose()?,
-            Start::Restart => None,
+            Start::Restart => {
+                // A restart killed before its first checkpoint must not resume the old run.
+                let latest = out.join(checkpoint::DIR).join(checkpoint::LATEST);
+                match std::fs::remove_file(&latest) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(crate::error::io("remove", latest)(e));
+                    }
+                    _ => None,
+                }
+            }
         };
         if let Some(c) = &resume
             && resume_key(&c.config) != resume_key(&config)
