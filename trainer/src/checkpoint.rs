@@ -192,6 +192,13 @@ impl Checkpoint {
         let read = |file: &str| {
             std::fs::read_to_string(path.join(file)).map_err(|e| missing(file, e.to_string()))
         };
+        if !path.is_dir() {
+            return Err(TrainError::Checkpoint {
+                path: path.to_path_buf(),
+                message: "no such folder (give a checkpoint folder or a training output folder)"
+                    .into(),
+            });
+        }
         for file in [MODEL, OPTIMIZER] {
             if !path.join(file).is_file() {
                 return Err(missing(file, "missing".into()));
