@@ -8,6 +8,7 @@
 //! - [`executor`]: runs units of work through the stages with bounded memory; resumes.
 //! - [`output`]: Parquet parts, unit records and the run manifest.
 //! - [`tokenize`]: the run's output into a versioned token dataset.
+//! - [`lineage`]: lineage tables, `trace` and the audit report.
 //! - [`sql`]: DataFusion over outputs (stats, queries).
 //! - [`progress`]: progress counters and bar.
 //! - [`demo`]: the sample corpus behind `refinery demo`.
@@ -18,6 +19,7 @@ pub mod config;
 pub mod demo;
 pub mod executor;
 pub mod ingest;
+pub mod lineage;
 pub mod output;
 pub mod progress;
 pub mod schema;

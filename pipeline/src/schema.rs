@@ -19,6 +19,11 @@
 //!
 //! **Edits**: changes stages made to documents they kept, see [`edits`].
 //!
+//! **Lineage documents** (`documents` table, one row per ingested document): `id`, `source`,
+//! `uri`, `locator`, `content_hash` and `bytes` (of the text as ingested), see [`lineage_documents`].
+//!
+//! **Decisions** (one row per document and stage it reached), see [`decisions`].
+//!
 //! **Quarantine**: records (and whole files) ingest could not turn into documents: `source`,
 //! `uri`, `locator`, `scope` (`record` or `file`), `reason` (a stable name such as
 //! `ingest.malformed_json`), `detail` (a readable message) and `raw` (the record's bytes, up to
@@ -118,6 +123,51 @@ pub fn edits() -> SchemaRef {
             Field::new("bytes_before", DataType::UInt64, false),
             Field::new("bytes_after", DataType::UInt64, false),
             utf8("detail"),
+        ]))
+    });
+    SCHEMA.clone()
+}
+
+/// The `documents` lineage table: every ingested document without its text.
+pub fn lineage_documents() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        let mut fields = [
+            col::ID,
+            col::SOURCE,
+            col::URI,
+            col::LOCATOR,
+            col::CONTENT_HASH,
+        ]
+        .map(utf8)
+        .to_vec();
+        fields.push(Field::new("bytes", DataType::UInt64, false));
+        Arc::new(Schema::new(fields))
+    });
+    SCHEMA.clone()
+}
+
+/// The `decisions` lineage table: one row per document and stage it reached: `id`, `source`,
+/// `stage`, `stage_index` (0-based position in the config), `decision` (`kept` or `dropped`),
+/// `rule` (the failed rule of a dropped document, or the edit of a changed one; null when kept
+/// unchanged), `value` and `threshold` (of a dropped document), `duplicate_of` and `cluster` (of
+/// a dropped duplicate), `bytes_before` and `bytes_after` (text size going in and coming out; 0
+/// after for a dropped document).
+pub fn decisions() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        let nullable = |name: &str, t: DataType| Field::new(name, t, true);
+        Arc::new(Schema::new(vec![
+            utf8(col::ID),
+            utf8(col::SOURCE),
+            utf8("stage"),
+            Field::new("stage_index", DataType::UInt32, false),
+            utf8("decision"),
+            nullable("rule", DataType::Utf8),
+            nullable("value", DataType::Float64),
+            nullable("threshold", DataType::Float64),
+            nullable("duplicate_of", DataType::Utf8),
+            nullable("cluster", DataType::Utf8),
+            Field::new("bytes_before", DataType::UInt64, false),
+            Field::new("bytes_after", DataType::UInt64, false),
         ]))
     });
     SCHEMA.clone()

@@ -64,9 +64,11 @@ pub fn open_store(spec: &str) -> Result<(Arc<dyn ObjectStore>, String, Path), St
         let path = Path::parse(key.trim_end_matches('/')).map_err(|e| invalid(e.to_string()))?;
         return Ok((Arc::new(store), format!("s3://{bucket}/"), path));
     }
+    // `file:///abs/path`, the form Refinery records, names a local path.
+    let spec = spec.strip_prefix("file://").unwrap_or(spec);
     if spec.contains("://") {
         return Err(invalid(
-            "only local paths and s3:// URLs are supported".into(),
+            "only local paths, file:// and s3:// URLs are supported".into(),
         ));
     }
     // Canonical when it exists (no `..`, symlinks resolved: stable URIs); else just absolute.

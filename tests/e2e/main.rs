@@ -8,6 +8,7 @@ mod bad_input;
 mod cli;
 mod dedup;
 mod filters;
+mod lineage;
 mod pipeline_run;
 mod s3;
 mod tokenize;

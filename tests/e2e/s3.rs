@@ -325,10 +325,10 @@ fn training_reads_its_version_from_s3_and_pins_it_in_the_checkpoint() {
         serde_json::from_slice(&std::fs::read(checkpoint.join("lineage.json")).unwrap()).unwrap();
     assert_eq!(lineage["root"], "s3://tokens/ds");
     assert_eq!(lineage["version"].as_str(), Some(id));
-    let manifest = server.get("tokens", &format!("ds/versions/{id}/manifest.json"));
+    let manifest_bytes = server.get("tokens", &format!("ds/versions/{id}/manifest.json"));
     assert_eq!(
         lineage["manifest_checksum"].as_str().unwrap(),
-        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&manifest))
+        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&manifest_bytes))
     );
     assert_eq!(lineage["sources"]["news"]["tokens"], 3 * 2 * 32);
     // The tokenizer travels from the bucket into the checkpoint; fetched shards into the cache.
@@ -337,4 +337,76 @@ fn training_reads_its_version_from_s3_and_pins_it_in_the_checkpoint() {
         std::fs::read(olmo()).unwrap()
     );
     assert!(std::fs::read_dir(dir.path().join("cache")).unwrap().count() > 0);
+
+    // Lineage follows the checkpoint into the bucket (shard indexes read by DataFusion from S3)
+    // and back to the local run folder.
+    let out = dir.path().join("out");
+    let dataset = manifest(&out)["datasets"][0].as_str().unwrap().to_string();
+    let ids = refinery(&[
+        "query",
+        "--format",
+        "json",
+        "--dir",
+        out.to_str().unwrap(),
+        &format!("SELECT id, text FROM \"{dataset}\" ORDER BY id LIMIT 1"),
+    ])
+    .output()
+    .unwrap();
+    let row: serde_json::Value = serde_json::from_slice(&ids.stdout).unwrap();
+    let traced = refinery(&[
+        "lineage",
+        "trace",
+        row[0]["id"].as_str().unwrap(),
+        "--from",
+        dir.path().join("train").to_str().unwrap(),
+        "--format",
+        "json",
+    ])
+    .envs(server.env())
+    .output()
+    .unwrap();
+    assert!(traced.status.success(), "{}", texts(&traced).1);
+    let t: serde_json::Value = serde_json::from_slice(&traced.stdout).unwrap();
+    assert_eq!(t["tokens"]["version"].as_str(), Some(id));
+    assert_eq!(
+        t["tokens"]["decodes_to_text"], true,
+        "tokens fetched from the bucket decode to the text"
+    );
+    assert_eq!(t["training"][0]["replay_verified"], true);
+    let report = dir.path().join("r.json");
+    let reported = refinery(&[
+        "lineage",
+        "report",
+        "s3://tokens/ds",
+        "--json",
+        report.to_str().unwrap(),
+    ])
+    .envs(server.env())
+    .output()
+    .unwrap();
+    assert!(reported.status.success(), "{}", texts(&reported).1);
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let tokens = r["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "tokens")
+        .unwrap();
+    let total: u64 = tokens["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["tokens"].as_u64().unwrap())
+        .sum();
+    let m: serde_json::Value = serde_json::from_slice(&manifest_bytes).unwrap();
+    let expected: u64 = m["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["tokens"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        total, expected,
+        "shard_docs read from S3 account for every token"
+    );
 }

@@ -154,11 +154,15 @@ pub fn strings(batches: &[RecordBatch], column: &str) -> Vec<String> {
         .collect()
 }
 
-/// Every file under `dir` with its bytes, by relative path (for byte-identity checks).
+/// Every file under `dir` with its bytes, by relative path (for byte-identity checks), leaving
+/// out `runs/`: the lineage table of invocations, the one output that records when.
 pub fn tree_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
     fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
         for e in std::fs::read_dir(dir).expect("dir") {
             let p = e.expect("entry").path();
+            if p.is_dir() && p.strip_prefix(base).is_ok_and(|r| r == Path::new("runs")) {
+                continue;
+            }
             if p.is_dir() {
                 walk(base, &p, out);
             } else {

@@ -8,7 +8,8 @@
 //! - [`data`]: batches from the mixture sampler, held-out validation windows; [`eval`]:
 //!   per-source validation loss.
 //! - [`train`]: the loop; [`checkpoint`]: exact-resume checkpoints with a lineage record;
-//!   [`metrics`]: the JSONL log.
+//!   [`metrics`]: the JSONL log; [`replay`]: the windows a checkpoint's run consumed, step by
+//!   step, reconstructed from its seed and sampler state.
 //! - [`generate`]: sampling with temperature and top-k; [`device`]: CPU or CUDA, precision;
 //!   [`rng`]: the seeded generator.
 
@@ -25,6 +26,7 @@ pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod optimizer;
+pub mod replay;
 pub mod rng;
 pub mod schedule;
 pub mod train;

@@ -377,3 +377,47 @@ fn a_run_killed_after_a_checkpoint_replays_the_lost_steps_exactly() {
     t.run(Some(8), |_| {}).unwrap();
     assert_eq!(train_losses(&dir.path().join("a/metrics.jsonl")), straight);
 }
+
+#[test]
+fn a_replay_reconstructs_every_window_the_run_drew() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("tokens");
+    write_version(&root);
+    let c = config(
+        &root,
+        &dir.path().join("a"),
+        "weights = { count = 3, pairs = 1 }",
+    );
+    let mut t = Trainer::new(c, Start::Resume, None).unwrap();
+    let summary = t.run(Some(8), |_| {}).unwrap();
+    let checkpoint = crate::Checkpoint::load(&summary.checkpoint).unwrap();
+    let reader = || crate::data::open_reader(&checkpoint.config.data, Some("v1")).unwrap();
+    let replay = crate::replay::Replay::new(&checkpoint, reader()).unwrap();
+    let sources = replay.sources().to_vec();
+    let windows: Vec<_> = replay.collect();
+    assert_eq!(windows.len(), 8 * 4, "batch 4, 8 steps");
+    assert!(windows.windows(2).all(|w| w[0].step <= w[1].step));
+    assert_eq!((windows[0].step, windows[31].step), (1, 8));
+    for (i, name) in sources.iter().enumerate() {
+        let drawn = windows.iter().filter(|w| w.source == i).count() as u64;
+        assert_eq!(drawn, checkpoint.lineage.sources[name].windows, "{name}");
+    }
+    assert!(
+        windows
+            .iter()
+            .all(|w| w.end - w.start == 17 && w.start % 16 == 0)
+    );
+    assert!(
+        crate::replay::Replay::new(&checkpoint, reader())
+            .unwrap()
+            .finish()
+    );
+    let mut tampered = crate::Checkpoint::load(&summary.checkpoint).unwrap();
+    tampered.state.sampler.drawn[0] += 1;
+    assert!(
+        !crate::replay::Replay::new(&tampered, reader())
+            .unwrap()
+            .finish(),
+        "a state the replay does not reach is reported"
+    );
+}

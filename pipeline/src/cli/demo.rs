@@ -15,6 +15,7 @@ pub fn demo(
     quiet: bool,
     handle: &Handle,
 ) -> Result<(), Failure> {
+    let started = shards::dataset::manifest::now_rfc3339();
     let config_path = crate::demo::write_sample(dir)?;
     println!(
         "Sample corpus and config written to {}",
@@ -27,7 +28,8 @@ pub fn demo(
     let summary = execute(&config, quiet, handle)?;
     print_summary(&summary);
     super::stats::stats(&summary.out, OutputFormat::Table, handle)?;
-    super::run::tokenize(&config, quiet, handle)?;
+    let tokens = super::run::tokenize(&config, quiet, handle)?;
+    super::run::record_run(&config_path, started, &summary, tokens.as_ref())?;
     let train_config = dir.join(crate::demo::TRAIN_CONFIG_FILE);
     println!(
         "Training a small model on the shards ({})",
@@ -55,6 +57,15 @@ pub fn demo(
         println!("  refinery versions show {}", t.get_ref().root);
     }
     let trained = dir.join("train");
+    println!(
+        "  refinery lineage trace news.jsonl:3 --from {}",
+        trained.display()
+    );
+    println!(
+        "  refinery lineage report {} --html {}",
+        trained.display(),
+        dir.join("report.html").display()
+    );
     println!("  refinery eval {}", trained.display());
     println!(
         "  refinery generate {} --prompt \"The council\"",

@@ -5,6 +5,7 @@
 //! `--strict`.
 
 mod demo;
+mod lineage;
 mod query;
 mod report;
 mod run;
@@ -83,7 +84,8 @@ pub enum Command {
         /// A table to register, as NAME=PATH (a Parquet file or folder); repeatable.
         #[arg(long = "table", value_parser = parse_table)]
         tables: Vec<(String, String)>,
-        /// A run's output folder: registers its datasets, `rejects` and `quarantine`.
+        /// A run's output folder: registers its datasets and lineage tables (`documents`,
+        /// `decisions`, `runs`, `rejects`, `edits`, `quarantine`, `clusters`, `contamination`).
         #[arg(long)]
         dir: Option<PathBuf>,
         /// Output format.
@@ -100,6 +102,12 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
+    },
+    /// Lineage: trace a record, or write the audit report of a checkpoint or version.
+    Lineage {
+        /// What to do.
+        #[command(subcommand)]
+        command: lineage::LineageCommand,
     },
     /// Train a tokenizer.
     Tokenizer {
@@ -236,6 +244,7 @@ pub fn run(cli: Cli) -> ExitCode {
             format,
         } => query::query(&sql, tables, dir.as_deref(), format, handle),
         Command::Report { kind, dir, format } => report::report(kind, &dir, format, handle),
+        Command::Lineage { command } => lineage::lineage(command, handle),
         Command::Tokenizer { command } => tokenizer::tokenizer(command),
         Command::Versions { command } => versions::versions(command, handle),
         Command::Train {

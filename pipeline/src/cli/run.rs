@@ -8,8 +8,11 @@ use tokio::runtime::Handle;
 use super::Failure;
 use crate::config::{self, Config};
 use crate::executor::{self, RunSummary};
+use crate::lineage::runs::RunRow;
 use crate::progress::Progress;
 use crate::sql::text_table;
+use crate::tokenize::TokenizeSummary;
+use shards::dataset::manifest::now_rfc3339;
 
 /// Loads, checks and runs a config, then prints the summary.
 pub fn run(
@@ -19,6 +22,7 @@ pub fn run(
     quiet: bool,
     handle: &Handle,
 ) -> Result<(), Failure> {
+    let started = now_rfc3339();
     let mut config = load_checked(path)?;
     if let Some(t) = threads {
         config.run.threads = t;
@@ -26,18 +30,43 @@ pub fn run(
     config.run.strict |= strict;
     let summary = execute(&config, quiet, handle)?;
     print_summary(&summary);
-    tokenize(&config, quiet, handle)
+    let tokens = tokenize(&config, quiet, handle)?;
+    record_run(path, started, &summary, tokens.as_ref())
 }
 
 /// Tokenizes the run's output when the config has a `[tokenize]` section, and prints what
 /// happened.
-pub fn tokenize(config: &Config, quiet: bool, handle: &Handle) -> Result<(), Failure> {
+pub fn tokenize(
+    config: &Config,
+    quiet: bool,
+    handle: &Handle,
+) -> Result<Option<TokenizeSummary>, Failure> {
     if config.tokenize.is_none() {
-        return Ok(());
+        return Ok(None);
     }
     let progress = Progress::new(!quiet);
     let summary = crate::tokenize::run(config, &progress, handle)?;
     super::tokenizer::print_summary(&summary);
+    Ok(Some(summary))
+}
+
+/// Adds this invocation to the run's `runs` lineage table.
+pub fn record_run(
+    config_path: &Path,
+    started: String,
+    summary: &RunSummary,
+    tokens: Option<&TokenizeSummary>,
+) -> Result<(), Failure> {
+    let config_text = std::fs::read_to_string(config_path).unwrap_or_default();
+    crate::lineage::runs::record(&RunRow {
+        started,
+        ended: now_rfc3339(),
+        config_path: &std::path::absolute(config_path).unwrap_or(config_path.to_path_buf()),
+        config_text: &config_text,
+        summary,
+        version: tokens.map(|t| (t.root.as_str(), t.manifest.version.as_str())),
+    })
+    .map_err(anyhow::Error::from)?;
     Ok(())
 }
 

@@ -85,6 +85,9 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
         Event::Checkpoint(path) => bar.println(format!("checkpoint {}", path.display())),
     })?;
     bar.finish_and_clear();
+    if let Some(out) = summary.checkpoint.parent().and_then(Path::parent) {
+        crate::lineage::training::record(out, &summary.metrics)?;
+    }
     if let (Some(a), Some(b)) = (summary.first_loss, summary.last_loss) {
         println!(
             "Trained to step {} (training loss {a:.3} -> {b:.3}, {} spike(s) skipped)",

@@ -1,13 +1,11 @@
 //! `refinery versions list|show|diff ROOT`: the versions of a token dataset.
 
-use std::sync::Arc;
-
-use anyhow::{Context, anyhow};
-use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use anyhow::anyhow;
 use shards::dataset::{DatasetRoot, Manifest, ReaderOptions, ShardReader, Split};
 use tokio::runtime::Handle;
 
 use super::Failure;
+use crate::lineage::catalog::{register_version_index, session};
 use crate::sql::{OutputFormat, query, render, text_table};
 
 /// What to show.
@@ -248,25 +246,9 @@ fn diff(
         // Both must be complete versions.
         root.manifest(&from).await?;
         root.manifest(&to).await?;
-        // Index files sit in `<split>/<source>/` folders below the version.
-        let config = SessionConfig::new().set_bool(
-            "datafusion.execution.listing_table_ignore_subdirectory",
-            false,
-        );
-        let ctx = SessionContext::new_with_config(config);
-        if let Some(rest) = root.uri().strip_prefix("s3://") {
-            let bucket = rest.split('/').next().unwrap_or_default();
-            let url = url::Url::parse(&format!("s3://{bucket}")).context("dataset root URL")?;
-            ctx.register_object_store(&url, Arc::clone(root.store()));
-        }
-        let options = ParquetReadOptions {
-            file_extension: ".index.parquet",
-            ..ParquetReadOptions::default()
-        };
+        let ctx = session();
         for (table, id) in [("va", &from), ("vb", &to)] {
-            let dir = format!("{}/versions/{id}/", root.uri().trim_end_matches('/'));
-            ctx.register_parquet(table, dir.as_str(), options.clone())
-                .await?;
+            register_version_index(&ctx, &root, id, table).await?;
         }
         if format == OutputFormat::Table {
             println!("From {from} to {to}:");

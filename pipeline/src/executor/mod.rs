@@ -7,6 +7,7 @@
 //! outputs are byte-identical for any thread count, and a rerun after an interruption skips the
 //! units whose records are intact and redoes the rest.
 
+mod records;
 mod unit;
 
 use std::ops::Range;

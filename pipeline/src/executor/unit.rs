@@ -9,12 +9,11 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread;
 
-use arrow::array::{ArrayRef, Float64Array, StringArray, UInt32Array, UInt64Array};
-use arrow::compute::take_record_batch;
 use arrow::record_batch::RecordBatch;
 use tokio::runtime::Handle;
 
 use super::RunError;
+use super::records::{decisions_batch, documents_batch, edits_batch, rejects_batch};
 use crate::config::RunConfig;
 use crate::ingest::batch::quarantine_batch;
 use crate::ingest::emit::Ingested;
@@ -23,11 +22,10 @@ use crate::ingest::{
 };
 use crate::output::manifest::{StageCounts, UnitRecord};
 use crate::output::part::{PartWriter, read_part};
-use crate::output::{EDITS, QUARANTINE, REJECTS};
+use crate::output::{DECISIONS, DOCUMENTS, EDITS, QUARANTINE, REJECTS};
 use crate::progress::Progress;
 use crate::schema;
-use crate::stage::{DuplicateOf, Edit, Rejection, Stage, StageError};
-use crate::stages::{string_array, string_column};
+use crate::stage::{Stage, StageError};
 
 /// What every unit of one segment shares.
 pub(super) struct UnitContext<'a> {
@@ -52,6 +50,9 @@ struct Flow {
     quarantine: Vec<Quarantined>,
     rejects: Vec<RecordBatch>,
     edits: Vec<RecordBatch>,
+    /// `documents` rows (only of freshly ingested batches) and `decisions` rows.
+    documents: Option<RecordBatch>,
+    decisions: Vec<RecordBatch>,
     /// Rows of stages' own tables, by table name.
     tables: Vec<(&'static str, RecordBatch)>,
     snapshots: Vec<(usize, RecordBatch)>,
@@ -64,6 +65,8 @@ impl From<Ingested> for Flow {
             quarantine: i.quarantine,
             rejects: Vec::new(),
             edits: Vec::new(),
+            documents: None,
+            decisions: Vec::new(),
             tables: Vec::new(),
             snapshots: Vec::new(),
         }
@@ -234,6 +237,8 @@ fn stage_loop<I: Into<Flow>>(
     tx: SyncSender<Flow>,
 ) -> Result<StageCounts, RunError> {
     let capture_output = ctx.datasets.iter().any(|(_, snap)| *snap == snapshot);
+    // The segment's first stage sees freshly ingested documents only in the first segment.
+    let ingested = ctx.input.is_none() && snapshot == ctx.first_stage + 1;
     let mut counts = StageCounts {
         name: stage.name().to_string(),
         ..StageCounts::default()
@@ -243,6 +248,9 @@ fn stage_loop<I: Into<Flow>>(
         let mut flow: Flow = item.into();
         if capture_input {
             flow.snapshots.push((0, flow.docs.clone()));
+        }
+        if ingested && flow.documents.is_none() {
+            flow.documents = Some(documents_batch(&flow.docs)?);
         }
         let out = stage.process(&flow.docs)?;
         let (rows_in, kept, dropped) = (
@@ -264,6 +272,12 @@ fn stage_loop<I: Into<Flow>>(
             kept,
             dropped,
         });
+        flow.decisions.push(decisions_batch(
+            stage.name(),
+            snapshot - 1,
+            &flow.docs,
+            &out,
+        )?);
         if !out.rejected.is_empty() {
             flow.rejects
                 .push(rejects_batch(stage.name(), &flow.docs, &out.rejected)?);
@@ -282,60 +296,6 @@ fn stage_loop<I: Into<Flow>>(
         }
     }
     Ok(counts)
-}
-
-/// The dropped rows of `batch`, with the decision that dropped each.
-fn rejects_batch(
-    stage: &str,
-    batch: &RecordBatch,
-    rejected: &[Rejection],
-) -> Result<RecordBatch, arrow::error::ArrowError> {
-    let rows = UInt32Array::from_iter_values(rejected.iter().map(|r| r.row as u32));
-    let docs = take_record_batch(batch, &rows)?;
-    let mut columns = docs.columns().to_vec();
-    columns.push(Arc::new(StringArray::from_iter_values(
-        rejected.iter().map(|_| stage),
-    )) as ArrayRef);
-    columns.push(Arc::new(StringArray::from_iter_values(
-        rejected.iter().map(|r| r.verdict.rule),
-    )));
-    columns.push(Arc::new(Float64Array::from_iter_values(
-        rejected.iter().map(|r| r.verdict.value),
-    )));
-    columns.push(Arc::new(Float64Array::from_iter_values(
-        rejected.iter().map(|r| r.verdict.threshold),
-    )));
-    let duplicate = |f: fn(&DuplicateOf) -> &str| {
-        let values = rejected.iter().map(|r| r.duplicate.as_ref().map(f));
-        Arc::new(values.collect::<StringArray>()) as ArrayRef
-    };
-    columns.push(duplicate(|d| &d.survivor));
-    columns.push(duplicate(|d| &d.cluster));
-    RecordBatch::try_new(schema::rejects(), columns)
-}
-
-/// The `edits` rows of one batch: which documents of `batch` a stage changed, and how.
-fn edits_batch(
-    stage: &str,
-    batch: &RecordBatch,
-    edits: &[Edit],
-) -> Result<RecordBatch, StageError> {
-    let ids = string_column(batch, schema::col::ID, stage)?;
-    let sources = string_column(batch, schema::col::SOURCE, stage)?;
-    let columns = vec![
-        string_array(edits, |e| ids.value(e.row)),
-        string_array(edits, |e| sources.value(e.row)),
-        string_array(edits, |_| stage),
-        string_array(edits, |e| e.rule),
-        Arc::new(UInt64Array::from_iter_values(
-            edits.iter().map(|e| e.bytes_before),
-        )),
-        Arc::new(UInt64Array::from_iter_values(
-            edits.iter().map(|e| e.bytes_after),
-        )),
-        string_array(edits, |e| &e.detail),
-    ];
-    Ok(RecordBatch::try_new(schema::edits(), columns)?)
 }
 
 /// What the writer saw.
@@ -362,6 +322,11 @@ fn write_unit<I: Into<Flow>>(
         .collect::<Result<Vec<_>, _>>()?;
     let mut rejects = part(REJECTS, Some(ctx.segment), schema::rejects())?;
     let mut edits = part(EDITS, Some(ctx.segment), schema::edits())?;
+    let mut decisions = part(DECISIONS, Some(ctx.segment), schema::decisions())?;
+    let mut documents = match ctx.input {
+        None => Some(part(DOCUMENTS, None, schema::lineage_documents())?),
+        Some(_) => None,
+    };
     // Stages' own tables get a part when they first have rows.
     let mut tables: BTreeMap<&'static str, PartWriter> = BTreeMap::new();
     let mut quarantine = part(QUARANTINE, Some(ctx.segment), schema::quarantine())?;
@@ -372,6 +337,16 @@ fn write_unit<I: Into<Flow>>(
             flow.snapshots.push((0, flow.docs.clone()));
         }
         final_docs += flow.docs.num_rows() as u64;
+        if let Some(writer) = documents.as_mut() {
+            // Without stages, the writer sees the ingested batches themselves.
+            match &flow.documents {
+                Some(batch) => writer.write(batch)?,
+                None => writer.write(&documents_batch(&flow.docs)?)?,
+            }
+        }
+        for batch in &flow.decisions {
+            decisions.write(batch)?;
+        }
         let dropped: usize = flow.rejects.iter().map(RecordBatch::num_rows).sum();
         ctx.progress
             .docs
@@ -406,7 +381,10 @@ fn write_unit<I: Into<Flow>>(
         }
     }
     let mut parts = Vec::new();
-    let all = datasets.into_iter().chain([rejects, edits, quarantine]);
+    let all = datasets
+        .into_iter()
+        .chain([rejects, edits, decisions, quarantine])
+        .chain(documents);
     for writer in all.chain(tables.into_values()) {
         parts.push(writer.finish()?);
     }

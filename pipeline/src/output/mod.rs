@@ -7,6 +7,9 @@
 //! <out>/rejects/<unit>.parquet     documents dropped, with stage, rule, value and threshold
 //! <out>/edits/<unit>.parquet       changes stages made to kept documents (lines removed, PII)
 //! <out>/contamination/<unit>.parquet benchmark passages found by a decontaminate stage
+//! <out>/documents/<unit>.parquet   lineage: every ingested document (id, provenance, bytes), no text
+//! <out>/decisions/<unit>.parquet   lineage: every document × stage it reached, kept or dropped, why
+//! <out>/runs/<started>.parquet     lineage: one row per invocation of the run (config, times, inputs)
 //! <out>/quarantine/<unit>.parquet  records ingest could not read, with the reason
 //! <out>/quarantine/inputs.parquet  input specs that named nothing or could not be reached
 //! <out>/clusters/<stage>.parquet   duplicate clusters found by a dedup stage, one row a member
@@ -25,6 +28,12 @@ pub mod part;
 pub const REJECTS: &str = "rejects";
 /// Folder of edits: changes stages made to documents they kept.
 pub const EDITS: &str = "edits";
+/// Folder of the `documents` lineage table.
+pub const DOCUMENTS: &str = "documents";
+/// Folder of the `decisions` lineage table.
+pub const DECISIONS: &str = "decisions";
+/// Folder of the `runs` lineage table.
+pub const RUNS: &str = "runs";
 /// Folder of quarantined records.
 pub const QUARANTINE: &str = "quarantine";
 /// Folder of the `clusters` tables, one part per dedup stage.

@@ -7,6 +7,13 @@
 //! | `offset` | its first token in this shard (0 = the first token after the header) |
 //! | `tokens` | its tokens in this shard (end-of-document token included) |
 //! | `continued` | true when the document began in the previous shard of the same stream |
+//! | `version` | the version id |
+//! | `split` | `train` or `validation` |
+//! | `shard` | the shard's path inside the version (`train/news/000001.bin`) |
+//! | `stream_offset` | its first token in this shard, counted from the start of the source's stream |
+//!
+//! The last four make every index self-describing, so the indexes of a version read together
+//! are its `shard_docs` lineage table (doc id → version, shard, token range).
 //!
 //! A document longer than the room left in a shard continues in the next one, so a stream's
 //! shards all hold exactly the target token count except its last.
@@ -27,7 +34,26 @@ pub fn schema() -> SchemaRef {
         Field::new("offset", DataType::UInt64, false),
         Field::new("tokens", DataType::UInt64, false),
         Field::new("continued", DataType::Boolean, false),
+        Field::new("version", DataType::Utf8, false),
+        Field::new("split", DataType::Utf8, false),
+        Field::new("shard", DataType::Utf8, false),
+        Field::new("stream_offset", DataType::UInt64, false),
     ]))
+}
+
+/// Where a shard sits: the columns every row of its index repeats.
+#[derive(Debug, Clone, Copy)]
+pub struct ShardPlace<'a> {
+    /// The source.
+    pub source: &'a str,
+    /// The version id.
+    pub version: &'a str,
+    /// `train` or `validation`.
+    pub split: &'a str,
+    /// The shard's path inside the version.
+    pub shard: &'a str,
+    /// The stream offset of the shard's first token.
+    pub stream_start: u64,
 }
 
 /// The rows of one shard's index, gathered while the shard fills.
@@ -54,16 +80,23 @@ impl IndexRows {
     }
 
     /// The index as Parquet bytes (zstd).
-    pub fn to_parquet(&self, source: &str) -> Result<Vec<u8>, parquet::errors::ParquetError> {
+    pub fn to_parquet(&self, place: ShardPlace) -> Result<Vec<u8>, parquet::errors::ParquetError> {
         let n = self.ids.len();
+        let repeat = |value: &str| -> ArrayRef {
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(value, n)))
+        };
         let columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from_iter_values(&self.ids)),
-            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-                source, n,
-            ))),
+            repeat(place.source),
             Arc::new(UInt64Array::from(self.offsets.clone())),
             Arc::new(UInt64Array::from(self.tokens.clone())),
             Arc::new(BooleanArray::from(self.continued.clone())),
+            repeat(place.version),
+            repeat(place.split),
+            repeat(place.shard),
+            Arc::new(UInt64Array::from_iter_values(
+                self.offsets.iter().map(|o| place.stream_start + o),
+            )),
         ];
         let batch = RecordBatch::try_new(schema(), columns)?;
         let props = WriterProperties::builder()
@@ -88,7 +121,14 @@ mod tests {
         rows.push("a", 0, 10, true);
         rows.push("b", 10, 5, false);
         assert_eq!(rows.starts(), 1);
-        let bytes = rows.to_parquet("web").unwrap();
+        let place = ShardPlace {
+            source: "web",
+            version: "v1",
+            split: "train",
+            shard: "train/web/000002.bin",
+            stream_start: 200,
+        };
+        let bytes = rows.to_parquet(place).unwrap();
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
             .unwrap()
             .build()
@@ -107,5 +147,17 @@ mod tests {
             .downcast_ref::<StringArray>()
             .unwrap();
         assert_eq!(sources.value(1), "web");
+        let stream = batch
+            .column(8)
+            .as_any()
+            .downcast_ref::<UInt64Array>()
+            .unwrap();
+        assert_eq!(stream.values(), &[200, 210]);
+        let shard = batch
+            .column(7)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert_eq!(shard.value(0), "train/web/000002.bin");
     }
 }

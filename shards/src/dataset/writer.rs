@@ -14,7 +14,7 @@ use bytes::Bytes;
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
-use super::index::IndexRows;
+use super::index::{IndexRows, ShardPlace};
 use super::manifest::{
     FORMAT, FORMAT_VERSION, IndexEntry, Manifest, Parent, ShardEntry, Split, TokenizerInfo, Totals,
     now_rfc3339,
@@ -165,7 +165,13 @@ impl VersionWriter {
         let index_path = format!("{stem}.index.parquet");
         let index = shard
             .rows
-            .to_parquet(source)
+            .to_parquet(ShardPlace {
+                source,
+                version: &self.info.version,
+                split: split.name(),
+                shard: &path,
+                stream_start: shard.number as u64 * self.shard_tokens,
+            })
             .map_err(|e| StoreError::Corrupt {
                 path: index_path.clone(),
                 reason: e.to_string(),
