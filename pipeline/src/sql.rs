@@ -17,9 +17,10 @@ pub enum OutputFormat {
     Csv,
 }
 
-/// A session with each `(name, path)` registered as a Parquet table (a file or a folder of parts).
+/// A session with each `(name, path)` registered as a Parquet table (a file, a folder of parts,
+/// or a glob such as `tokens/versions/<id>/*/*/*.index.parquet`).
 pub async fn context(tables: &[(String, String)]) -> Result<SessionContext, DataFusionError> {
-    let ctx = SessionContext::new();
+    let ctx = crate::lineage::catalog::session();
     for (name, path) in tables {
         ctx.register_parquet(name.as_str(), path.as_str(), ParquetReadOptions::default())
             .await?;

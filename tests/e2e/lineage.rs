@@ -178,6 +178,43 @@ fn assert_report(from: &Path, run_out: &Path, version_dir: &Path) -> Value {
         .map(|s| s["documents"].as_u64().unwrap())
         .sum();
     assert_eq!(ingested, read);
+    // Every figure reruns with `refinery query` from the tables the report names.
+    let mut args: Vec<String> = vec!["query".into(), "--format".into(), "json".into()];
+    for (name, path) in report["tables"].as_object().unwrap() {
+        args.extend([
+            "--table".into(),
+            format!("{name}={}", path.as_str().unwrap()),
+        ]);
+    }
+    for s in report["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["available"] == true)
+    {
+        let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
+        a.push(s["sql"].as_str().unwrap());
+        let rows: Value = serde_json::from_str(&run_ok(&a)).unwrap();
+        assert_eq!(
+            rows, s["rows"],
+            "section {} reruns to the same rows",
+            s["id"]
+        );
+    }
+    // Tokens at every stage: all documents' tokens go in, the version's tokens come out.
+    let last = stages.last().unwrap();
+    let version_tokens: u64 = section("tokens")
+        .iter()
+        .map(|r| r["tokens"].as_u64().unwrap())
+        .sum();
+    assert_eq!(last["tokens_out"].as_u64(), Some(version_tokens));
+    for pair in stages.windows(2) {
+        assert_eq!(pair[0]["tokens_out"], pair[1]["tokens_in"]);
+    }
+    assert!(
+        stages[0]["tokens_in"].as_u64().unwrap() > version_tokens,
+        "dropped documents had tokens"
+    );
     // Tokens equal the version's manifest.
     let version: Value =
         serde_json::from_slice(&std::fs::read(version_dir.join("manifest.json")).unwrap()).unwrap();
@@ -377,6 +414,20 @@ fn demo_lineage_traces_records_to_training_steps_and_reports() {
     assert!(
         validation["rows"].as_array().unwrap().len() >= 3 * 4,
         "3 sources × 4 evaluations"
+    );
+
+    // The dropped documents' token counts are part of the version: checksummed, verified.
+    let dropped = version_dir.join("dropped_tokens.parquet");
+    let mut bytes = std::fs::read(&dropped).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(&dropped, bytes).unwrap();
+    let verify = run(&["versions", "verify", demo.join("tokens").to_str().unwrap()]);
+    assert!(!verify.status.success());
+    assert!(
+        texts(&verify).1.contains("dropped_tokens.parquet"),
+        "{}",
+        texts(&verify).1
     );
 }
 

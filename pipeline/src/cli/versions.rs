@@ -279,10 +279,15 @@ fn verify(
     let root = DatasetRoot::open(spec)?;
     let manifest = reader.manifest();
     handle.block_on(async {
-        for shard in &manifest.shards {
-            let path = root.version_path(&manifest.version, &shard.index.path);
+        let files = manifest
+            .shards
+            .iter()
+            .map(|s| &s.index)
+            .chain(&manifest.files);
+        for file in files {
+            let path = root.version_path(&manifest.version, &file.path);
             let bytes = root.get(&path).await?;
-            shards::dataset::root::verify(&root.object_uri(&path), &bytes, &shard.index.checksum)?;
+            shards::dataset::root::verify(&root.object_uri(&path), &bytes, &file.checksum)?;
         }
         Ok::<_, shards::StoreError>(())
     })?;
@@ -300,9 +305,10 @@ fn verify(
     }
     let secs = started.elapsed().as_secs_f64().max(1e-9);
     println!(
-        "Version {} is intact: {} shards and their indexes match the manifest; {tokens} tokens read in {secs:.2} s ({:.1} M tokens/s)",
+        "Version {} is intact: {} shards, their indexes and {} other file(s) match the manifest; {tokens} tokens read in {secs:.2} s ({:.1} M tokens/s)",
         manifest.version,
         manifest.shards.len(),
+        manifest.files.len(),
         tokens as f64 / secs / 1e6
     );
     Ok(())

@@ -16,9 +16,12 @@ use crate::output::manifest::Manifest as RunManifest;
 use crate::output::part::read_part;
 use crate::output::{CLUSTERS, DECISIONS, DOCUMENTS, EDITS, MANIFEST, QUARANTINE, REJECTS, RUNS};
 use crate::stages::decontaminate::CONTAMINATION;
+use crate::tokenize::dropped;
 
 /// The table of a version's shard indexes.
 pub const SHARD_DOCS: &str = "shard_docs";
+/// The table of the token counts of dropped documents.
+pub const DROPPED_TOKENS: &str = "dropped_tokens";
 
 /// A token version: its root, id and manifest.
 #[derive(Debug, Clone)]
@@ -68,7 +71,7 @@ impl Lineage {
             lineage.version = Some(open_version(root, Some(id), handle)?);
             lineage.checkpoint = Some(checkpoint);
         } else if path.join(MANIFEST).is_file() {
-            lineage.run = Some(path.to_path_buf());
+            lineage.run = Some(absolute(path));
             if let Some((root, id)) = last_version(path)? {
                 lineage.version = Some(open_version(&root, Some(&id), handle)?);
             }
@@ -80,11 +83,28 @@ impl Lineage {
         Ok(lineage)
     }
 
-    /// The names and locations of the tables this lineage has.
+    /// The names and locations of the tables this lineage has (`shard_docs`: the version folder,
+    /// read as its `*.index.parquet` files).
     pub fn tables(&self) -> Result<Vec<(String, String)>, LineageError> {
         let mut tables = Vec::new();
         if let Some(run) = &self.run {
             tables.extend(run_tables(run)?);
+        }
+        if let Some(v) = &self.version {
+            // Local roots as plain paths: `refinery query --table` takes them as they are.
+            let root = v.root.uri().trim_end_matches('/');
+            let dir = format!(
+                "{}/versions/{}/",
+                root.strip_prefix("file://").unwrap_or(root),
+                v.id
+            );
+            tables.push((SHARD_DOCS.to_string(), dir.clone()));
+            if v.manifest.files.iter().any(|f| f.path == dropped::FILE) {
+                tables.push((
+                    DROPPED_TOKENS.to_string(),
+                    format!("{dir}{}", dropped::FILE),
+                ));
+            }
         }
         if let Some(train) = &self.train {
             for (name, file) in [("training", TRAINING), ("losses", LOSSES)] {
@@ -97,15 +117,31 @@ impl Lineage {
         Ok(tables)
     }
 
-    /// A session with every table registered (`shard_docs` included when there is a version).
+    /// Whether the lineage has table `name`.
+    pub fn has(&self, name: &str) -> Result<bool, LineageError> {
+        Ok(self.tables()?.iter().any(|(n, _)| n == name))
+    }
+
+    /// A session with every table registered.
     pub async fn context(&self) -> Result<SessionContext, LineageError> {
         let ctx = session();
-        for (name, path) in self.tables()? {
-            ctx.register_parquet(name.as_str(), path.as_str(), ParquetReadOptions::default())
-                .await?;
-        }
         if let Some(v) = &self.version {
-            register_version_index(&ctx, &v.root, &v.id, SHARD_DOCS).await?;
+            register_store(&ctx, &v.root)?;
+        }
+        for (name, path) in self.tables()? {
+            match (name.as_str(), &self.version) {
+                (SHARD_DOCS, Some(v)) => {
+                    register_version_index(&ctx, &v.root, &v.id, SHARD_DOCS).await?
+                }
+                _ => {
+                    ctx.register_parquet(
+                        name.as_str(),
+                        path.as_str(),
+                        ParquetReadOptions::default(),
+                    )
+                    .await?
+                }
+            }
         }
         Ok(ctx)
     }
@@ -128,18 +164,24 @@ pub async fn register_version_index(
     id: &str,
     table: &str,
 ) -> Result<(), LineageError> {
-    if let Some(rest) = root.uri().strip_prefix("s3://") {
-        let bucket = rest.split('/').next().unwrap_or_default();
-        let url = url::Url::parse(&format!("s3://{bucket}"))
-            .map_err(|e| LineageError::NotFound(format!("dataset root {}: {e}", root.uri())))?;
-        ctx.register_object_store(&url, Arc::clone(root.store()));
-    }
+    register_store(ctx, root)?;
     let options = ParquetReadOptions {
         file_extension: ".index.parquet",
         ..ParquetReadOptions::default()
     };
     let dir = format!("{}/versions/{id}/", root.uri().trim_end_matches('/'));
     ctx.register_parquet(table, dir.as_str(), options).await?;
+    Ok(())
+}
+
+/// Lets `ctx` read an S3 root's bucket (local roots need nothing).
+fn register_store(ctx: &SessionContext, root: &DatasetRoot) -> Result<(), LineageError> {
+    if let Some(rest) = root.uri().strip_prefix("s3://") {
+        let bucket = rest.split('/').next().unwrap_or_default();
+        let url = url::Url::parse(&format!("s3://{bucket}"))
+            .map_err(|e| LineageError::NotFound(format!("dataset root {}: {e}", root.uri())))?;
+        ctx.register_object_store(&url, Arc::clone(root.store()));
+    }
     Ok(())
 }
 
@@ -163,6 +205,10 @@ pub fn run_tables(dir: &Path) -> Result<Vec<(String, String)>, LineageError> {
         .into_iter()
         .map(|n| (n.clone(), dir.join(&n).display().to_string()))
         .collect())
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn open_version(spec: &str, id: Option<&str>, handle: &Handle) -> Result<VersionRef, LineageError> {

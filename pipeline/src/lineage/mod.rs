@@ -8,7 +8,8 @@
 //! | `rejects`, `edits`, `quarantine` | `refinery run` | `<out>/…/` | dropped document (with text), text change, unreadable record |
 //! | `clusters` | dedup stages | `<out>/clusters/` | member of a duplicate cluster |
 //! | `contamination` | `decontaminate` | `<out>/contamination/` | benchmark hit |
-//! | `shard_docs` | tokenize | `<root>/versions/<id>/**/*.index.parquet` | document piece in a shard (version, shard, token range) |
+//! | `shard_docs` | tokenize | `<root>/versions/<id>/*/*/*.index.parquet` | document piece in a shard (version, shard, token range) |
+//! | `dropped_tokens` | tokenize | `<root>/versions/<id>/dropped_tokens.parquet` | dropped document's token count |
 //! | `training` | `refinery train` | `<train>/lineage/training.parquet` | checkpoint × source ([`training`]) |
 //! | `losses` | `refinery train` | `<train>/lineage/losses.parquet` | logged training or validation loss |
 //!

@@ -92,7 +92,7 @@ pub fn trace(id: &str, lineage: &Lineage, handle: &Handle) -> Result<Trace, Line
     let mut queries = Vec::new();
     // Asks `sql` when its table exists (a run without stages has no `decisions`).
     let mut ask = |table: &str, sql: String| -> Result<Vec<Value>, LineageError> {
-        if table != SHARD_DOCS && !tables.iter().any(|t| t == table) {
+        if !tables.iter().any(|t| t == table) {
             return Ok(Vec::new());
         }
         let rows = handle.block_on(rows(&ctx, &sql))?;
@@ -147,17 +147,12 @@ pub fn trace(id: &str, lineage: &Lineage, handle: &Handle) -> Result<Trace, Line
         .next(),
         None => None,
     };
-    let has_version = lineage.version.is_some();
-    let shards = if has_version {
-        ask(
-            SHARD_DOCS,
-            format!(
-                "SELECT version, split, source, shard, \"offset\", tokens, stream_offset, continued FROM {SHARD_DOCS} WHERE id = {q} ORDER BY split, stream_offset"
-            ),
-        )?
-    } else {
-        Vec::new()
-    };
+    let shards = ask(
+        SHARD_DOCS,
+        format!(
+            "SELECT version, split, source, shard, \"offset\", tokens, stream_offset, continued FROM {SHARD_DOCS} WHERE id = {q} ORDER BY split, stream_offset"
+        ),
+    )?;
     let mut tokens = token_range(&shards);
     if let (Some(range), Some(version), Some(last)) =
         (&mut tokens, &lineage.version, manifest.datasets.last())

@@ -9,6 +9,7 @@
 //! # eod = "<|endoftext|>"         # end-of-document token, written after every document
 //! # shard_tokens = 16777216       # tokens per shard (the last of each stream is shorter)
 //! # validation_fraction = 0.01    # share of each source held out, chosen by hashing the doc id
+//! # count_dropped_tokens = true   # also count the tokens of dropped documents (lineage funnel)
 //! ```
 //!
 //! It runs after the stages, over the run's output in a fixed order (parts by name, rows in
@@ -19,8 +20,10 @@
 //!
 //! - [`tokenizer`]: loading, training and parallel encoding.
 //! - [`documents`]: a run's documents in a fixed order.
+//! - [`dropped`]: token counts of the documents the stages dropped.
 
 pub mod documents;
+pub mod dropped;
 pub mod tokenizer;
 
 use std::path::Path;
@@ -64,6 +67,13 @@ pub struct TokenizeConfig {
     /// Share of each source's documents held out for validation. Default 0.01.
     #[serde(default = "default_validation_fraction")]
     pub validation_fraction: f64,
+    /// Also count the tokens of the documents the stages dropped (see [`dropped`]). Default true.
+    #[serde(default = "default_true")]
+    pub count_dropped_tokens: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_eod() -> String {
@@ -157,6 +167,7 @@ pub fn run(
         "eod": settings.eod,
         "shard_tokens": settings.shard_tokens,
         "validation_fraction": settings.validation_fraction,
+        "count_dropped_tokens": settings.count_dropped_tokens,
     }));
     let version = hash_json(&serde_json::json!({
         "config": config_hash,
@@ -226,6 +237,10 @@ pub fn run(
             Ok(())
         })?;
         progress.bytes.fetch_add(file_size(part), Ordering::Relaxed);
+    }
+    if settings.count_dropped_tokens {
+        let table = dropped::count(&out, &tokenizer, config.run.batch_size, progress)?;
+        writer.attach(dropped::FILE, table)?;
     }
     let manifest = writer.finish()?;
     progress.finish();

@@ -133,6 +133,10 @@ pub struct Manifest {
     pub sources: BTreeMap<String, BTreeMap<Split, Totals>>,
     /// Every shard, by split, source and position.
     pub shards: Vec<ShardEntry>,
+    /// Other files of the version (lineage tables such as `dropped_tokens.parquet`), with
+    /// their sizes and checksums.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<IndexEntry>,
 }
 
 impl Manifest {

@@ -66,6 +66,7 @@ pub struct VersionWriter {
     open: BTreeMap<(Split, String), OpenShard>,
     next_number: BTreeMap<(Split, String), usize>,
     shards: Vec<ShardEntry>,
+    files: Vec<IndexEntry>,
     totals: BTreeMap<String, BTreeMap<Split, Totals>>,
     uploads: VecDeque<JoinHandle<Result<(), StoreError>>>,
 }
@@ -84,6 +85,7 @@ impl VersionWriter {
             open: BTreeMap::new(),
             next_number: BTreeMap::new(),
             shards: Vec::new(),
+            files: Vec::new(),
             totals: BTreeMap::new(),
             uploads: VecDeque::new(),
         }
@@ -208,6 +210,26 @@ impl VersionWriter {
         Ok(())
     }
 
+    /// Adds a file to the version (a lineage table), uploaded before the manifest, which lists
+    /// it with its checksum.
+    pub fn attach(&mut self, path: &str, bytes: Bytes) -> Result<(), StoreError> {
+        self.files.push(IndexEntry {
+            path: path.to_string(),
+            bytes: bytes.len() as u64,
+            checksum: to_hex(xxhash_rust::xxh3::xxh3_64(&bytes)),
+        });
+        while self.uploads.len() >= MAX_UPLOADS {
+            self.wait_oldest()?;
+        }
+        let root = self.root.clone();
+        let target = root.version_path(&self.info.version, path);
+        self.uploads.push_back(
+            self.handle
+                .spawn(async move { root.put(&target, bytes).await }),
+        );
+        Ok(())
+    }
+
     fn wait_oldest(&mut self) -> Result<(), StoreError> {
         if let Some(task) = self.uploads.pop_front() {
             self.handle
@@ -251,6 +273,7 @@ impl VersionWriter {
             created: now_rfc3339(),
             sources: self.totals,
             shards: self.shards,
+            files: self.files,
         };
         let json = serde_json::to_vec_pretty(&manifest).map_err(|e| StoreError::Corrupt {
             path: MANIFEST.to_string(),

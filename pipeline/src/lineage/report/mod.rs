@@ -20,7 +20,7 @@ use serde_json::Value;
 use tokio::runtime::Handle;
 
 use super::LineageError;
-use super::catalog::{Lineage, SHARD_DOCS};
+use super::catalog::{DROPPED_TOKENS, Lineage, SHARD_DOCS};
 use super::trace::rows;
 use crate::output::manifest::Manifest as RunManifest;
 pub use sections::{Chart, SectionSpec};
@@ -110,15 +110,9 @@ pub struct Check {
 pub fn build(lineage: &Lineage, handle: &Handle) -> Result<Report, LineageError> {
     let mut tables: std::collections::BTreeMap<String, String> =
         lineage.tables()?.into_iter().collect();
-    if let Some(v) = &lineage.version {
-        tables.insert(
-            SHARD_DOCS.into(),
-            format!(
-                "{}/versions/{}/ (*.index.parquet)",
-                v.root.uri().trim_end_matches('/'),
-                v.id
-            ),
-        );
+    if let Some(dir) = tables.get_mut(SHARD_DOCS) {
+        // Rerunnable as `--table shard_docs=<glob>`.
+        dir.push_str("*/*/*.index.parquet");
     }
     let checkpoint_name = lineage.checkpoint.as_ref().map(|c| {
         c.path
@@ -129,6 +123,7 @@ pub fn build(lineage: &Lineage, handle: &Handle) -> Result<Report, LineageError>
     let params = sections::Params {
         checkpoint: checkpoint_name.clone(),
         step,
+        tokens: tables.contains_key(DROPPED_TOKENS),
     };
     let ctx = handle.block_on(lineage.context())?;
     let has = |needs: &[&str]| needs.iter().all(|t| tables.contains_key(*t));

@@ -67,6 +67,9 @@ pub struct Params {
     pub checkpoint: Option<String>,
     /// Its step.
     pub step: Option<u64>,
+    /// Token counts exist for every document (`shard_docs` and `dropped_tokens`): the funnel
+    /// gets token columns.
+    pub tokens: bool,
 }
 
 fn bars(label: &str, values: &[&str]) -> Chart {
@@ -88,6 +91,123 @@ fn lines(series: &str, x: &str, y: &str) -> Chart {
 const KEPT: &str = "sum(CASE WHEN decision = 'kept' THEN 1 ELSE 0 END)";
 const DROPPED: &str = "sum(CASE WHEN decision = 'dropped' THEN 1 ELSE 0 END)";
 
+/// Tokens per document: kept ones from the shard indexes, dropped ones from `dropped_tokens`.
+const DOC_TOKENS: &str = "WITH t AS (SELECT id, sum(tokens) AS tokens FROM shard_docs GROUP BY id UNION ALL SELECT id, tokens FROM dropped_tokens) ";
+
+/// The funnel, all sources together (`stages`) or per source (`funnel`), with token columns
+/// when every document's tokens are known.
+fn funnel_section(tokens: bool, per_source: bool) -> SectionSpec {
+    let (id, title, group) = if per_source {
+        (
+            "funnel",
+            "Funnel per source",
+            "d.source, d.stage_index, d.stage",
+        )
+    } else {
+        (
+            "stages",
+            "Funnel: documents after each stage",
+            "d.stage_index, d.stage",
+        )
+    };
+    let counts = format!(
+        "count(*) AS documents_in, {KEPT} AS kept, {DROPPED} AS dropped, sum(d.bytes_before) AS bytes_in, sum(d.bytes_after) AS bytes_out"
+    );
+    let (sql, columns, needs): (String, &'static [&'static str], &'static [&'static str]) = match (
+        tokens, per_source,
+    ) {
+        (false, false) => (
+            format!(
+                "SELECT {group}, {counts} FROM decisions d GROUP BY {group} ORDER BY d.stage_index"
+            ),
+            &[
+                "stage_index",
+                "stage",
+                "documents_in",
+                "kept",
+                "dropped",
+                "bytes_in",
+                "bytes_out",
+            ],
+            &["decisions"],
+        ),
+        (false, true) => (
+            format!(
+                "SELECT {group}, {counts} FROM decisions d GROUP BY {group} ORDER BY d.source, d.stage_index"
+            ),
+            &[
+                "source",
+                "stage_index",
+                "stage",
+                "documents_in",
+                "kept",
+                "dropped",
+                "bytes_in",
+                "bytes_out",
+            ],
+            &["decisions"],
+        ),
+        (true, per_source) => {
+            let order = if per_source {
+                "d.source, d.stage_index"
+            } else {
+                "d.stage_index"
+            };
+            let columns: &'static [&'static str] = if per_source {
+                &[
+                    "source",
+                    "stage_index",
+                    "stage",
+                    "documents_in",
+                    "kept",
+                    "dropped",
+                    "bytes_in",
+                    "bytes_out",
+                    "tokens_in",
+                    "tokens_out",
+                ]
+            } else {
+                &[
+                    "stage_index",
+                    "stage",
+                    "documents_in",
+                    "kept",
+                    "dropped",
+                    "bytes_in",
+                    "bytes_out",
+                    "tokens_in",
+                    "tokens_out",
+                ]
+            };
+            (
+                format!(
+                    "{DOC_TOKENS}SELECT {group}, {counts}, sum(t.tokens) AS tokens_in, sum(CASE WHEN d.decision = 'kept' THEN t.tokens ELSE 0 END) AS tokens_out FROM decisions d LEFT JOIN t ON d.id = t.id GROUP BY {group} ORDER BY {order}"
+                ),
+                columns,
+                &["decisions", "shard_docs", "dropped_tokens"],
+            )
+        }
+    };
+    let description = if per_source {
+        "Per source and stage: documents, bytes and tokens in, kept, dropped. Tokens count each document as it left the pipeline: its output text if kept, the text the dropping stage saw if dropped."
+    } else {
+        "All sources together: documents, bytes and tokens going into each stage, kept and dropped."
+    };
+    SectionSpec {
+        id,
+        title,
+        description,
+        needs,
+        sql,
+        columns,
+        chart: if per_source {
+            lines("source", "stage_index", "kept")
+        } else {
+            bars("stage", &["documents_in", "kept"])
+        },
+    }
+}
+
 /// The figures, in report order.
 pub fn sections(p: &Params) -> Vec<SectionSpec> {
     let checkpoint = p.checkpoint.as_deref().map_or("''".into(), quote);
@@ -102,24 +222,8 @@ pub fn sections(p: &Params) -> Vec<SectionSpec> {
             columns: &["source", "documents", "bytes"],
             chart: bars("source", &["documents"]),
         },
-        SectionSpec {
-            id: "stages",
-            title: "Funnel: documents after each stage",
-            description: "All sources together: documents and bytes going into each stage, kept and dropped.",
-            needs: &["decisions"],
-            sql: format!("SELECT stage_index, stage, count(*) AS documents_in, {KEPT} AS kept, {DROPPED} AS dropped, sum(bytes_before) AS bytes_in, sum(bytes_after) AS bytes_out FROM decisions GROUP BY stage_index, stage ORDER BY stage_index"),
-            columns: &["stage_index", "stage", "documents_in", "kept", "dropped", "bytes_in", "bytes_out"],
-            chart: bars("stage", &["documents_in", "kept"]),
-        },
-        SectionSpec {
-            id: "funnel",
-            title: "Funnel per source",
-            description: "Per source and stage: documents and bytes in, kept, dropped.",
-            needs: &["decisions"],
-            sql: format!("SELECT source, stage_index, stage, count(*) AS documents_in, {KEPT} AS kept, {DROPPED} AS dropped, sum(bytes_before) AS bytes_in, sum(bytes_after) AS bytes_out FROM decisions GROUP BY source, stage_index, stage ORDER BY source, stage_index"),
-            columns: &["source", "stage_index", "stage", "documents_in", "kept", "dropped", "bytes_in", "bytes_out"],
-            chart: lines("source", "stage_index", "kept"),
-        },
+        funnel_section(p.tokens, false),
+        funnel_section(p.tokens, true),
         SectionSpec {
             id: "tokens",
             title: "Tokens per source",

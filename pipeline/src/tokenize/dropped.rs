@@ -1,0 +1,67 @@
+//! Token counts of the documents the stages dropped, stored in the version as
+//! `dropped_tokens.parquet` (`id`, `source`, `tokens`: the text as the dropping stage saw it,
+//! encoded with the version's tokenizer, end-of-document token included). With the kept
+//! documents' counts in the shard indexes, they give the lineage report's funnel in tokens at
+//! every stage. Costs one more encoding pass over the dropped text; `count_dropped_tokens =
+//! false` skips it.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use arrow::array::{ArrayRef, RecordBatch, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use bytes::Bytes;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use super::documents::{for_each_batch, parts};
+use super::{TextTokenizer, TokenizeError};
+use crate::progress::Progress;
+
+/// The file's name inside the version.
+pub const FILE: &str = "dropped_tokens.parquet";
+
+/// The table's schema.
+pub fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("tokens", DataType::UInt64, false),
+    ]))
+}
+
+/// Encodes every rejected document of the run in `out` and returns the table as Parquet bytes.
+pub fn count(
+    out: &Path,
+    tokenizer: &TextTokenizer,
+    batch_size: usize,
+    progress: &Progress,
+) -> Result<Bytes, TokenizeError> {
+    let failed = |e: parquet::errors::ParquetError| TokenizeError::Input(format!("{FILE}: {e}"));
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build();
+    let mut writer = ArrowWriter::try_new(Vec::new(), schema(), Some(props)).map_err(failed)?;
+    let rejects = parts(out, crate::output::REJECTS)?;
+    for_each_batch(&rejects, batch_size, |docs| {
+        let texts: Vec<&str> = docs.texts.iter().flatten().collect();
+        let counts = tokenizer.encode_documents(&texts)?;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(docs.ids.clone()),
+            Arc::new(docs.sources.clone()),
+            Arc::new(UInt64Array::from_iter_values(
+                counts.iter().map(|t| t.len() as u64),
+            )),
+        ];
+        let batch = RecordBatch::try_new(schema(), columns)
+            .map_err(|e| TokenizeError::Input(format!("{FILE}: {e}")))?;
+        writer.write(&batch).map_err(failed)?;
+        progress
+            .docs
+            .fetch_add(texts.len() as u64, Ordering::Relaxed);
+        Ok(())
+    })?;
+    Ok(Bytes::from(writer.into_inner().map_err(failed)?))
+}
