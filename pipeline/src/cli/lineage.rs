@@ -185,6 +185,9 @@ fn print_trace(t: &Trace) {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        if r.split == "validation" {
+            println!("Held out for validation: no training step reads it");
+        }
     } else if t.outcome == "kept" {
         println!("Tokens: not found in a token version");
     }

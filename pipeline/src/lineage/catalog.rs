@@ -77,7 +77,12 @@ impl Lineage {
             }
             return Ok(lineage);
         } else {
-            lineage.version = Some(open_version(spec, version, handle)?);
+            let v = open_version(spec, version, handle).map_err(|e| {
+                LineageError::NotFound(format!(
+                    "{spec} is not a checkpoint, a training folder, a run output folder or a dataset root ({e})"
+                ))
+            })?;
+            lineage.version = Some(v);
         }
         lineage.run = lineage.version.as_ref().and_then(run_of);
         Ok(lineage)
