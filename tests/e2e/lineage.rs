@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use serde_json::Value;
-use tests::{manifest, own_file, python, run, scratch, texts};
+use tests::{manifest, own_file, python, run, scratch, shared_data, texts};
 
 use crate::tokenize::{latest, run_ok, write_config, write_inputs};
 
@@ -437,10 +437,32 @@ fn lineage_of_real_text_names_rules_and_decodes_tokens() {
     let dir = scratch("lineage-real");
     let d = dir.path();
     write_inputs(d, &sources, 400);
+    // Two GSM8K questions planted in the wiki source, for the contamination figures.
+    let gsm8k = shared_data().join("benchmarks/gsm8k.jsonl");
+    let questions: Vec<Value> = std::fs::read_to_string(&gsm8k)
+        .unwrap()
+        .lines()
+        .take(2)
+        .map(|l| {
+            let q = serde_json::from_str::<Value>(l).unwrap()["question"].clone();
+            serde_json::json!({"text": format!("Homework help. {}", q.as_str().unwrap())})
+        })
+        .collect();
+    let wiki = d.join("input/wiki.jsonl");
+    let mut text = std::fs::read_to_string(&wiki).unwrap();
+    for q in &questions {
+        text.push_str(&format!("{q}\n"));
+    }
+    std::fs::write(&wiki, text).unwrap();
+    let stages = format!(
+        "[[stages]]\ntype = \"decontaminate\"\nmode = \"drop\"\n\n[[stages.benchmarks]]\nname = \"gsm8k\"\npath = \"{}\"\nfields = [\"question\"]\n\n\
+         [[stages]]\ntype = \"gopher_quality\"\n\n[[stages]]\ntype = \"exact_dedup\"\n",
+        gsm8k.display()
+    );
     let config = write_config(
         d,
         &sources,
-        "[[stages]]\ntype = \"gopher_quality\"\n\n[[stages]]\ntype = \"exact_dedup\"\n",
+        &stages,
         "train_vocab_size = 1024\nvalidation_fraction = 0.05\nshard_tokens = 65536",
     );
     run_ok(&["run", config.to_str().unwrap(), "--quiet"]);
@@ -449,6 +471,7 @@ fn lineage_of_real_text_names_rules_and_decodes_tokens() {
     let version_dir = tokens.join("versions").join(latest(&tokens));
 
     assert_dropped_trace(&out, &out, "gopher_quality");
+    assert_dropped_trace(&out, &out, "decontaminate");
     let dataset = manifest(&out)["datasets"]
         .as_array()
         .unwrap()
@@ -478,6 +501,18 @@ fn lineage_of_real_text_names_rules_and_decodes_tokens() {
 
     let report = assert_report(&tokens, &out, &version_dir);
     assert_eq!(report["subject"]["kind"], "version");
+    let contamination = report["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "contamination")
+        .unwrap();
+    assert_eq!(contamination["available"], true);
+    let rows = contamination["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["benchmark"], "gsm8k");
+    assert_eq!(rows[0]["documents"], 2, "both planted questions");
+    assert_eq!(rows[0]["items"], 2);
     let rules = report["sections"]
         .as_array()
         .unwrap()
