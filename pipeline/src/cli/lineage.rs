@@ -189,7 +189,10 @@ fn print_trace(t: &Trace) {
             println!("Held out for validation: no training step reads it");
         }
     } else if t.outcome == "kept" {
-        println!("Tokens: not found in a token version");
+        match &t.version {
+            Some(v) => println!("Tokens: not in version {v}"),
+            None => println!("Tokens: none (no token version was made from this run)"),
+        }
     }
     for u in &t.training {
         let steps: Vec<String> = u.steps.iter().take(20).map(u64::to_string).collect();

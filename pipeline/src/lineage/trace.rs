@@ -31,6 +31,8 @@ pub struct Trace {
     pub outcome: String,
     /// For a dropped duplicate: the `documents` row of the document kept in its place.
     pub survivor: Option<Value>,
+    /// The token version searched, if the lineage has one.
+    pub version: Option<String>,
     /// Its pieces in the token version (`shard_docs` rows).
     pub shards: Vec<Value>,
     /// Its tokens as a range of its source's stream, when tokenized.
@@ -172,6 +174,7 @@ pub fn trace(id: &str, lineage: &Lineage, handle: &Handle) -> Result<Trace, Line
         edits,
         outcome: if dropped { "dropped" } else { "kept" }.into(),
         survivor,
+        version: lineage.version.as_ref().map(|v| v.id.clone()),
         shards,
         tokens,
         training,
