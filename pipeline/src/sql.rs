@@ -19,13 +19,63 @@ pub enum OutputFormat {
 
 /// A session with each `(name, path)` registered as a Parquet table (a file, a folder of parts,
 /// or a glob such as `tokens/versions/<id>/*/*/*.index.parquet`).
+/// An `s3://` path reads its bucket with the usual AWS environment variables.
 pub async fn context(tables: &[(String, String)]) -> Result<SessionContext, DataFusionError> {
     let ctx = crate::lineage::catalog::session();
     for (name, path) in tables {
-        ctx.register_parquet(name.as_str(), path.as_str(), ParquetReadOptions::default())
-            .await?;
+        register_bucket(&ctx, path)?;
+        match url_glob(path) {
+            Some((prefix, glob)) => register_url_glob(&ctx, name, prefix, glob).await?,
+            None => {
+                ctx.register_parquet(name.as_str(), path.as_str(), ParquetReadOptions::default())
+                    .await?
+            }
+        }
     }
     Ok(ctx)
+}
+
+/// Splits a URL whose path holds a glob (`s3://b/v/*/*.parquet`) into the folder before the
+/// first glob segment and the rest. DataFusion expands globs in local paths only.
+fn url_glob(path: &str) -> Option<(&str, &str)> {
+    if !path.contains("://") {
+        return None;
+    }
+    let first = path.find(['*', '?', '['])?;
+    let cut = path[..first].rfind('/')? + 1;
+    Some(path.split_at(cut))
+}
+
+/// Registers the Parquet files under `prefix` whose path below it matches `glob`.
+async fn register_url_glob(
+    ctx: &SessionContext,
+    name: &str,
+    prefix: &str,
+    glob: &str,
+) -> Result<(), DataFusionError> {
+    use datafusion::datasource::file_format::options::ReadOptions;
+    use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
+    let url = ListingTableUrl::parse(prefix)?.with_glob(glob)?;
+    let options = ParquetReadOptions::default()
+        .to_listing_options(&ctx.copied_config(), ctx.copied_table_options());
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .infer_schema(&ctx.state())
+        .await?;
+    ctx.register_table(name, std::sync::Arc::new(ListingTable::try_new(config)?))?;
+    Ok(())
+}
+
+/// Lets `ctx` read the bucket of an `s3://` location, with the usual AWS environment variables
+/// (endpoint, credentials, region); other locations need nothing.
+pub fn register_bucket(ctx: &SessionContext, location: &str) -> Result<(), DataFusionError> {
+    if location.starts_with("s3://") {
+        let external = |e: Box<dyn std::error::Error + Send + Sync>| DataFusionError::External(e);
+        let (store, root, _) = shards::open_store(location).map_err(|e| external(e.into()))?;
+        let url = url::Url::parse(&root).map_err(|e| external(e.into()))?;
+        ctx.register_object_store(&url, store);
+    }
+    Ok(())
 }
 
 /// Runs one SQL statement and collects its result.
@@ -89,6 +139,24 @@ pub fn text_table(headers: &[&str], rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn globs_in_urls_split_at_the_folder_before_the_first_glob_segment() {
+        assert_eq!(
+            url_glob("s3://b/ds/versions/v1/*/*/*.index.parquet"),
+            Some(("s3://b/ds/versions/v1/", "*/*/*.index.parquet"))
+        );
+        assert_eq!(
+            url_glob("s3://b/part-[0-9].parquet"),
+            Some(("s3://b/", "part-[0-9].parquet"))
+        );
+        assert_eq!(url_glob("s3://b/ds/rejects/"), None);
+        assert_eq!(
+            url_glob("out/*/x.parquet"),
+            None,
+            "DataFusion expands local globs"
+        );
+    }
 
     #[test]
     fn sql_over_a_written_part_renders_in_every_format() {

@@ -1,6 +1,8 @@
 //! The CLI's user paths: validate, stats, query and demo.
 
-use tests::{read_parquet, run, scratch, strings, texts};
+use std::process::Stdio;
+
+use tests::{read_parquet, refinery, run, scratch, strings, texts};
 
 #[test]
 fn validate_reports_every_problem_with_its_line_and_exits_2() {
@@ -318,6 +320,27 @@ fn stats_and_query_fail_clearly_on_a_folder_that_is_not_a_run() {
     let out = run(&["query", "SELECT * FROM nope"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(texts(&out).1.contains("nope"));
+}
+
+#[test]
+fn output_into_a_pipe_closed_early_ends_quietly_like_a_unix_tool() {
+    // A million rows of CSV overflow any pipe buffer, so the write hits the closed pipe
+    // whenever the reader goes.
+    let mut child = refinery(&[
+        "query",
+        "SELECT value FROM generate_series(1, 1000000)",
+        "--format",
+        "csv",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]

@@ -409,4 +409,27 @@ fn training_reads_its_version_from_s3_and_pins_it_in_the_checkpoint() {
         total, expected,
         "shard_docs read from S3 account for every token"
     );
+    // The report's tables include `s3://` locations, and `refinery query` reads them too.
+    let mut args: Vec<String> = vec!["query".into(), "--format".into(), "json".into()];
+    for (name, path) in r["tables"].as_object().unwrap() {
+        args.extend([
+            "--table".into(),
+            format!("{name}={}", path.as_str().unwrap()),
+        ]);
+    }
+    assert!(
+        args.iter().any(|a| a.starts_with("shard_docs=s3://")),
+        "{args:?}"
+    );
+    args.push(tokens["sql"].as_str().unwrap().into());
+    let rerun = refinery(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .envs(server.env())
+        .output()
+        .unwrap();
+    assert!(rerun.status.success(), "{}", texts(&rerun).1);
+    let rows: serde_json::Value = serde_json::from_slice(&rerun.stdout).unwrap();
+    assert_eq!(
+        rows, tokens["rows"],
+        "the tokens section reruns from the bucket"
+    );
 }

@@ -152,4 +152,19 @@ fn the_tiny_model_learns_real_text_and_resumes_exactly() {
         "{}",
         texts(&refused).1
     );
+
+    // A weight on a source the version does not have is a config error (exit 2) that lists the
+    // sources it has.
+    let unknown = train_config(d, "c");
+    let text = std::fs::read_to_string(&unknown)
+        .unwrap()
+        .replace("seq_len = 128", "seq_len = 128\nweights = { nope = 1.0 }");
+    std::fs::write(&unknown, text).unwrap();
+    let refused = run(&["train", unknown.to_str().unwrap(), "-q"]);
+    let stderr = texts(&refused).1;
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`nope`"), "{stderr}");
+    for (source, _) in SOURCES {
+        assert!(stderr.contains(source), "{stderr}");
+    }
 }

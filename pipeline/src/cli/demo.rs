@@ -17,7 +17,7 @@ pub fn demo(
 ) -> Result<(), Failure> {
     let started = shards::dataset::manifest::now_rfc3339();
     let config_path = crate::demo::write_sample(dir)?;
-    println!(
+    outln!(
         "Sample corpus and config written to {}",
         config_path.display()
     );
@@ -31,7 +31,7 @@ pub fn demo(
     let tokens = super::run::tokenize(&config, quiet, handle)?;
     super::run::record_run(&config_path, started, &summary, tokens.as_ref())?;
     let train_config = dir.join(crate::demo::TRAIN_CONFIG_FILE);
-    println!(
+    outln!(
         "Training a small model on the shards ({})",
         train_config.display()
     );
@@ -44,30 +44,28 @@ pub fn demo(
         quiet,
     })?;
     let out = summary.out.display();
-    println!("Try next:");
-    println!("  refinery query --dir {out} \"SELECT rule, count(*) FROM rejects GROUP BY rule\"");
-    println!(
-        "  refinery query --dir {out} \"SELECT uri, locator, reason, detail FROM quarantine\""
-    );
-    println!(
+    outln!("Try next:");
+    outln!("  refinery query --dir {out} \"SELECT rule, count(*) FROM rejects GROUP BY rule\"");
+    outln!("  refinery query --dir {out} \"SELECT uri, locator, reason, detail FROM quarantine\"");
+    outln!(
         "  refinery query --dir {out} \"SELECT id, rule, value, duplicate_of FROM rejects WHERE duplicate_of IS NOT NULL\""
     );
-    println!("  refinery query --dir {out} \"SELECT stage, rule, detail FROM edits\"");
+    outln!("  refinery query --dir {out} \"SELECT stage, rule, detail FROM edits\"");
     if let Some(t) = &config.tokenize {
-        println!("  refinery versions show {}", t.get_ref().root);
+        outln!("  refinery versions show {}", t.get_ref().root);
     }
     let trained = dir.join("train");
-    println!(
+    outln!(
         "  refinery lineage trace news.jsonl:3 --from {}",
         trained.display()
     );
-    println!(
+    outln!(
         "  refinery lineage report {} --html {}",
         trained.display(),
         dir.join("report.html").display()
     );
-    println!("  refinery eval {}", trained.display());
-    println!(
+    outln!("  refinery eval {}", trained.display());
+    outln!(
         "  refinery generate {} --prompt \"The council\"",
         trained.display()
     );

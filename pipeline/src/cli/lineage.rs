@@ -64,7 +64,7 @@ pub fn lineage(command: LineageCommand, handle: &Handle) -> Result<(), Failure> 
             let lineage = Lineage::locate(&from, version.as_deref(), handle)?;
             let t = trace(&id, &lineage, handle)?;
             match format {
-                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&t)?),
+                OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(&t)?),
                 _ => print_trace(&t),
             }
             Ok(())
@@ -88,15 +88,15 @@ pub fn lineage(command: LineageCommand, handle: &Handle) -> Result<(), Failure> 
             let r = report::build(&lineage, handle)?;
             if let Some(path) = &json {
                 report::write_json(&r, path)?;
-                println!("JSON report: {}", path.display());
+                outln!("JSON report: {}", path.display());
             }
             if let Some(path) = &html {
                 report::html::write(&r, path)?;
-                println!("HTML report: {}", path.display());
+                outln!("HTML report: {}", path.display());
             }
             if let Some(path) = &openlineage {
                 report::openlineage::write(&lineage, &r, path, handle)?;
-                println!("OpenLineage events: {}", path.display());
+                outln!("OpenLineage events: {}", path.display());
             }
             Ok(())
         }
@@ -114,7 +114,7 @@ fn cell(v: &Value) -> String {
 
 fn print_trace(t: &Trace) {
     let d = &t.document;
-    println!(
+    outln!(
         "Document {}: source {}, {} at locator {}, {} bytes, content hash {}",
         cell(&d["id"]),
         cell(&d["source"]),
@@ -137,9 +137,9 @@ fn print_trace(t: &Trace) {
         .iter()
         .map(|r| columns.iter().map(|c| cell(&r[*c])).collect())
         .collect();
-    println!("{}", text_table(&columns, &rows));
+    outln!("{}", text_table(&columns, &rows));
     for e in &t.edits {
-        println!(
+        outln!(
             "Edit by {}: {} {}",
             cell(&e["stage"]),
             cell(&e["rule"]),
@@ -147,17 +147,17 @@ fn print_trace(t: &Trace) {
         );
     }
     match t.decisions.iter().find(|r| r["decision"] == "dropped") {
-        Some(r) => println!(
+        Some(r) => outln!(
             "Outcome: dropped by {} ({} = {}, threshold {})",
             cell(&r["stage"]),
             cell(&r["rule"]),
             cell(&r["value"]),
             cell(&r["threshold"])
         ),
-        None => println!("Outcome: kept by every stage"),
+        None => outln!("Outcome: kept by every stage"),
     }
     if let Some(s) = &t.survivor {
-        println!(
+        outln!(
             "Duplicate of {} ({} {} at {})",
             cell(&s["id"]),
             cell(&s["source"]),
@@ -171,7 +171,7 @@ fn print_trace(t: &Trace) {
             Some(false) => "DOES NOT decode back to its text",
             None => "text not checked",
         };
-        println!(
+        outln!(
             "Tokens: version {}, {}/{} tokens {}..{} ({} tokens) in {}; {check}",
             r.version,
             r.split,
@@ -186,18 +186,18 @@ fn print_trace(t: &Trace) {
                 .join(", ")
         );
         if r.split == "validation" {
-            println!("Held out for validation: no training step reads it");
+            outln!("Held out for validation: no training step reads it");
         }
     } else if t.outcome == "kept" {
         match &t.version {
-            Some(v) => println!("Tokens: not in version {v}"),
-            None => println!("Tokens: none (no token version was made from this run)"),
+            Some(v) => outln!("Tokens: not in version {v}"),
+            None => outln!("Tokens: none (no token version was made from this run)"),
         }
     }
     for u in &t.training {
         let steps: Vec<String> = u.steps.iter().take(20).map(u64::to_string).collect();
         let more = if u.steps.len() > 20 { ", ..." } else { "" };
-        println!(
+        outln!(
             "Checkpoint {} (step {}): {} window(s) read it, at steps [{}{more}]{}",
             u.checkpoint,
             u.step,

@@ -2,7 +2,10 @@
 //! use `anyhow`; the library returns typed errors.
 //!
 //! Exit codes: 0 success; 1 failure; 2 bad usage or an invalid config; 3 bad input data under
-//! `--strict`.
+//! `--strict`; 141 standard output closed by its reader (`refinery query … | head`).
+
+#[macro_use]
+mod out;
 
 mod demo;
 mod lineage;

@@ -27,6 +27,6 @@ pub fn query(
         let ctx = sql::context(&tables).await?;
         sql::query(&ctx, sql_text).await
     })?;
-    println!("{}", sql::render(&batches, format)?);
+    outln!("{}", sql::render(&batches, format)?);
     Ok(())
 }

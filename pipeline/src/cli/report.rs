@@ -43,7 +43,7 @@ pub fn report(
                     dir.display()
                 );
                 if format == OutputFormat::Json {
-                    println!("[]");
+                    outln!("[]");
                 }
                 return Ok(());
             }

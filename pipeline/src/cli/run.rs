@@ -113,7 +113,7 @@ pub fn print_summary(s: &RunSummary) {
     let secs = s.elapsed.as_secs_f64().max(1e-9);
     let acc = &s.manifest.accounting;
     let docs: u64 = acc.sources.iter().map(|c| c.counts.documents).sum();
-    println!(
+    outln!(
         "Run complete in {secs:.1} s: {} units ({} resumed), {:.1} MB in ({:.1} MB/s), {docs} documents ({:.0} docs/s)",
         s.units,
         s.resumed,
@@ -135,7 +135,7 @@ pub fn print_summary(s: &RunSummary) {
             ]
         })
         .collect();
-    println!(
+    outln!(
         "{}",
         text_table(
             &[
@@ -161,15 +161,15 @@ pub fn print_summary(s: &RunSummary) {
                 ]
             })
             .collect();
-        println!("{}", text_table(&["stage", "in", "kept", "dropped"], &rows));
+        outln!("{}", text_table(&["stage", "in", "kept", "dropped"], &rows));
     }
     if acc.quarantined_inputs > 0 {
-        println!(
+        outln!(
             "{} input path(s) could not be read: see quarantine/inputs.parquet",
             acc.quarantined_inputs
         );
     }
-    println!(
+    outln!(
         "Outputs in {} (manifest: {})",
         s.out.display(),
         s.out.join(crate::output::MANIFEST).display()

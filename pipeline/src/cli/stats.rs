@@ -133,7 +133,7 @@ pub fn stats(dir: &Path, format: OutputFormat, handle: &Handle) -> Result<(), Fa
         check_against_manifest(&stats, &manifest)?;
     }
     match format {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&stats)?),
+        OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(&stats)?),
         _ => print_tables(&stats, final_is_last),
     }
     Ok(())
@@ -217,7 +217,7 @@ fn print_tables(stats: &Stats, with_stages: bool) {
             ]
         })
         .collect();
-    println!(
+    outln!(
         "Per source\n{}",
         text_table(
             &[
@@ -246,7 +246,7 @@ fn print_tables(stats: &Stats, with_stages: bool) {
                 ]
             })
             .collect();
-        println!(
+        outln!(
             "Per stage\n{}",
             text_table(
                 &["stage", "in", "in MB", "kept", "dropped", "dropped MB"],
@@ -267,7 +267,7 @@ fn print_tables(stats: &Stats, with_stages: bool) {
         })
         .collect();
     if !rows.is_empty() {
-        println!(
+        outln!(
             "Rules by documents dropped\n{}",
             text_table(&["stage", "rule", "dropped", "dropped MB"], &rows)
         );

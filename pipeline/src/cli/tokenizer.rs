@@ -52,7 +52,7 @@ pub fn tokenizer(command: TokenizerCommand) -> Result<(), Failure> {
     let started = std::time::Instant::now();
     let json = train_on_parts(&parts, vocab_size, &eod, max_bytes)?;
     shards::atomic::write_file(&out, json.as_bytes())?;
-    println!(
+    outln!(
         "Trained a {vocab_size}-id byte-level BPE on {} part(s) in {:.1} s: {}",
         parts.len(),
         started.elapsed().as_secs_f64(),
@@ -92,14 +92,16 @@ pub fn print_summary(s: &TokenizeSummary) {
         m.split_totals(Split::Validation),
     );
     if s.reused {
-        println!(
+        outln!(
             "Tokens: version {} already exists under {} (nothing written); latest -> {}",
-            m.version, s.root, m.version
+            m.version,
+            s.root,
+            m.version
         );
     } else {
         let secs = s.elapsed.as_secs_f64().max(1e-9);
         let tokens = train.tokens + val.tokens;
-        println!(
+        outln!(
             "Tokenized {} documents in {secs:.1} s ({:.1} MB/s, {:.0} tokens/s) into version {} under {}",
             train.documents + val.documents,
             s.text_bytes as f64 / 1e6 / secs,
@@ -120,7 +122,7 @@ pub fn print_summary(s: &TokenizeSummary) {
             ]
         })
         .collect();
-    println!(
+    outln!(
         "{}",
         text_table(&["split", "documents", "tokens", "shards"], &rows)
     );

@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use trainer::config::DeviceChoice;
 use trainer::eval::SourceEval;
 use trainer::generate::{Sampling, generate as sample};
-use trainer::{Checkpoint, Event, Start, TrainConfig, Trainer};
+use trainer::{Checkpoint, Event, Start, TrainConfig, TrainError, Trainer};
 
 use super::Failure;
 use crate::sql::{OutputFormat, text_table};
@@ -51,6 +51,22 @@ pub struct TrainArgs<'a> {
     pub quiet: bool,
 }
 
+/// Exit code 2 for a config that does not fit its data (an unknown source, a bad mixture
+/// schedule), as for any invalid config; 1 for everything else.
+fn failure(e: TrainError) -> Failure {
+    use shards::dataset::windows::WindowError;
+    use shards::mixture::MixtureError;
+    let code = match &e {
+        TrainError::Config { .. }
+        | TrainError::Windows(WindowError::Mixture(MixtureError::Schedule(_))) => 2,
+        _ => 1,
+    };
+    Failure {
+        error: e.into(),
+        code,
+    }
+}
+
 /// Trains (or resumes) the run of a config and prints where the results are.
 pub fn train(args: TrainArgs) -> Result<(), Failure> {
     let mut config = TrainConfig::load(args.config).map_err(|e| Failure {
@@ -66,9 +82,9 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
     } else {
         Start::Resume
     };
-    let mut trainer = Trainer::new(config, start, args.metrics)?;
+    let mut trainer = Trainer::new(config, start, args.metrics).map_err(failure)?;
     if let Some(from) = trainer.resumed_from() {
-        println!("Resuming from {}", from.display());
+        outln!("Resuming from {}", from.display());
     }
     let bar = progress_bar(args.max_steps.unwrap_or(steps).min(steps), args.quiet);
     bar.set_position(trainer.state().step);
@@ -89,14 +105,15 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
         crate::lineage::training::record(out, &summary.metrics)?;
     }
     if let (Some(a), Some(b)) = (summary.first_loss, summary.last_loss) {
-        println!(
+        outln!(
             "Trained to step {} (training loss {a:.3} -> {b:.3}, {} spike(s) skipped)",
-            summary.step, summary.skipped
+            summary.step,
+            summary.skipped
         );
     }
     print_comparison(&summary.first_eval, &summary.last_eval);
-    println!("Checkpoint: {}", summary.checkpoint.display());
-    println!("Metrics:    {}", summary.metrics.display());
+    outln!("Checkpoint: {}", summary.checkpoint.display());
+    outln!("Metrics:    {}", summary.metrics.display());
     Ok(())
 }
 
@@ -126,7 +143,7 @@ fn brief(result: &BTreeMap<String, SourceEval>) -> String {
 
 fn print_comparison(before: &BTreeMap<String, SourceEval>, after: &BTreeMap<String, SourceEval>) {
     if after.is_empty() {
-        println!("No validation loss: no source has a held-out window (raise validation_fraction)");
+        outln!("No validation loss: no source has a held-out window (raise validation_fraction)");
         return;
     }
     let rows: Vec<Vec<String>> = after
@@ -143,7 +160,7 @@ fn print_comparison(before: &BTreeMap<String, SourceEval>, after: &BTreeMap<Stri
             ]
         })
         .collect();
-    println!(
+    outln!(
         "{}",
         text_table(
             &["source", "val loss before", "val loss after", "perplexity"],
@@ -169,7 +186,7 @@ pub fn eval(
     let batch = checkpoint.config.train.batch_size;
     let result = checkpoint.evaluate(device.into(), windows, batch)?;
     match format {
-        OutputFormat::Json => println!(
+        OutputFormat::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "checkpoint": checkpoint.path,
@@ -192,16 +209,16 @@ pub fn eval(
                 .collect();
             let headers = ["source", "loss", "perplexity", "tokens"];
             if format == OutputFormat::Csv {
-                println!("{}", headers.join(","));
-                rows.iter().for_each(|r| println!("{}", r.join(",")));
+                outln!("{}", headers.join(","));
+                rows.iter().for_each(|r| outln!("{}", r.join(",")));
             } else {
-                println!(
+                outln!(
                     "Checkpoint {} (step {}, version {})",
                     checkpoint.path.display(),
                     checkpoint.state.step,
                     checkpoint.lineage.version
                 );
-                println!("{}", text_table(&headers, &rows));
+                outln!("{}", text_table(&headers, &rows));
             }
         }
     }
@@ -245,6 +262,6 @@ pub fn generate(args: GenerateArgs) -> Result<(), Failure> {
     };
     let ids = sample(&model, &prompt, &sampling)?;
     let continuation = &ids[prompt.len()..];
-    println!("{}{}", args.prompt, tokenizer.decode(continuation)?);
+    outln!("{}{}", args.prompt, tokenizer.decode(continuation)?);
     Ok(())
 }

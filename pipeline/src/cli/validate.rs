@@ -32,7 +32,7 @@ pub fn validate(path: &Path, no_io: bool, handle: &Handle) -> Result<(), Failure
 
 fn describe(config: &Config) {
     let paths: usize = config.sources.iter().map(|s| s.get_ref().paths.len()).sum();
-    println!(
+    outln!(
         "Config is valid: {} sources ({paths} paths), stages [{}], writes [{}] to {}",
         config.sources.len(),
         config.stage_names().join(", "),

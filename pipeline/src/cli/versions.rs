@@ -105,7 +105,7 @@ fn list(spec: &str, format: OutputFormat, handle: &Handle) -> Result<(), Failure
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
     let rows: Vec<Vec<String>> = manifests
@@ -146,7 +146,7 @@ fn list(spec: &str, format: OutputFormat, handle: &Handle) -> Result<(), Failure
         "shards",
         "parents",
     ];
-    println!("{}", text_table(&headers, &rows));
+    outln!("{}", text_table(&headers, &rows));
     Ok(())
 }
 
@@ -162,25 +162,30 @@ fn show(
         root.manifest(&id).await
     })?;
     if format == OutputFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&manifest)?);
+        outln!("{}", serde_json::to_string_pretty(&manifest)?);
         return Ok(());
     }
-    println!("version      {}", manifest.version);
-    println!(
+    outln!("version      {}", manifest.version);
+    outln!(
         "created      {} by refinery {}",
-        manifest.created, manifest.tool_version
+        manifest.created,
+        manifest.tool_version
     );
     for p in &manifest.parents {
-        println!("parent       {} {} ({})", p.kind, p.id, p.uri);
+        outln!("parent       {} {} ({})", p.kind, p.id, p.uri);
     }
     let t = &manifest.tokenizer;
-    println!(
+    outln!(
         "tokenizer    {} ({} ids, {}-byte tokens, end of document {} = {})",
-        t.hash, t.vocab_size, manifest.token_bytes, t.eod, t.eod_id
+        t.hash,
+        t.vocab_size,
+        manifest.token_bytes,
+        t.eod,
+        t.eod_id
     );
-    println!("config hash  {}", manifest.config_hash);
-    println!("held out     {}", manifest.validation_fraction);
-    println!("{}", source_table(&manifest));
+    outln!("config hash  {}", manifest.config_hash);
+    outln!("held out     {}", manifest.validation_fraction);
+    outln!("{}", source_table(&manifest));
     Ok(())
 }
 
@@ -251,11 +256,11 @@ fn diff(
             register_version_index(&ctx, &root, id, table).await?;
         }
         if format == OutputFormat::Table {
-            println!("From {from} to {to}:");
+            outln!("From {from} to {to}:");
         }
         Ok::<_, anyhow::Error>(query(&ctx, DIFF_SQL).await?)
     })?;
-    println!("{}", render(&batches, format)?);
+    outln!("{}", render(&batches, format)?);
     Ok(())
 }
 
@@ -304,7 +309,7 @@ fn verify(
         }
     }
     let secs = started.elapsed().as_secs_f64().max(1e-9);
-    println!(
+    outln!(
         "Version {} is intact: {} shards, their indexes and {} other file(s) match the manifest; {tokens} tokens read in {secs:.2} s ({:.1} M tokens/s)",
         manifest.version,
         manifest.shards.len(),

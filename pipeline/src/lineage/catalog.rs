@@ -2,7 +2,6 @@
 //! registering them in a DataFusion session.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use arrow::array::{Array, StringArray};
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
@@ -131,7 +130,7 @@ impl Lineage {
     pub async fn context(&self) -> Result<SessionContext, LineageError> {
         let ctx = session();
         if let Some(v) = &self.version {
-            register_store(&ctx, &v.root)?;
+            crate::sql::register_bucket(&ctx, v.root.uri())?;
         }
         for (name, path) in self.tables()? {
             match (name.as_str(), &self.version) {
@@ -169,24 +168,13 @@ pub async fn register_version_index(
     id: &str,
     table: &str,
 ) -> Result<(), LineageError> {
-    register_store(ctx, root)?;
+    crate::sql::register_bucket(ctx, root.uri())?;
     let options = ParquetReadOptions {
         file_extension: ".index.parquet",
         ..ParquetReadOptions::default()
     };
     let dir = format!("{}/versions/{id}/", root.uri().trim_end_matches('/'));
     ctx.register_parquet(table, dir.as_str(), options).await?;
-    Ok(())
-}
-
-/// Lets `ctx` read an S3 root's bucket (local roots need nothing).
-fn register_store(ctx: &SessionContext, root: &DatasetRoot) -> Result<(), LineageError> {
-    if let Some(rest) = root.uri().strip_prefix("s3://") {
-        let bucket = rest.split('/').next().unwrap_or_default();
-        let url = url::Url::parse(&format!("s3://{bucket}"))
-            .map_err(|e| LineageError::NotFound(format!("dataset root {}: {e}", root.uri())))?;
-        ctx.register_object_store(&url, Arc::clone(root.store()));
-    }
     Ok(())
 }
 
