@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use serde_json::Value;
-use tests::{manifest, own_file, python, run, scratch, shared_data, texts};
+use tests::{manifest, own_file, python, report_query_args, run, scratch, shared_data, texts};
 
 use crate::tokenize::{latest, run_ok, write_config, write_inputs};
 
@@ -188,13 +188,7 @@ fn assert_report(from: &Path, run_out: &Path, version_dir: &Path) -> Value {
         .sum();
     assert_eq!(ingested, read);
     // Every figure reruns with `refinery query` from the tables the report names.
-    let mut args: Vec<String> = vec!["query".into(), "--format".into(), "json".into()];
-    for (name, path) in report["tables"].as_object().unwrap() {
-        args.extend([
-            "--table".into(),
-            format!("{name}={}", path.as_str().unwrap()),
-        ]);
-    }
+    let args = report_query_args(&report);
     for s in report["sections"]
         .as_array()
         .unwrap()

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, StringArray};
 use arrow::record_batch::RecordBatch;
-use tests::{S3Server, corpus, manifest, read_parquet, refinery, scratch, strings, texts};
+use tests::{
+    S3Server, corpus, manifest, read_parquet, refinery, report_query_args, scratch, strings, texts,
+};
 
 fn parquet_bytes(texts: &[String]) -> Vec<u8> {
     let titles: Vec<String> = (0..texts.len()).map(|i| format!("t{i}")).collect();
@@ -410,13 +412,7 @@ fn training_reads_its_version_from_s3_and_pins_it_in_the_checkpoint() {
         "shard_docs read from S3 account for every token"
     );
     // The report's tables include `s3://` locations, and `refinery query` reads them too.
-    let mut args: Vec<String> = vec!["query".into(), "--format".into(), "json".into()];
-    for (name, path) in r["tables"].as_object().unwrap() {
-        args.extend([
-            "--table".into(),
-            format!("{name}={}", path.as_str().unwrap()),
-        ]);
-    }
+    let mut args = report_query_args(&r);
     assert!(
         args.iter().any(|a| a.starts_with("shard_docs=s3://")),
         "{args:?}"

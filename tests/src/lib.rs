@@ -58,6 +58,17 @@ pub fn query_csv(out: &Path, sql: &str) -> String {
     stdout.trim_end().to_string()
 }
 
+/// `refinery query --format json` arguments with every table a lineage report (JSON) lists as
+/// a `--table NAME=LOCATION`, ready for the SQL to be pushed.
+pub fn report_query_args(report: &serde_json::Value) -> Vec<String> {
+    let mut args: Vec<String> = vec!["query".into(), "--format".into(), "json".into()];
+    for (name, location) in report["tables"].as_object().expect("report tables") {
+        let location = location.as_str().expect("table location");
+        args.extend(["--table".into(), format!("{name}={location}")]);
+    }
+    args
+}
+
 /// The first row of [`query_csv`]'s result, each field parsed as `T`.
 pub fn query_row<T: std::str::FromStr>(out: &Path, sql: &str) -> Vec<T>
 where
