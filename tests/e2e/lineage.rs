@@ -6,7 +6,9 @@
 use std::path::Path;
 
 use serde_json::Value;
-use tests::{manifest, own_file, python, report_query_args, run, scratch, shared_data, texts};
+use tests::{
+    manifest, own_file, python, report_query_args, report_section, run, scratch, shared_data, texts,
+};
 
 use crate::tokenize::{latest, run_ok, write_config, write_inputs};
 
@@ -152,12 +154,7 @@ fn assert_report(from: &Path, run_out: &Path, version_dir: &Path) -> Value {
     assert_eq!(valid["valid"], true);
     let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let section = |id: &str| -> Vec<Value> {
-        let s = report["sections"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["id"] == id)
-            .unwrap();
+        let s = report_section(&report, id);
         assert_eq!(s["available"], true, "{id}");
         s["rows"].as_array().unwrap().clone()
     };
@@ -392,12 +389,7 @@ fn demo_lineage_traces_records_to_training_steps_and_reports() {
         &std::fs::read(train.join("checkpoints/step-000060/lineage.json")).unwrap(),
     )
     .unwrap();
-    let mixture = report["sections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == "mixture")
-        .unwrap();
+    let mixture = report_section(&report, "mixture");
     let total = lineage["tokens"].as_f64().unwrap();
     for row in mixture["rows"].as_array().unwrap() {
         let source = &lineage["sources"][row["source"].as_str().unwrap()];
@@ -405,12 +397,7 @@ fn demo_lineage_traces_records_to_training_steps_and_reports() {
         let share = source["tokens"].as_f64().unwrap() / total;
         assert!((row["realised_weight"].as_f64().unwrap() - share).abs() < 1e-12);
     }
-    let validation = report["sections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == "validation_loss")
-        .unwrap();
+    let validation = report_section(&report, "validation_loss");
     // One row per source scored at each evaluation (steps 0, 20, 40, 60) of the metrics log.
     let evaluations: Vec<Value> = metrics
         .lines()
@@ -530,24 +517,14 @@ fn lineage_of_real_text_names_rules_and_decodes_tokens() {
 
     let report = assert_report(&tokens, &out, &version_dir);
     assert_eq!(report["subject"]["kind"], "version");
-    let contamination = report["sections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == "contamination")
-        .unwrap();
+    let contamination = report_section(&report, "contamination");
     assert_eq!(contamination["available"], true);
     let rows = contamination["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["benchmark"], "gsm8k");
     assert_eq!(rows[0]["documents"], 2, "both planted questions");
     assert_eq!(rows[0]["items"], 2);
-    let rules = report["sections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == "rules")
-        .unwrap();
+    let rules = report_section(&report, "rules");
     let dropped: u64 = rules["rows"]
         .as_array()
         .unwrap()

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, StringArray};
 use arrow::record_batch::RecordBatch;
 use tests::{
-    S3Server, corpus, manifest, read_parquet, refinery, report_query_args, scratch, strings, texts,
+    S3Server, corpus, manifest, read_parquet, refinery, report_query_args, report_section, scratch,
+    strings, texts,
 };
 
 fn parquet_bytes(texts: &[String]) -> Vec<u8> {
@@ -397,12 +398,7 @@ fn training_reads_its_version_from_s3_and_pins_it_in_the_checkpoint() {
     .unwrap();
     assert!(reported.status.success(), "{}", texts(&reported).1);
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
-    let tokens = r["sections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == "tokens")
-        .unwrap();
+    let tokens = report_section(&r, "tokens");
     let total: u64 = tokens["rows"]
         .as_array()
         .unwrap()

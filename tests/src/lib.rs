@@ -69,6 +69,16 @@ pub fn report_query_args(report: &serde_json::Value) -> Vec<String> {
     args
 }
 
+/// The section `id` of a lineage report (JSON).
+pub fn report_section<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    report["sections"]
+        .as_array()
+        .expect("report sections")
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("the report has a section `{id}`"))
+}
+
 /// The first row of [`query_csv`]'s result, each field parsed as `T`.
 pub fn query_row<T: std::str::FromStr>(out: &Path, sql: &str) -> Vec<T>
 where

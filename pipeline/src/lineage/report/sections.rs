@@ -94,6 +94,20 @@ const DROPPED: &str = "sum(CASE WHEN decision = 'dropped' THEN 1 ELSE 0 END)";
 /// Tokens per document: kept ones from the shard indexes, dropped ones from `dropped_tokens`.
 const DOC_TOKENS: &str = "WITH t AS (SELECT id, sum(tokens) AS tokens FROM shard_docs GROUP BY id UNION ALL SELECT id, tokens FROM dropped_tokens) ";
 
+/// Every column a funnel section can have, in order (see [`funnel_section`]).
+static FUNNEL_COLUMNS: [&str; 10] = [
+    "source",
+    "stage_index",
+    "stage",
+    "documents_in",
+    "kept",
+    "dropped",
+    "bytes_in",
+    "bytes_out",
+    "tokens_in",
+    "tokens_out",
+];
+
 /// The funnel, all sources together (`stages`) or per source (`funnel`), with token columns
 /// when every document's tokens are known.
 fn funnel_section(tokens: bool, per_source: bool) -> SectionSpec {
@@ -113,81 +127,26 @@ fn funnel_section(tokens: bool, per_source: bool) -> SectionSpec {
     let counts = format!(
         "count(*) AS documents_in, {KEPT} AS kept, {DROPPED} AS dropped, sum(d.bytes_before) AS bytes_in, sum(d.bytes_after) AS bytes_out"
     );
-    let (sql, columns, needs): (String, &'static [&'static str], &'static [&'static str]) = match (
-        tokens, per_source,
-    ) {
-        (false, false) => (
-            format!(
-                "SELECT {group}, {counts} FROM decisions d GROUP BY {group} ORDER BY d.stage_index"
-            ),
-            &[
-                "stage_index",
-                "stage",
-                "documents_in",
-                "kept",
-                "dropped",
-                "bytes_in",
-                "bytes_out",
-            ],
-            &["decisions"],
-        ),
-        (false, true) => (
-            format!(
-                "SELECT {group}, {counts} FROM decisions d GROUP BY {group} ORDER BY d.source, d.stage_index"
-            ),
-            &[
-                "source",
-                "stage_index",
-                "stage",
-                "documents_in",
-                "kept",
-                "dropped",
-                "bytes_in",
-                "bytes_out",
-            ],
-            &["decisions"],
-        ),
-        (true, per_source) => {
-            let order = if per_source {
-                "d.source, d.stage_index"
-            } else {
-                "d.stage_index"
-            };
-            let columns: &'static [&'static str] = if per_source {
-                &[
-                    "source",
-                    "stage_index",
-                    "stage",
-                    "documents_in",
-                    "kept",
-                    "dropped",
-                    "bytes_in",
-                    "bytes_out",
-                    "tokens_in",
-                    "tokens_out",
-                ]
-            } else {
-                &[
-                    "stage_index",
-                    "stage",
-                    "documents_in",
-                    "kept",
-                    "dropped",
-                    "bytes_in",
-                    "bytes_out",
-                    "tokens_in",
-                    "tokens_out",
-                ]
-            };
-            (
-                format!(
-                    "{DOC_TOKENS}SELECT {group}, {counts}, sum(t.tokens) AS tokens_in, sum(CASE WHEN d.decision = 'kept' THEN t.tokens ELSE 0 END) AS tokens_out FROM decisions d LEFT JOIN t ON d.id = t.id GROUP BY {group} ORDER BY {order}"
-                ),
-                columns,
-                &["decisions", "shard_docs", "dropped_tokens"],
-            )
-        }
+    let order = if per_source {
+        "d.source, d.stage_index"
+    } else {
+        "d.stage_index"
     };
+    let (with, token_sums, join, needs): (_, _, _, &'static [&'static str]) = if tokens {
+        (
+            DOC_TOKENS,
+            ", sum(t.tokens) AS tokens_in, sum(CASE WHEN d.decision = 'kept' THEN t.tokens ELSE 0 END) AS tokens_out",
+            " LEFT JOIN t ON d.id = t.id",
+            &["decisions", "shard_docs", "dropped_tokens"],
+        )
+    } else {
+        ("", "", "", &["decisions"])
+    };
+    let sql = format!(
+        "{with}SELECT {group}, {counts}{token_sums} FROM decisions d{join} GROUP BY {group} ORDER BY {order}"
+    );
+    // `source` only per source, the token columns only with tokens.
+    let columns = &FUNNEL_COLUMNS[usize::from(!per_source)..if tokens { 10 } else { 8 }];
     let description = if per_source {
         "Per source and stage: documents, bytes and tokens in, kept, dropped. Tokens count each document as it left the pipeline: its output text if kept, the text the dropping stage saw if dropped."
     } else {
