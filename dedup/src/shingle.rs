@@ -11,6 +11,8 @@ use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
+use crate::datatrove::WordSplitter;
+
 /// What a shingle is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shingling {
@@ -18,6 +20,9 @@ pub enum Shingling {
     Words(usize),
     /// `n` consecutive characters.
     Chars(usize),
+    /// `n` consecutive words of a given splitter, joined by spaces and hashed with xxh64, as
+    /// datatrove's MinHash shingles ([`crate::datatrove`]).
+    JoinedWords(usize, WordSplitter),
 }
 
 /// Appends the hashes of `text`'s shingles to `out` (unsorted, possibly repeated).
@@ -25,6 +30,9 @@ pub fn shingle_hashes(text: &str, shingling: Shingling, out: &mut Vec<u64>) {
     match shingling {
         Shingling::Words(n) => word_shingles(text, n.max(1), out),
         Shingling::Chars(n) => char_shingles(text, n.max(1), out),
+        Shingling::JoinedWords(n, words) => {
+            crate::datatrove::shingle_hashes(text, n.max(1), words, out)
+        }
     }
 }
 

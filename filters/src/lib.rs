@@ -5,6 +5,7 @@
 //! - [`normalize`]: Unicode NFC, control characters and whitespace clean-up.
 //! - [`length`]: minimum and maximum length in characters and words.
 //! - [`words`]: spaCy-compatible English word splitting, shared by the quality rules.
+//! - [`simplify`]: datatrove's text simplification, and the words its MinHash shingles.
 //! - [`quality`]: Gopher quality and repetition, C4 and FineWeb rules.
 //! - [`language`]: language identification.
 //! - [`pii`]: redaction of e-mail addresses, IP addresses and phone numbers.
@@ -20,6 +21,7 @@ pub mod normalize;
 pub mod pii;
 pub mod pytext;
 pub mod quality;
+pub mod simplify;
 pub mod verdict;
 pub mod words;
 

@@ -1,9 +1,11 @@
 //! Dedup on the real corpus: known duplicates are found and explained, the query for "removed
-//! as duplicates of X" works, and the outputs do not depend on the thread count.
+//! as duplicates of X" works, and the outputs do not depend on the thread count; with
+//! `scheme = "datatrove"`, the clusters are datatrove's.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use tests::{corpus, query_csv as query, query_row, run, scratch, texts, tree_bytes};
+use tests::{corpus, own_file, query_csv as query, query_row, run, scratch, texts, tree_bytes};
 
 fn config(dir: &Path, out: &str, threads: usize) -> PathBuf {
     let mut text = format!("[run]\nthreads = {threads}\n\n");
@@ -95,4 +97,59 @@ fn real_duplicates_are_found_explained_and_queryable() {
         strip(tree_bytes(&out)),
         "Parquet outputs are byte-identical for 1 and 2 threads"
     );
+}
+
+#[test]
+fn the_datatrove_scheme_finds_datatrove_s_clusters() {
+    let dir = scratch("dedup-datatrove");
+    let mut text = String::from("[run]\nthreads = 2\n\n");
+    for name in ["email_spam", "news_bbc"] {
+        text += &format!(
+            "[[sources]]\nname = \"{name}\"\npaths = [\"{}\"]\n\n",
+            corpus(&format!("{name}.jsonl.zst")).display()
+        );
+    }
+    text += "[[stages]]\ntype = \"minhash_dedup\"\nscheme = \"datatrove\"\n\n";
+    text += &format!(
+        "[output]\npath = \"{}\"\n",
+        dir.path().join("out").display()
+    );
+    let cfg = dir.path().join("dt.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let o = run(&["run", "--quiet", cfg.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", texts(&o).1);
+
+    // Refinery's clusters as SOURCE:LINE, members in line order, the kept one marked.
+    let rows = query(
+        &dir.path().join("out"),
+        "SELECT c.cluster, d.source, d.locator, c.role FROM clusters c \
+         JOIN documents d ON d.id = c.id WHERE c.stage = 'minhash_dedup'",
+    );
+    let mut ours: BTreeMap<String, Vec<(String, u64, bool)>> = BTreeMap::new();
+    for row in rows.lines().skip(1) {
+        let f: Vec<&str> = row.split(',').collect();
+        let line: u64 = f[2].parse().unwrap();
+        ours.entry(f[0].to_string())
+            .or_default()
+            .push((f[1].to_string(), line, f[3] == "kept"));
+    }
+    let mut ours: Vec<Vec<(String, u64, bool)>> = ours.into_values().collect();
+    ours.iter_mut().for_each(|c| c.sort());
+    ours.sort();
+    let members = |c: &Vec<(String, u64, bool)>| -> String {
+        let names: Vec<String> = c.iter().map(|(s, l, _)| format!("{s}:{l}")).collect();
+        names.join(" ")
+    };
+
+    let fixture = std::fs::read_to_string(own_file("fixtures/datatrove_minhash_clusters.txt"))
+        .expect("fixture");
+    let theirs: Vec<&str> = fixture.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(theirs.len(), 573);
+    let ours_text: Vec<String> = ours.iter().map(members).collect();
+    assert_eq!(ours_text, theirs, "the same clusters, member for member");
+    // The oldest member of each cluster survives.
+    for c in &ours {
+        let kept: Vec<bool> = c.iter().map(|m| m.2).collect();
+        assert!(kept[0] && !kept[1..].contains(&true), "{}", members(c));
+    }
 }

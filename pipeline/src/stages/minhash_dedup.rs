@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use dedup::datatrove::WordSplitter;
 use dedup::minhash::MinHasher;
 use dedup::params::{choose_bands_rows, collision_probability};
 use dedup::shingle::Shingling;
@@ -22,12 +23,27 @@ pub enum ShingleUnit {
     Chars,
 }
 
+/// Whose shingles and hash functions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scheme {
+    /// Refinery's: word or character shingles hashed with xxh3, multiply-shift hash functions.
+    #[default]
+    Refinery,
+    /// Datatrove's ([`dedup::datatrove`]): its text simplification and spaCy's English word
+    /// splitting, xxh64 of each n-gram, `(a·x + b) mod (2⁶¹ − 1)` with NumPy's parameters. With
+    /// datatrove's defaults (5-grams, 14 × 8, seed 1) the candidate pairs are datatrove's.
+    Datatrove,
+}
+
 /// Config of the `minhash_dedup` stage.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MinhashDedupConfig {
     /// Stage name. Default `minhash_dedup`.
     pub name: Option<String>,
+    /// Shingles and hash functions: `refinery` (default) or `datatrove`.
+    pub scheme: Scheme,
     /// Shingle unit. Default `words`.
     pub shingle: ShingleUnit,
     /// Units per shingle. Default 5.
@@ -58,6 +74,7 @@ impl Default for MinhashDedupConfig {
     fn default() -> Self {
         Self {
             name: None,
+            scheme: Scheme::Refinery,
             shingle: ShingleUnit::Words,
             ngram: 5,
             bands: None,
@@ -72,6 +89,12 @@ impl Default for MinhashDedupConfig {
         }
     }
 }
+
+/// The words datatrove's English MinHash shingles: spaCy's, of its simplified text.
+const DATATROVE_WORDS: WordSplitter = WordSplitter {
+    name: "datatrove-en",
+    split: filters::simplify::for_each_simplified_word,
+};
 
 /// Default similarity threshold.
 const DEFAULT_THRESHOLD: f64 = 0.8;
@@ -93,6 +116,17 @@ impl MinhashDedupConfig {
         }
         if self.bands == Some(0) || self.rows == Some(0) || self.max_hashes == 0 {
             problems.push("bands, rows and max_hashes must be at least 1".to_string());
+        }
+        if self.scheme == Scheme::Datatrove {
+            if self.shingle == ShingleUnit::Chars {
+                problems.push("scheme = \"datatrove\" shingles words, not chars".to_string());
+            }
+            if u32::try_from(self.seed).is_err() {
+                problems.push(format!(
+                    "seed {} must fit 32 bits with scheme = \"datatrove\" (NumPy's RandomState)",
+                    self.seed
+                ));
+            }
         }
         if let Some(Err(e)) = self.memory_budget.as_deref().map(parse_bytes) {
             problems.push(e);
@@ -118,13 +152,24 @@ impl MinhashDedupConfig {
             "{bands} bands × {rows} rows: pairs at Jaccard {threshold} become candidates with probability {:.3}",
             collision_probability(threshold, bands, rows)
         );
-        let shingling = match self.shingle {
-            ShingleUnit::Words => Shingling::Words(self.ngram),
-            ShingleUnit::Chars => Shingling::Chars(self.ngram),
+        let (shingling, hasher) = match (self.scheme, self.shingle) {
+            (Scheme::Datatrove, _) => (
+                Shingling::JoinedWords(self.ngram, DATATROVE_WORDS),
+                // `check` refuses seeds above 32 bits.
+                MinHasher::datatrove(bands, rows, self.seed as u32),
+            ),
+            (Scheme::Refinery, ShingleUnit::Words) => (
+                Shingling::Words(self.ngram),
+                MinHasher::new(bands, rows, self.seed),
+            ),
+            (Scheme::Refinery, ShingleUnit::Chars) => (
+                Shingling::Chars(self.ngram),
+                MinHasher::new(bands, rows, self.seed),
+            ),
         };
         let method = Method::MinHash(MinHashMethod {
             shingling,
-            hasher: MinHasher::new(bands, rows, self.seed),
+            hasher,
             seed: self.seed,
             verify: self.verify,
             threshold,
@@ -157,5 +202,22 @@ mod tests {
         assert_eq!(config("bands = 9\nrows = 13").bands_rows(), (9, 13));
         let (b, r) = config("threshold = 0.5").bands_rows();
         assert!(b * r <= 112 && (b, r) != (14, 8));
+    }
+
+    #[test]
+    fn the_datatrove_scheme_needs_words_and_a_32_bit_seed() {
+        assert!(
+            config("scheme = 'datatrove'\nseed = 4294967295")
+                .check()
+                .is_empty()
+        );
+        let problems = config("scheme = 'datatrove'\nshingle = 'chars'\nseed = 4294967296").check();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("words") && problems[1].contains("32 bits"));
+        assert!(
+            config("shingle = 'chars'\nseed = 4294967296")
+                .check()
+                .is_empty()
+        );
     }
 }
