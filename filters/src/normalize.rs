@@ -48,10 +48,30 @@ pub fn normalize<'a>(text: &'a str, opts: &NormalizeOptions) -> Cow<'a, str> {
     } else {
         Cow::Borrowed(text)
     };
-    if !opts.nfc || cleaned.is_ascii() || is_nfc_quick(cleaned.chars()) == IsNormalized::Yes {
+    if !opts.nfc || is_nfc(&cleaned) {
         return cleaned;
     }
     Cow::Owned(cleaned.nfc().collect())
+}
+
+/// Lead bytes from here on start characters at or above U+0300. Every character below it is a
+/// starter (combining class 0) that NFC keeps as it is.
+const FIRST_NFC_SUSPECT: u8 = 0xCC;
+
+/// True when `text` is certainly in NFC. Unicode's quick check decides from each starter on
+/// alone, so it only has to run from the first character at or above U+0300, found in chunks
+/// that vectorise.
+fn is_nfc(text: &str) -> bool {
+    let suspect = |b: &u8| *b >= FIRST_NFC_SUSPECT;
+    let b = text.as_bytes();
+    let Some(chunk) = b
+        .chunks(CHUNK)
+        .position(|c| c.iter().fold(false, |any, b| any | suspect(b)))
+    else {
+        return true;
+    };
+    let at = chunk * CHUNK + b[chunk * CHUNK..].iter().position(suspect).unwrap_or(0);
+    is_nfc_quick(text[at..].chars()) == IsNormalized::Yes
 }
 
 fn is_dropped_control(c: char, opts: &NormalizeOptions) -> bool {
@@ -67,40 +87,68 @@ fn is_changed_char(c: char, opts: &NormalizeOptions) -> bool {
     is_dropped_control(c, opts) || (opts.whitespace && is_odd_space(c))
 }
 
+/// Bytes looked at together by [`is_clean`]'s fast path.
+const CHUNK: usize = 32;
+
 /// True when `clean` would change nothing (the common case): one pass over the bytes, without
-/// allocating. Printable ASCII takes one comparison per byte; only line breaks, controls and the
-/// lead bytes of the few non-ASCII characters the rules touch look further.
+/// allocating. Chunks of [`CHUNK`] bytes that hold nothing the rules might touch are passed in a
+/// few vector instructions ([`plain_chunk`]); the rest are looked at byte by byte
+/// ([`changed_at`]).
 fn is_clean(text: &str, opts: &NormalizeOptions) -> bool {
     let b = text.as_bytes();
     if opts.whitespace && (b.first() == Some(&b'\n') || text.trim_end().len() != text.len()) {
         return false;
     }
-    for (i, &c) in b.iter().enumerate() {
-        if (0x20..0x7f).contains(&c) || c == b'\t' {
-            continue;
-        }
-        let changed = match c {
-            b'\n' => {
-                let before = |k: usize| i.checked_sub(k).map(|j| b[j]);
-                opts.whitespace
-                    && (matches!(before(1), Some(b' ' | b'\t'))
-                        || (before(1) == Some(b'\n') && before(2) == Some(b'\n')))
-            }
-            b'\r' => opts.whitespace,
-            // Lead bytes of C1 controls and U+0085/U+00A0 (0xC2), the Unicode spaces (0xE1-0xE3)
-            // and the byte-order mark (0xEF). Every other non-ASCII character is left alone.
-            0xC2 | 0xE1..=0xE3 | 0xEF => text[i..]
-                .chars()
-                .next()
-                .is_some_and(|ch| is_changed_char(ch, opts)),
-            0x80.. => false,
-            _ => opts.strip_control,
-        };
-        if changed {
+    let mut i = 0;
+    while i < b.len() {
+        let end = (i + CHUNK).min(b.len());
+        let fast = i >= 2 && <&[u8; CHUNK + 2]>::try_from(&b[i - 2..end]).is_ok_and(plain_chunk);
+        if !fast && (i..end).any(|j| changed_at(text, j, opts)) {
             return false;
         }
+        i = end;
     }
     true
+}
+
+/// True when no byte of `window[2..]` can be changed under any options: printable ASCII, tab,
+/// non-ASCII bytes other than the lead bytes [`changed_at`] looks behind, and line breaks that
+/// follow neither a space, a tab nor a blank line (`window[..2]` are the two bytes before the
+/// chunk). No early exit, so the loop vectorises.
+fn plain_chunk(window: &[u8; CHUNK + 2]) -> bool {
+    let mut plain = true;
+    for i in 2..CHUNK + 2 {
+        let (c, p1, p2) = (window[i], window[i - 1], window[i - 2]);
+        let printable = (0x20..0x7f).contains(&c) | (c == b'\t');
+        let line_break =
+            (c == b'\n') & (p1 != b' ') & (p1 != b'\t') & !((p1 == b'\n') & (p2 == b'\n'));
+        let other = (c >= 0x80) & (c != 0xC2) & !(0xE1..=0xE3).contains(&c) & (c != 0xEF);
+        plain &= printable | line_break | other;
+    }
+    plain
+}
+
+/// True when the rules change the text at byte `i` of `text`.
+fn changed_at(text: &str, i: usize, opts: &NormalizeOptions) -> bool {
+    let b = text.as_bytes();
+    match b[i] {
+        0x20..=0x7e | b'\t' => false,
+        b'\n' => {
+            let before = |k: usize| i.checked_sub(k).map(|j| b[j]);
+            opts.whitespace
+                && (matches!(before(1), Some(b' ' | b'\t'))
+                    || (before(1) == Some(b'\n') && before(2) == Some(b'\n')))
+        }
+        b'\r' => opts.whitespace,
+        // Lead bytes of C1 controls and U+0085/U+00A0 (0xC2), the Unicode spaces (0xE1-0xE3)
+        // and the byte-order mark (0xEF). Every other non-ASCII character is left alone.
+        0xC2 | 0xE1..=0xE3 | 0xEF => text[i..]
+            .chars()
+            .next()
+            .is_some_and(|ch| is_changed_char(ch, opts)),
+        0x80.. => false,
+        _ => opts.strip_control,
+    }
 }
 
 fn clean<'a>(text: &'a str, opts: &NormalizeOptions) -> Cow<'a, str> {
@@ -152,22 +200,33 @@ fn without_outer_blank_lines(text: &str) -> &str {
 }
 
 /// Appends `text` with dropped controls removed and, under `whitespace`, odd spaces made plain.
+/// Runs of bytes that no rule touches are copied whole.
 fn push_cleaned(out: &mut String, text: &str, opts: &NormalizeOptions) {
-    let plain = |b: &u8| (0x20..0x7f).contains(b) || *b == b'\t';
-    if text.bytes().all(|b| plain(&b)) {
-        out.push_str(text);
-        return;
-    }
-    for c in text.chars() {
-        if is_dropped_control(c, opts) {
-            continue;
+    // C0 controls but tab, DEL, and the lead bytes of C1 controls, odd spaces and the BOM.
+    let suspect = |c: u8| {
+        (c < 0x20 && c != b'\t')
+            || c == 0x7f
+            || c == 0xC2
+            || (0xE1..=0xE3).contains(&c)
+            || c == 0xEF
+    };
+    let mut rest = text;
+    while let Some(at) = rest.bytes().position(suspect) {
+        out.push_str(&rest[..at]);
+        let c = rest[at..]
+            .chars()
+            .next()
+            .expect("a lead byte starts a character");
+        if !is_dropped_control(c, opts) {
+            out.push(if opts.whitespace && is_odd_space(c) {
+                ' '
+            } else {
+                c
+            });
         }
-        out.push(if opts.whitespace && is_odd_space(c) {
-            ' '
-        } else {
-            c
-        });
+        rest = &rest[at + c.len_utf8()..];
     }
+    out.push_str(rest);
 }
 
 /// Lines of a text split at `\r\n`, `\r` and `\n`, without their breaks.
@@ -235,6 +294,21 @@ mod tests {
     }
 
     #[test]
+    fn characters_below_the_first_nfc_suspect_are_plain_starters() {
+        let first = char::from_u32(0x300).unwrap();
+        assert_eq!(first.to_string().as_bytes()[0], FIRST_NFC_SUSPECT);
+        for c in (0..0x300).filter_map(char::from_u32) {
+            assert_eq!(
+                unicode_normalization::char::canonical_combining_class(c),
+                0,
+                "{c:?}"
+            );
+            assert_eq!(is_nfc_quick(std::iter::once(c)), IsNormalized::Yes, "{c:?}");
+            assert!(c.to_string().as_bytes()[0] < FIRST_NFC_SUSPECT, "{c:?}");
+        }
+    }
+
+    #[test]
     fn clean_text_is_borrowed() {
         assert!(matches!(
             normalize("Plain text.\n\nTwo paragraphs.", &all()),
@@ -291,12 +365,26 @@ mod tests {
     proptest! {
         #[test]
         fn clean_matches_the_reference(
-            text in "[a \t\r\n\u{7}\u{b}\u{7f}\u{85}\u{a0}\u{301}\u{2028}\u{3000}\u{feff}é€]{0,40}",
+            text in "[a \t\r\n\u{7}\u{b}\u{7f}\u{85}\u{a0}\u{301}\u{2028}\u{3000}\u{feff}é€]{0,100}",
             opts in options(),
         ) {
             let fast = clean(&text, &opts);
             prop_assert_eq!(fast.as_ref(), reference_clean(&text, &opts));
             prop_assert_eq!(is_clean(&text, &opts), fast == text);
+        }
+
+        /// Long plain runs with rare special characters, so that whole chunks take the fast
+        /// paths and specials land at every offset within and across chunks.
+        #[test]
+        fn fast_paths_match_the_reference_on_mostly_plain_text(
+            text in "([a-z .]{0,45}(\n|\n\n|\n\n\n| \n|\t\n|\r\n|\u{7}|\u{85}|\u{a0}|\u{3000}|\u{feff}|é|€|\u{301}|ж|\u{1100}\u{1161})){0,8}[a-z ]{0,45}",
+            opts in options(),
+        ) {
+            let fast = clean(&text, &opts);
+            prop_assert_eq!(fast.as_ref(), reference_clean(&text, &opts));
+            prop_assert_eq!(is_clean(&text, &opts), fast == text);
+            let nfc_only = NormalizeOptions { nfc: true, strip_control: false, whitespace: false };
+            prop_assert_eq!(normalize(&text, &nfc_only), text.nfc().collect::<String>());
         }
 
         #[test]

@@ -58,10 +58,15 @@ impl DocBatchBuilder {
     /// Returns the batch and starts a new one.
     /// `language` and `language_score` are null: only a `language` stage sets them.
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        // Each next builder starts with this batch's sizes, so it does not grow by doubling
+        // (copying its bytes again) on the way to a similar batch.
         let mut columns: Vec<ArrayRef> = self
             .columns
             .iter_mut()
-            .map(|b| Arc::new(b.finish()) as ArrayRef)
+            .map(|b| {
+                let sized = StringBuilder::with_capacity(self.rows, b.values_slice().len());
+                Arc::new(std::mem::replace(b, sized).finish()) as ArrayRef
+            })
             .collect();
         columns.push(new_null_array(&DataType::Utf8, self.rows));
         columns.push(new_null_array(&DataType::Float64, self.rows));

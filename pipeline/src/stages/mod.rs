@@ -27,7 +27,7 @@ pub mod quality;
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, StringArray};
+use arrow::array::{Array, ArrayRef, StringArray, StringBuilder};
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
@@ -182,12 +182,15 @@ pub(crate) fn verdict_stage(
 /// `batch` with its text column replaced by `texts` (one per row).
 pub(crate) fn with_texts<'a>(
     batch: &RecordBatch,
-    texts: impl Iterator<Item = &'a str>,
+    texts: impl Iterator<Item = &'a str> + Clone,
 ) -> Result<RecordBatch, StageError> {
-    let column: StringArray = texts.map(Some).collect();
+    // Sized up front: growing by doubling would copy the column's bytes again.
+    let bytes = texts.clone().map(str::len).sum();
+    let mut column = StringBuilder::with_capacity(batch.num_rows(), bytes);
+    texts.for_each(|t| column.append_value(t));
     let idx = batch.schema().index_of(col::TEXT)?;
     let mut columns = batch.columns().to_vec();
-    columns[idx] = Arc::new(column);
+    columns[idx] = Arc::new(column.finish());
     Ok(RecordBatch::try_new(batch.schema(), columns)?)
 }
 
