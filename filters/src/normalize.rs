@@ -54,20 +54,23 @@ pub fn normalize<'a>(text: &'a str, opts: &NormalizeOptions) -> Cow<'a, str> {
     Cow::Owned(cleaned.nfc().collect())
 }
 
-/// Lead bytes from here on start characters at or above U+0300. Every character below it is a
-/// starter (combining class 0) that NFC keeps as it is.
-const FIRST_NFC_SUSPECT: u8 = 0xCC;
+/// Every character below this one is a starter (combining class 0) that NFC keeps as it is.
+const FIRST_NFC_SUSPECT: char = '\u{300}';
+
+/// The UTF-8 lead byte of [`FIRST_NFC_SUSPECT`]: lead bytes from here on start characters at or
+/// above it.
+const FIRST_NFC_SUSPECT_BYTE: u8 = 0xCC;
 
 /// True when `text` is certainly in NFC. Unicode's quick check carries no state past a starter,
 /// and every character below U+0300 is one, so it only runs over the runs of characters at or
 /// above U+0300.
 fn is_nfc(text: &str) -> bool {
     let mut rest = text;
-    while let Some(at) = find_byte(rest.as_bytes(), |b| b >= FIRST_NFC_SUSPECT) {
+    while let Some(at) = find_byte(rest.as_bytes(), |b| b >= FIRST_NFC_SUSPECT_BYTE) {
         let run = &rest[at..];
         let len = run
             .char_indices()
-            .find(|&(_, c)| u32::from(c) < 0x300)
+            .find(|&(_, c)| c < FIRST_NFC_SUSPECT)
             .map_or(run.len(), |(i, _)| i);
         if is_nfc_quick(run[..len].chars()) != IsNormalized::Yes {
             return false;
@@ -103,8 +106,14 @@ fn is_changed_char(c: char, opts: &NormalizeOptions) -> bool {
     is_dropped_control(c, opts) || (opts.whitespace && is_odd_space(c))
 }
 
-/// Bytes looked at together by [`is_clean`]'s fast path.
+/// Bytes looked at together by the chunked scans ([`plain_chunk`], [`find_byte`]).
 const CHUNK: usize = 32;
+
+/// Lead bytes of the only non-ASCII characters the rules can change: C1 controls, U+0085 and
+/// U+00A0 (0xC2), the Unicode spaces (0xE1-0xE3) and the byte-order mark (0xEF).
+fn is_rule_lead_byte(c: u8) -> bool {
+    (c == 0xC2) | (0xE1..=0xE3).contains(&c) | (c == 0xEF)
+}
 
 /// True when `clean` would change nothing (the common case): one pass over the bytes, without
 /// allocating. Chunks of [`CHUNK`] bytes that hold nothing the rules might touch are passed in a
@@ -138,7 +147,7 @@ fn plain_chunk(window: &[u8; CHUNK + 2]) -> bool {
         let printable = (0x20..0x7f).contains(&c) | (c == b'\t');
         let line_break =
             (c == b'\n') & (p1 != b' ') & (p1 != b'\t') & !((p1 == b'\n') & (p2 == b'\n'));
-        let other = (c >= 0x80) & (c != 0xC2) & !(0xE1..=0xE3).contains(&c) & (c != 0xEF);
+        let other = (c >= 0x80) & !is_rule_lead_byte(c);
         plain &= printable | line_break | other;
     }
     plain
@@ -156,9 +165,7 @@ fn changed_at(text: &str, i: usize, opts: &NormalizeOptions) -> bool {
                     || (before(1) == Some(b'\n') && before(2) == Some(b'\n')))
         }
         b'\r' => opts.whitespace,
-        // Lead bytes of C1 controls and U+0085/U+00A0 (0xC2), the Unicode spaces (0xE1-0xE3)
-        // and the byte-order mark (0xEF). Every other non-ASCII character is left alone.
-        0xC2 | 0xE1..=0xE3 | 0xEF => text[i..]
+        c if is_rule_lead_byte(c) => text[i..]
             .chars()
             .next()
             .is_some_and(|ch| is_changed_char(ch, opts)),
@@ -218,14 +225,8 @@ fn without_outer_blank_lines(text: &str) -> &str {
 /// Appends `text` with dropped controls removed and, under `whitespace`, odd spaces made plain.
 /// Runs of bytes that no rule touches are copied whole.
 fn push_cleaned(out: &mut String, text: &str, opts: &NormalizeOptions) {
-    // C0 controls but tab, DEL, and the lead bytes of C1 controls, odd spaces and the BOM.
-    let suspect = |c: u8| {
-        (c < 0x20) & (c != b'\t')
-            | (c == 0x7f)
-            | (c == 0xC2)
-            | (0xE1..=0xE3).contains(&c)
-            | (c == 0xEF)
-    };
+    // C0 controls but tab, DEL, and the lead bytes of the non-ASCII characters rules change.
+    let suspect = |c: u8| (c < 0x20) & (c != b'\t') | (c == 0x7f) | is_rule_lead_byte(c);
     let mut rest = text;
     while let Some(at) = find_byte(rest.as_bytes(), suspect) {
         out.push_str(&rest[..at]);
@@ -311,16 +312,19 @@ mod tests {
 
     #[test]
     fn characters_below_the_first_nfc_suspect_are_plain_starters() {
-        let first = char::from_u32(0x300).unwrap();
-        assert_eq!(first.to_string().as_bytes()[0], FIRST_NFC_SUSPECT);
-        for c in (0..0x300).filter_map(char::from_u32) {
+        let first = FIRST_NFC_SUSPECT.to_string();
+        assert_eq!(first.as_bytes()[0], FIRST_NFC_SUSPECT_BYTE);
+        for c in '\0'..FIRST_NFC_SUSPECT {
             assert_eq!(
                 unicode_normalization::char::canonical_combining_class(c),
                 0,
                 "{c:?}"
             );
             assert_eq!(is_nfc_quick(std::iter::once(c)), IsNormalized::Yes, "{c:?}");
-            assert!(c.to_string().as_bytes()[0] < FIRST_NFC_SUSPECT, "{c:?}");
+            assert!(
+                c.to_string().as_bytes()[0] < FIRST_NFC_SUSPECT_BYTE,
+                "{c:?}"
+            );
         }
     }
 
