@@ -11,6 +11,9 @@
 
 use std::borrow::Cow;
 
+use std::sync::OnceLock;
+
+use unicode_normalization::char::canonical_combining_class;
 use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
 /// Which normalisation steps run.
@@ -51,7 +54,7 @@ pub fn normalize<'a>(text: &'a str, opts: &NormalizeOptions) -> Cow<'a, str> {
     if !opts.nfc || is_nfc(&cleaned) {
         return cleaned;
     }
-    Cow::Owned(cleaned.nfc().collect())
+    Cow::Owned(to_nfc(&cleaned))
 }
 
 /// Every character below this one is a starter (combining class 0) that NFC keeps as it is.
@@ -61,23 +64,88 @@ const FIRST_NFC_SUSPECT: char = '\u{300}';
 /// above it.
 const FIRST_NFC_SUSPECT_BYTE: u8 = 0xCC;
 
-/// True when `text` is certainly in NFC. Unicode's quick check carries no state past a starter,
-/// and every character below U+0300 is one, so it only runs over the runs of characters at or
-/// above U+0300.
+/// True when `text` is certainly in NFC. Unicode's quick check carries no state past a plain
+/// starter, so it only runs over the runs between them.
 fn is_nfc(text: &str) -> bool {
-    let mut rest = text;
-    while let Some(at) = find_byte(rest.as_bytes(), |b| b >= FIRST_NFC_SUSPECT_BYTE) {
-        let run = &rest[at..];
-        let len = run
-            .char_indices()
-            .find(|&(_, c)| c < FIRST_NFC_SUSPECT)
-            .map_or(run.len(), |(i, _)| i);
-        if is_nfc_quick(run[..len].chars()) != IsNormalized::Yes {
-            return false;
+    SuspectRuns(text, 0).all(|run| passes_quick_check(&text[run]))
+}
+
+/// `text` in NFC. Only the runs that fail the quick check are composed, each together with the
+/// plain starter before it (which such a run may compose with); the text splits before any plain
+/// starter without changing the result, and the rest is copied as it is.
+fn to_nfc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for run in SuspectRuns(text, 0) {
+        if passes_quick_check(&text[run.clone()]) {
+            continue;
         }
-        rest = &run[len..];
+        let start = text[..run.start]
+            .chars()
+            .next_back()
+            .map_or(run.start, |c| run.start - c.len_utf8());
+        out.push_str(&text[copied..start]);
+        out.extend(text[start..run.end].nfc());
+        copied = run.end;
     }
-    true
+    out.push_str(&text[copied..]);
+    out
+}
+
+fn passes_quick_check(run: &str) -> bool {
+    is_nfc_quick(run.chars()) == IsNormalized::Yes
+}
+
+/// The byte ranges of a text's maximal runs of characters that are not plain starters (see
+/// [`is_plain_starter`]), from byte `.1` on.
+struct SuspectRuns<'a>(&'a str, usize);
+
+impl Iterator for SuspectRuns<'_> {
+    type Item = std::ops::Range<usize>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let SuspectRuns(text, mut from) = *self;
+        loop {
+            let start =
+                from + find_byte(&text.as_bytes()[from..], |b| b >= FIRST_NFC_SUSPECT_BYTE)?;
+            let end = text[start..]
+                .char_indices()
+                .find(|&(_, c)| is_plain_starter(c))
+                .map_or(text.len(), |(i, _)| start + i);
+            if end > start {
+                self.1 = end;
+                return Some(start..end);
+            }
+            from = start + text[start..].chars().next().map_or(1, char::len_utf8);
+        }
+    }
+}
+
+/// True when `c` is a starter (combining class 0) that Unicode's NFC quick check passes: NFC
+/// neither composes it with what comes before nor reorders across it, so a text splits before it
+/// without changing its composition. All characters below U+0300 are; above, a table of the Basic
+/// Multilingual Plane built once from `unicode_normalization` answers (Latin punctuation, Cyrillic,
+/// CJK, ...), and the rest are treated as not plain.
+fn is_plain_starter(c: char) -> bool {
+    static TABLE: OnceLock<Vec<u64>> = OnceLock::new();
+    if c < FIRST_NFC_SUSPECT {
+        return true;
+    }
+    let Ok(c) = u16::try_from(u32::from(c)) else {
+        return false;
+    };
+    let table = TABLE.get_or_init(|| {
+        let mut bits = vec![0u64; 1 << 10];
+        for c in (0..=u16::MAX).filter_map(|c| char::from_u32(c.into())) {
+            if canonical_combining_class(c) == 0
+                && is_nfc_quick(std::iter::once(c)) == IsNormalized::Yes
+            {
+                bits[usize::from(c as u16 >> 6)] |= 1 << (c as u16 & 63);
+            }
+        }
+        bits
+    });
+    (table[usize::from(c >> 6)] >> (c & 63)) & 1 == 1
 }
 
 /// The first position in `bytes` where `pred` holds, tested [`CHUNK`] bytes at a time without an
@@ -315,16 +383,33 @@ mod tests {
         let first = FIRST_NFC_SUSPECT.to_string();
         assert_eq!(first.as_bytes()[0], FIRST_NFC_SUSPECT_BYTE);
         for c in '\0'..FIRST_NFC_SUSPECT {
-            assert_eq!(
-                unicode_normalization::char::canonical_combining_class(c),
-                0,
-                "{c:?}"
-            );
+            assert_eq!(canonical_combining_class(c), 0, "{c:?}");
             assert_eq!(is_nfc_quick(std::iter::once(c)), IsNormalized::Yes, "{c:?}");
             assert!(
                 c.to_string().as_bytes()[0] < FIRST_NFC_SUSPECT_BYTE,
                 "{c:?}"
             );
+        }
+    }
+
+    #[test]
+    fn plain_starters_above_u0300_come_from_the_table() {
+        for c in [
+            '\u{201C}', '\u{2014}', '\u{436}', '\u{65E5}', '\u{AC00}', '\u{FFFD}',
+        ] {
+            assert!(is_plain_starter(c), "{c:?}");
+        }
+        // Combining marks, jamo that compose with what precedes them, a singleton that NFC
+        // replaces, and characters outside the Basic Multilingual Plane.
+        for c in [
+            '\u{301}',
+            '\u{1161}',
+            '\u{11A8}',
+            '\u{212B}',
+            '\u{1D15E}',
+            '\u{1F600}',
+        ] {
+            assert!(!is_plain_starter(c), "{c:?}");
         }
     }
 
@@ -405,6 +490,22 @@ mod tests {
             prop_assert_eq!(is_clean(&text, &opts), fast == text);
             let nfc_only = NormalizeOptions { nfc: true, strip_control: false, whitespace: false };
             prop_assert_eq!(normalize(&text, &nfc_only), text.nfc().collect::<String>());
+        }
+
+        /// Composition across starters, reordering of marks, Hangul jamo, singletons and
+        /// characters outside the Basic Multilingual Plane: composing only the runs that fail the
+        /// quick check must give what composing the whole text gives.
+        #[test]
+        fn composing_runs_equals_composing_the_whole_text(
+            text in "([a-z ]{0,6}(e|A|\u{c0}|\u{301}|\u{327}|\u{316}|\u{308}|\u{1e17}|\u{1100}|\u{1161}|\u{11a8}|\u{ac00}|\u{ac00}\u{11a8}|\u{1100}\u{1161}\u{11a8}|\u{212b}|\u{2126}|\u{1d15e}|\u{1d165}|\u{201c}|\u{65e5}|\u{436}|\u{915}|\u{93c})){0,12}",
+        ) {
+            let nfc_only = NormalizeOptions { nfc: true, strip_control: false, whitespace: false };
+            let want = text.nfc().collect::<String>();
+            prop_assert_eq!(normalize(&text, &nfc_only), want.as_str());
+            prop_assert_eq!(to_nfc(&text), want.as_str());
+            // The quick check may answer "maybe" for text that is in NFC, never "yes" for text
+            // that is not.
+            prop_assert!(!is_nfc(&text) || want == text);
         }
 
         #[test]

@@ -27,6 +27,8 @@ pub fn read(
         .saturating_mul(6)
         .saturating_add(64 << 10);
     let (mut line, mut lineno, mut records) = (Vec::new(), 0u64, 0u64);
+    // Escaped texts are decoded here, one after another, instead of into a new string each.
+    let mut text_buffer = String::new();
     loop {
         line.clear();
         let len = match read_line_capped(&mut lines, &mut line, cap) {
@@ -86,8 +88,8 @@ pub fn read(
             continue;
         }
         records += 1;
-        match parse_record(text, text_field, id_field) {
-            Ok(doc) => em.document(uri, &locator, doc.key.as_deref(), &doc.text, &doc.meta)?,
+        match parse_record(text, text_field, id_field, &mut text_buffer) {
+            Ok(doc) => em.document(uri, &locator, doc.key.as_deref(), doc.text, &doc.meta)?,
             Err((why, detail)) => {
                 em.reject_record(uri, &locator, why, detail, Some(line.clone()))?
             }
