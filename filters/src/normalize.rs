@@ -104,21 +104,27 @@ impl Iterator for SuspectRuns<'_> {
     type Item = std::ops::Range<usize>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let SuspectRuns(text, mut from) = *self;
+        let text = self.0;
         loop {
-            let start =
-                from + find_byte(&text.as_bytes()[from..], |b| b >= FIRST_NFC_SUSPECT_BYTE)?;
-            let end = text[start..]
-                .char_indices()
-                .find(|&(_, c)| is_plain_starter(c))
-                .map_or(text.len(), |(i, _)| start + i);
+            let from = self.1;
+            let at = from + find_byte(&text.as_bytes()[from..], |b| b >= FIRST_NFC_SUSPECT_BYTE)?;
+            // Non-Latin scripts are plain starters one after another: walk over them here rather
+            // than search again from each one.
+            let start = at + prefix_len(&text[at..], |c| !c.is_ascii() && is_plain_starter(c));
+            let end = start + prefix_len(&text[start..], |c| !is_plain_starter(c));
+            self.1 = end;
             if end > start {
-                self.1 = end;
                 return Some(start..end);
             }
-            from = start + text[start..].chars().next().map_or(1, char::len_utf8);
         }
     }
+}
+
+/// The length in bytes of the longest prefix of `s` whose characters all satisfy `pred`.
+fn prefix_len(s: &str, pred: impl Fn(char) -> bool) -> usize {
+    s.char_indices()
+        .find(|&(_, c)| !pred(c))
+        .map_or(s.len(), |(i, _)| i)
 }
 
 /// True when `c` is a starter (combining class 0) that Unicode's NFC quick check passes: NFC
