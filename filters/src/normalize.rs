@@ -10,7 +10,6 @@
 //!   spaces inside a line are kept, so code survives.
 
 use std::borrow::Cow;
-
 use std::sync::OnceLock;
 
 use unicode_normalization::char::canonical_combining_class;
@@ -67,7 +66,7 @@ const FIRST_NFC_SUSPECT_BYTE: u8 = 0xCC;
 /// True when `text` is certainly in NFC. Unicode's quick check carries no state past a plain
 /// starter, so it only runs over the runs between them.
 fn is_nfc(text: &str) -> bool {
-    SuspectRuns(text, 0).all(|run| passes_quick_check(&text[run]))
+    SuspectRuns::new(text).all(|run| passes_quick_check(&text[run]))
 }
 
 /// `text` in NFC. Only the runs that fail the quick check are composed, each together with the
@@ -76,7 +75,7 @@ fn is_nfc(text: &str) -> bool {
 fn to_nfc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
-    for run in SuspectRuns(text, 0) {
+    for run in SuspectRuns::new(text) {
         if passes_quick_check(&text[run.clone()]) {
             continue;
         }
@@ -97,22 +96,32 @@ fn passes_quick_check(run: &str) -> bool {
 }
 
 /// The byte ranges of a text's maximal runs of characters that are not plain starters (see
-/// [`is_plain_starter`]), from byte `.1` on.
-struct SuspectRuns<'a>(&'a str, usize);
+/// [`is_plain_starter`]).
+struct SuspectRuns<'a> {
+    text: &'a str,
+    /// Where the search for the next run starts.
+    from: usize,
+}
+
+impl<'a> SuspectRuns<'a> {
+    fn new(text: &'a str) -> Self {
+        Self { text, from: 0 }
+    }
+}
 
 impl Iterator for SuspectRuns<'_> {
     type Item = std::ops::Range<usize>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let text = self.0;
+        let text = self.text;
         loop {
-            let from = self.1;
+            let from = self.from;
             let at = from + find_byte(&text.as_bytes()[from..], |b| b >= FIRST_NFC_SUSPECT_BYTE)?;
             // Non-Latin scripts are plain starters one after another: walk over them here rather
             // than search again from each one.
             let start = at + prefix_len(&text[at..], |c| !c.is_ascii() && is_plain_starter(c));
             let end = start + prefix_len(&text[start..], |c| !is_plain_starter(c));
-            self.1 = end;
+            self.from = end;
             if end > start {
                 return Some(start..end);
             }
@@ -142,11 +151,14 @@ fn is_plain_starter(c: char) -> bool {
     };
     let table = TABLE.get_or_init(|| {
         let mut bits = vec![0u64; 1 << 10];
-        for c in (0..=u16::MAX).filter_map(|c| char::from_u32(c.into())) {
+        for code in 0..=u16::MAX {
+            let Some(c) = char::from_u32(code.into()) else {
+                continue;
+            };
             if canonical_combining_class(c) == 0
                 && is_nfc_quick(std::iter::once(c)) == IsNormalized::Yes
             {
-                bits[usize::from(c as u16 >> 6)] |= 1 << (c as u16 & 63);
+                bits[usize::from(code >> 6)] |= 1 << (code & 63);
             }
         }
         bits
@@ -375,8 +387,7 @@ mod tests {
         };
         let text = "e\u{301}\u{7}\r\n\n\n\n ";
         assert!(matches!(normalize(text, &none), Cow::Borrowed(_)));
-        let nfc_only = NormalizeOptions { nfc: true, ..none };
-        assert_eq!(normalize(text, &nfc_only), "\u{e9}\u{7}\r\n\n\n\n ");
+        assert_eq!(normalize(text, &NFC_ONLY), "\u{e9}\u{7}\r\n\n\n\n ");
         let keep_cr = NormalizeOptions {
             whitespace: false,
             ..all()
@@ -463,6 +474,21 @@ mod tests {
         out
     }
 
+    /// NFC and nothing else.
+    const NFC_ONLY: NormalizeOptions = NormalizeOptions {
+        nfc: true,
+        strip_control: false,
+        whitespace: false,
+    };
+
+    /// `clean` agrees with [`reference_clean`], and `is_clean` with whether it changed anything.
+    fn check_clean(text: &str, opts: &NormalizeOptions) -> Result<(), TestCaseError> {
+        let fast = clean(text, opts);
+        prop_assert_eq!(fast.as_ref(), reference_clean(text, opts));
+        prop_assert_eq!(is_clean(text, opts), fast == text);
+        Ok(())
+    }
+
     fn options() -> impl Strategy<Value = NormalizeOptions> {
         (any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
             |(nfc, strip_control, whitespace)| NormalizeOptions {
@@ -479,9 +505,7 @@ mod tests {
             text in "[a \t\r\n\u{7}\u{b}\u{7f}\u{85}\u{a0}\u{301}\u{2028}\u{3000}\u{feff}é€]{0,100}",
             opts in options(),
         ) {
-            let fast = clean(&text, &opts);
-            prop_assert_eq!(fast.as_ref(), reference_clean(&text, &opts));
-            prop_assert_eq!(is_clean(&text, &opts), fast == text);
+            check_clean(&text, &opts)?;
         }
 
         /// Long plain runs with rare special characters, so that whole chunks take the fast
@@ -491,11 +515,8 @@ mod tests {
             text in "([a-z .]{0,45}(\n|\n\n|\n\n\n| \n|\t\n|\r\n|\u{7}|\u{85}|\u{a0}|\u{3000}|\u{feff}|é|€|\u{301}|ж|\u{1100}\u{1161}|\u{1d400}\u{301}|日本)){0,8}[a-z ]{0,45}",
             opts in options(),
         ) {
-            let fast = clean(&text, &opts);
-            prop_assert_eq!(fast.as_ref(), reference_clean(&text, &opts));
-            prop_assert_eq!(is_clean(&text, &opts), fast == text);
-            let nfc_only = NormalizeOptions { nfc: true, strip_control: false, whitespace: false };
-            prop_assert_eq!(normalize(&text, &nfc_only), text.nfc().collect::<String>());
+            check_clean(&text, &opts)?;
+            prop_assert_eq!(normalize(&text, &NFC_ONLY), text.nfc().collect::<String>());
         }
 
         /// Composition across starters, reordering of marks, Hangul jamo, singletons and
@@ -505,9 +526,8 @@ mod tests {
         fn composing_runs_equals_composing_the_whole_text(
             text in "([a-z ]{0,6}(e|A|\u{c0}|\u{301}|\u{327}|\u{316}|\u{308}|\u{1e17}|\u{1100}|\u{1161}|\u{11a8}|\u{ac00}|\u{ac00}\u{11a8}|\u{1100}\u{1161}\u{11a8}|\u{212b}|\u{2126}|\u{1d15e}|\u{1d165}|\u{201c}|\u{65e5}|\u{436}|\u{915}|\u{93c})){0,12}",
         ) {
-            let nfc_only = NormalizeOptions { nfc: true, strip_control: false, whitespace: false };
             let want = text.nfc().collect::<String>();
-            prop_assert_eq!(normalize(&text, &nfc_only), want.as_str());
+            prop_assert_eq!(normalize(&text, &NFC_ONLY), want.as_str());
             prop_assert_eq!(to_nfc(&text), want.as_str());
             // The quick check may answer "maybe" for text that is in NFC, never "yes" for text
             // that is not.

@@ -30,7 +30,6 @@ pub fn parse_record<'a>(
     buffer: &'a mut String,
 ) -> Result<Record<'a>, (&'static str, String)> {
     let malformed = |e: serde_json::Error| (reason::MALFORMED_JSON, e.to_string());
-    buffer.clear();
     let mut de = serde_json::Deserializer::from_str(line);
     let fields = FieldsSeed {
         text_field,
@@ -41,7 +40,8 @@ pub fn parse_record<'a>(
     de.end().map_err(malformed)?;
     let text = match fields.text {
         Some(Value::Str(Cow::Borrowed(text))) => text,
-        Some(Value::Str(Cow::Owned(_))) => buffer.as_str(),
+        Some(Value::Str(Cow::Owned(_))) => unreachable!("the text seed decodes into the buffer"),
+        Some(Value::InBuffer) => buffer.as_str(),
         Some(Value::Other(kind)) => {
             return Err((
                 reason::TEXT_NOT_STRING,
@@ -156,10 +156,10 @@ impl<'de> Visitor<'de> for FieldsSeed<'_> {
 }
 
 /// A JSON value that is wanted only as a string: anything else is skipped and named by its kind.
-/// A string with escapes is `Str(Cow::Owned)`; when the seed has a buffer, it is decoded there and
-/// the `String` in the value is empty.
 enum Value<'a> {
     Str(Cow<'a, str>),
+    /// A string with escapes, decoded into the seed's buffer.
+    InBuffer,
     Other(&'static str),
 }
 
@@ -187,13 +187,13 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
     }
 
     fn visit_str<E>(self, v: &str) -> Result<Value<'de>, E> {
-        Ok(Value::Str(Cow::Owned(match self.buffer {
+        Ok(match self.buffer {
             Some(buffer) => {
                 buffer.push_str(v);
-                String::new()
+                Value::InBuffer
             }
-            None => v.to_owned(),
-        })))
+            None => Value::Str(Cow::Owned(v.to_owned())),
+        })
     }
 
     fn visit_unit<E>(self) -> Result<Value<'de>, E> {
