@@ -4,8 +4,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use parquet::basic::Compression;
+use parquet::file::reader::{FileReader, SerializedFileReader};
 use tests::{
-    corpus, manifest, read_parquet, refinery, run, scratch, shared_data, strings, texts, tree_bytes,
+    corpus, manifest, query_csv, read_parquet, refinery, run, scratch, shared_data, strings, texts,
+    tree_bytes,
 };
 
 /// A config over real corpus files with normalize and a length filter.
@@ -129,6 +132,61 @@ fn outputs_are_byte_identical_for_any_thread_count() {
     for ((name, x), (_, y)) in ta.iter().zip(&tb) {
         assert!(x == y, "{name} differs between 1 and 2 threads");
     }
+}
+
+/// The codec of every column chunk of every part in `dir`.
+fn codecs(dir: &Path) -> Vec<Compression> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let reader =
+            SerializedFileReader::new(std::fs::File::open(entry.unwrap().path()).unwrap()).unwrap();
+        for group in reader.metadata().row_groups() {
+            found.extend(group.columns().iter().map(|c| c.compression()));
+        }
+    }
+    found
+}
+
+#[test]
+fn output_codec_applies_to_datasets_only_and_changes_no_value() {
+    let (zstd, lz4) = (scratch("codec-zstd"), scratch("codec-lz4"));
+    for (dir, codec) in [(&zstd, None), (&lz4, Some("lz4_raw"))] {
+        let config = real_config(dir.path(), &["news_bbc.jsonl.zst"], 2);
+        if let Some(codec) = codec {
+            let text = std::fs::read_to_string(&config).unwrap();
+            std::fs::write(&config, format!("{text}compression = \"{codec}\"\n")).unwrap();
+        }
+        let out = run(&["run", "--quiet", config.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", texts(&out).1);
+    }
+    let (a, b) = (zstd.path().join("out"), lz4.path().join("out"));
+    assert!(
+        codecs(&a.join("length"))
+            .iter()
+            .all(|c| matches!(c, Compression::ZSTD(_)))
+    );
+    let dataset = codecs(&b.join("length"));
+    assert!(!dataset.is_empty() && dataset.iter().all(|c| *c == Compression::LZ4_RAW));
+    assert!(
+        codecs(&b.join("decisions"))
+            .iter()
+            .all(|c| matches!(c, Compression::ZSTD(_)))
+    );
+    assert_eq!(
+        read_parquet(&a.join("length")),
+        read_parquet(&b.join("length"))
+    );
+    assert_eq!(
+        tree_bytes(&a.join("decisions")),
+        tree_bytes(&b.join("decisions"))
+    );
+    assert_ne!(manifest(&a)["config_hash"], manifest(&b)["config_hash"]);
+    let count = "SELECT count(*) AS n FROM length";
+    assert_eq!(
+        query_csv(&a, count),
+        query_csv(&b, count),
+        "DataFusion reads both"
+    );
 }
 
 #[test]

@@ -34,6 +34,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_spanned::Spanned;
 
+use crate::output::codec::Codec;
 use crate::stages::StageConfig;
 use crate::tokenize::TokenizeConfig;
 pub use validate::{ConfigError, validate, validate_inputs};
@@ -155,6 +156,9 @@ pub struct OutputConfig {
     /// Default: the last stage only (or `ingest` when there are no stages).
     #[serde(default)]
     pub stages: Option<Vec<Spanned<String>>>,
+    /// Codec of those datasets (see [`Codec`]); lineage tables are always zstd.
+    #[serde(default)]
+    pub compression: Codec,
 }
 
 impl Config {
@@ -249,6 +253,7 @@ impl Config {
             "sources": self.sources,
             "stages": self.stages,
             "persisted": self.persisted_stages(),
+            "compression": self.output.get_ref().compression,
             "tool_version": env!("CARGO_PKG_VERSION"),
         });
         format!(
@@ -275,13 +280,15 @@ mod tests {
     }
 
     #[test]
-    fn hash_ignores_threads_but_not_stages() {
+    fn hash_ignores_threads_but_not_stages_or_codec() {
         let base = "[[sources]]\nname='a'\npaths=['x.jsonl']\n[output]\npath='o'\n";
         let a = Config::parse(base).unwrap();
         let b = Config::parse(&format!("[run]\nthreads=7\n{base}")).unwrap();
         let c = Config::parse(&format!("{base}[[stages]]\ntype='normalize'\n")).unwrap();
+        let d = Config::parse(&format!("{base}compression='snappy'\n")).unwrap();
         assert_eq!(a.output_hash(), b.output_hash());
         assert_ne!(a.output_hash(), c.output_hash());
+        assert_ne!(a.output_hash(), d.output_hash());
     }
 
     #[test]

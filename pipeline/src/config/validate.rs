@@ -319,6 +319,18 @@ mod tests {
     }
 
     #[test]
+    fn a_codec_this_build_cannot_write_is_reported_with_its_line() {
+        let base = "[[sources]]\nname='a'\npaths=['x.jsonl']\n[output]\npath='o'\n";
+        let p = problems(&format!("{base}compression = 'gzip(6)'\n"));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("line 6:") && p[0].contains("gzip(6)"),
+            "{p:?}"
+        );
+        assert!(problems(&format!("{base}compression = 'lz4_raw'\n")).is_empty());
+    }
+
+    #[test]
     fn tokenize_settings_are_checked_with_their_line() {
         let base = "[[sources]]\nname='a'\npaths=['x.jsonl']\n[output]\npath='o'\n";
         let p = problems(&format!(

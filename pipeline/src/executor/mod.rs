@@ -154,6 +154,7 @@ pub fn execute_stages(
             stages: &stages[range.clone()],
             input: input.as_deref(),
             datasets: &written,
+            codec: config.output.get_ref().compression,
             run: &config.run,
             config_hash: &config_hash,
             handle,

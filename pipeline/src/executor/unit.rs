@@ -20,6 +20,7 @@ use crate::ingest::emit::Ingested;
 use crate::ingest::{
     self, Emitter, IngestCounts, InputFingerprint, Quarantined, Scope, Stop, Unit,
 };
+use crate::output::codec::Codec;
 use crate::output::manifest::{StageCounts, UnitRecord};
 use crate::output::part::{PartWriter, read_part};
 use crate::output::{DECISIONS, DOCUMENTS, EDITS, QUARANTINE, REJECTS};
@@ -38,6 +39,8 @@ pub(super) struct UnitContext<'a> {
     pub input: Option<&'a str>,
     /// Dataset names to write, and the snapshot each is (0 = as ingested, k = after stage k).
     pub datasets: &'a [(String, usize)],
+    /// Codec of the datasets' parts.
+    pub codec: Codec,
     pub run: &'a RunConfig,
     pub config_hash: &'a str,
     pub handle: &'a Handle,
@@ -318,7 +321,10 @@ fn write_unit<I: Into<Flow>>(
     let mut datasets = ctx
         .datasets
         .iter()
-        .map(|(name, _)| part(name, None, schema::documents()))
+        .map(|(name, _)| {
+            let relative = part_name(name, unit, None);
+            PartWriter::create_with(ctx.out, &relative, schema::documents(), ctx.codec)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let mut rejects = part(REJECTS, Some(ctx.segment), schema::rejects())?;
     let mut edits = part(EDITS, Some(ctx.segment), schema::edits())?;

@@ -19,8 +19,10 @@
 //! ```
 //!
 //! - [`part`]: writing one Parquet part atomically with its checksum.
+//! - [`codec`]: the codec of the document datasets.
 //! - [`manifest`]: unit records and the run manifest.
 
+pub mod codec;
 pub mod manifest;
 pub mod part;
 
