@@ -91,7 +91,20 @@ fn check(case: Case) {
 
     let strict = run(&["run", "--strict", config.to_str().unwrap()]);
     let (_, stderr) = texts(&strict);
+    let runs = read_parquet(&outdir.join("runs"));
     std::fs::remove_dir_all(&outdir).ok();
+    assert_eq!(
+        strings(&runs, "status"),
+        ["complete", "failed"],
+        "{}: both invocations are in the runs table",
+        case.name
+    );
+    let errors = strings(&runs, "error");
+    assert!(
+        errors[1].contains(case.at) && errors[1].contains("strict mode"),
+        "{}: the failed run's error: {errors:?}",
+        case.name
+    );
     assert_eq!(
         strict.status.code(),
         Some(3),

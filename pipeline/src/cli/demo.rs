@@ -5,7 +5,7 @@ use std::path::Path;
 use tokio::runtime::Handle;
 
 use super::Failure;
-use super::run::{execute, load_checked, print_summary};
+use super::run::{load_checked, run_recorded};
 use crate::sql::OutputFormat;
 
 /// Generates the sample under `dir`, runs it, and prints the stats and queries to try next.
@@ -15,7 +15,6 @@ pub fn demo(
     quiet: bool,
     handle: &Handle,
 ) -> Result<(), Failure> {
-    let started = shards::dataset::manifest::now_rfc3339();
     let config_path = crate::demo::write_sample(dir)?;
     outln!(
         "Sample corpus and config written to {}",
@@ -25,11 +24,8 @@ pub fn demo(
     if let Some(t) = threads {
         config.run.threads = t;
     }
-    let summary = execute(&config, quiet, handle)?;
-    print_summary(&summary);
+    let (summary, _) = run_recorded(&config, &config_path, quiet, handle)?;
     super::stats::stats(&summary.out, OutputFormat::Table, handle)?;
-    let tokens = super::run::tokenize(&config, quiet, handle)?;
-    super::run::record_run(&config_path, started, &summary, tokens.as_ref())?;
     let train_config = dir.join(crate::demo::TRAIN_CONFIG_FILE);
     outln!(
         "Training a small model on the shards ({})",

@@ -8,7 +8,7 @@ use tokio::runtime::Handle;
 use super::Failure;
 use crate::config::{self, Config};
 use crate::executor::{self, RunSummary};
-use crate::lineage::runs::RunRow;
+use crate::lineage::runs::{Outcome, RunRow};
 use crate::progress::Progress;
 use crate::sql::text_table;
 use crate::tokenize::TokenizeSummary;
@@ -22,16 +22,59 @@ pub fn run(
     quiet: bool,
     handle: &Handle,
 ) -> Result<(), Failure> {
-    let started = now_rfc3339();
     let mut config = load_checked(path)?;
     if let Some(t) = threads {
         config.run.threads = t;
     }
     config.run.strict |= strict;
-    let summary = execute(&config, quiet, handle)?;
-    print_summary(&summary);
-    let tokens = tokenize(&config, quiet, handle)?;
-    record_run(path, started, &summary, tokens.as_ref())
+    run_recorded(&config, path, quiet, handle).map(drop)
+}
+
+/// Runs a checked config, prints its summary and tokenizes its output when the config has a
+/// `[tokenize]` section; the invocation goes into the `runs` lineage table whether it completes
+/// or fails.
+pub fn run_recorded(
+    config: &Config,
+    config_path: &Path,
+    quiet: bool,
+    handle: &Handle,
+) -> Result<(RunSummary, Option<TokenizeSummary>), Failure> {
+    let started = now_rfc3339();
+    let result = execute(config, quiet, handle).and_then(|summary| {
+        print_summary(&summary);
+        let tokens = tokenize(config, quiet, handle)?;
+        Ok((summary, tokens))
+    });
+    let outcome = match &result {
+        Ok((summary, tokens)) => Outcome::Complete {
+            summary,
+            version: tokens
+                .as_ref()
+                .map(|t| (t.root.as_str(), t.manifest.version.as_str())),
+        },
+        Err(failure) => Outcome::Failed {
+            error: format!("{:#}", failure.error),
+            config_hash: config.output_hash(),
+        },
+    };
+    let config_text = std::fs::read_to_string(config_path).unwrap_or_default();
+    let recorded = crate::lineage::runs::record(&RunRow {
+        started,
+        ended: now_rfc3339(),
+        out: &config.output_dir(),
+        config_path: &std::path::absolute(config_path).unwrap_or(config_path.to_path_buf()),
+        config_text: &config_text,
+        outcome,
+    });
+    match (result, recorded) {
+        (Ok(done), Ok(_)) => Ok(done),
+        (Ok(_), Err(e)) => Err(anyhow::Error::from(e).into()),
+        (Err(failure), Ok(_)) => Err(failure),
+        (Err(failure), Err(e)) => {
+            tracing::warn!("could not record the failed run in the runs table: {e}");
+            Err(failure)
+        }
+    }
 }
 
 /// Tokenizes the run's output when the config has a `[tokenize]` section, and prints what
@@ -48,26 +91,6 @@ pub fn tokenize(
     let summary = crate::tokenize::run(config, &progress, handle)?;
     super::tokenizer::print_summary(&summary);
     Ok(Some(summary))
-}
-
-/// Adds this invocation to the run's `runs` lineage table.
-pub fn record_run(
-    config_path: &Path,
-    started: String,
-    summary: &RunSummary,
-    tokens: Option<&TokenizeSummary>,
-) -> Result<(), Failure> {
-    let config_text = std::fs::read_to_string(config_path).unwrap_or_default();
-    crate::lineage::runs::record(&RunRow {
-        started,
-        ended: now_rfc3339(),
-        config_path: &std::path::absolute(config_path).unwrap_or(config_path.to_path_buf()),
-        config_text: &config_text,
-        summary,
-        version: tokens.map(|t| (t.root.as_str(), t.manifest.version.as_str())),
-    })
-    .map_err(anyhow::Error::from)?;
-    Ok(())
 }
 
 /// Loads a config and runs the no-IO checks; any problem is a usage failure (exit 2).

@@ -2,7 +2,7 @@
 //!
 //! | table | written by | where | one row per |
 //! |---|---|---|---|
-//! | `runs` | `refinery run` | `<out>/runs/` | invocation of a run ([`runs`]) |
+//! | `runs` | `refinery run` | `<out>/runs/` | invocation of a run, complete or failed ([`runs`]) |
 //! | `documents` | `refinery run` | `<out>/documents/` | ingested document (provenance, bytes) |
 //! | `decisions` | `refinery run` | `<out>/decisions/` | document × stage it reached: kept or dropped, rule, value, threshold, bytes before/after |
 //! | `rejects`, `edits`, `quarantine` | `refinery run` | `<out>/…/` | dropped document (with text), text change, unreadable record |

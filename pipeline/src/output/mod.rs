@@ -9,7 +9,7 @@
 //! <out>/contamination/<unit>.parquet benchmark passages found by a decontaminate stage
 //! <out>/documents/<unit>.parquet   lineage: every ingested document (id, provenance, bytes), no text
 //! <out>/decisions/<unit>.parquet   lineage: every document × stage it reached, kept or dropped, why
-//! <out>/runs/<started>.parquet     lineage: one row per invocation of the run (config, times, inputs)
+//! <out>/runs/<started>-<n>.parquet lineage: one row per invocation, failed ones too (config, times, inputs)
 //! <out>/quarantine/<unit>.parquet  records ingest could not read, with the reason
 //! <out>/quarantine/inputs.parquet  input specs that named nothing or could not be reached
 //! <out>/clusters/<stage>.parquet   duplicate clusters found by a dedup stage, one row a member

@@ -276,10 +276,10 @@ pub fn sections(p: &Params) -> Vec<SectionSpec> {
         SectionSpec {
             id: "runs",
             title: "Curation runs: configs and inputs",
-            description: "Every invocation of the run: when, the config and its hash, the tool version, and the input files with their sizes and checksums (JSON).",
+            description: "Every invocation of the run, failed ones included: when, how it ended and why, the config and its hash, the tool version, and the input files with their sizes and checksums (JSON).",
             needs: &["runs"],
-            sql: "SELECT run_id, started, ended, config_hash, tool_version, units, units_resumed, version, config_path, config, inputs FROM runs ORDER BY started".into(),
-            columns: &["run_id", "started", "ended", "config_hash", "tool_version", "units", "units_resumed", "version", "config_path", "config", "inputs"],
+            sql: "SELECT run_id, started, ended, status, error, config_hash, tool_version, units, units_resumed, version, config_path, config, inputs FROM runs ORDER BY started".into(),
+            columns: &["run_id", "started", "ended", "status", "error", "config_hash", "tool_version", "units", "units_resumed", "version", "config_path", "config", "inputs"],
             chart: Chart::None,
         },
     ]
