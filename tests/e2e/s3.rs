@@ -47,7 +47,8 @@ fn reads_jsonl_zst_and_parquet_from_s3_by_prefix_and_glob() {
     let docs: Vec<String> = (0..1000)
         .map(|i| format!("parquet document {i} read from a bucket"))
         .collect();
-    server.put("corpus", "tables/part-0.parquet", &parquet_bytes(&docs));
+    let table = parquet_bytes(&docs);
+    server.put("corpus", "tables/part-0.parquet", &table);
 
     let dir = scratch("s3-read");
     let config = dir.path().join("c.toml");
@@ -79,12 +80,13 @@ fn reads_jsonl_zst_and_parquet_from_s3_by_prefix_and_glob() {
         parquet_texts, docs,
         "Parquet rows in order, across row groups"
     );
-    let input = &m["inputs"][0];
-    assert_eq!(
-        input["xxh3"].as_str().unwrap(),
-        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&news)),
-        "fingerprint of the raw object"
-    );
+    for (input, bytes) in m["inputs"].as_array().unwrap().iter().zip([&news, &table]) {
+        assert_eq!(
+            input["xxh3"].as_str(),
+            Some(format!("{:016x}", xxhash_rust::xxh3::xxh3_64(bytes)).as_str()),
+            "fingerprint of the raw object {input}"
+        );
+    }
 }
 
 #[test]

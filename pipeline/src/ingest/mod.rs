@@ -52,7 +52,9 @@ pub mod reason {
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use object_store::ObjectStore;
 use serde::{Deserialize, Serialize};
+use shards::InputFile;
 use shards::checksum::to_hex;
 use tokio::runtime::Handle;
 
@@ -65,8 +67,28 @@ pub struct InputFingerprint {
     pub uri: String,
     /// Its size.
     pub bytes: u64,
-    /// xxh3-64 of its raw bytes (streamed formats); absent for Parquet, which is read by range.
+    /// xxh3-64 of its raw bytes; absent when the file was not read (a text file over
+    /// `max_doc_bytes`) or a Parquet file could not be read again for it (see [`read_unit`]).
     pub xxh3: Option<String>,
+}
+
+/// The xxh3-64 of a Parquet file, from one more streamed read: the reader fetches it by range,
+/// in no fixed order. A failed read leaves the fingerprint without a checksum, with a warning;
+/// the documents were read already.
+fn parquet_checksum(
+    store: &Arc<dyn ObjectStore>,
+    file: &InputFile,
+    handle: &Handle,
+    progress: &Arc<AtomicU64>,
+) -> Option<String> {
+    let mut raw = decode::open_raw(store, file, handle, progress);
+    match std::io::copy(&mut raw, &mut std::io::sink()) {
+        Ok(_) => Some(to_hex(raw.digest())),
+        Err(e) => {
+            tracing::warn!(uri = %file.uri, "no checksum for {}: {e}", file.uri);
+            None
+        }
+    }
 }
 
 /// Reads every file of `unit` into `em`, counting fetched bytes into `progress`.
@@ -79,8 +101,7 @@ pub fn read_unit(
     let source = &unit.source;
     let mut fingerprints = Vec::with_capacity(unit.files.len());
     for file in &unit.files {
-        let mut xxh3 = None;
-        match unit.format {
+        let xxh3 = match unit.format {
             Format::Jsonl => {
                 let mut raw = decode::open_raw(&unit.store, file, handle, progress);
                 jsonl::read(
@@ -91,7 +112,7 @@ pub fn read_unit(
                     source.id_field.as_deref(),
                     em,
                 )?;
-                xxh3 = Some(to_hex(raw.digest()));
+                Some(to_hex(raw.digest()))
             }
             Format::Text => {
                 let mut opened = None;
@@ -100,7 +121,7 @@ pub fn read_unit(
                     file,
                     em,
                 )?;
-                xxh3 = opened.map(|raw| to_hex(raw.digest()));
+                opened.map(|raw| to_hex(raw.digest()))
             }
             Format::Parquet => {
                 parquet::read(
@@ -111,9 +132,9 @@ pub fn read_unit(
                     handle,
                     em,
                 )?;
-                progress.fetch_add(file.size, std::sync::atomic::Ordering::Relaxed);
+                parquet_checksum(&unit.store, file, handle, progress)
             }
-        }
+        };
         fingerprints.push(InputFingerprint {
             uri: file.uri.clone(),
             bytes: file.size,
