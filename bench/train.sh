@@ -10,7 +10,7 @@
 #    `refinery train` of `gpt2-124m` (bf16, seq 1024) and `bench/train_torch.py` with the same
 #    shape (bf16 autocast, same AdamW, clipping); tokens/s and MFU of both and their ratio.
 #
-# Usage: [PROFILE=release|dev] bench/train.sh
+# Usage: [PROFILE=release|dev] [STEPS=30] [GPU_BATCH=16] [CPU=0: skip step 2] bench/train.sh
 #        REFINERY_BIN=./refinery DATA=./bench-data bench/train.sh   (a prebuilt binary, no cargo:
 #        the GPU machine; DATA holds corpus/{news_bbc,wiki_en}.jsonl.zst and tokenizers/)
 set -euo pipefail
@@ -68,8 +68,10 @@ print(f"{sys.argv[3]}: refinery {tps:,.0f} tokens/s{mfu}, peak RSS {int(sys.argv
 PY
 }
 
-echo "== CPU"
-train tiny 'preset = "tiny"' 256 8 cpu
+if [ "${CPU:-1}" = 1 ]; then
+  echo "== CPU"
+  train tiny 'preset = "tiny"' 256 8 cpu
+fi
 
 if nvidia-smi -L > /dev/null 2>&1; then
   echo "== GPU: $(nvidia-smi -L | head -1)"

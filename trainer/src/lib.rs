@@ -2,7 +2,8 @@
 //!
 //! - [`config`]: the training config (TOML): data and mixture, model shape, optimizer, run.
 //! - [`model`]: a GPT-2-style decoder with tied embeddings; [`ops`]: its numerics, built from
-//!   ops that all record a backward pass; [`cross_entropy`]: the fused CPU loss.
+//!   ops that all record a backward pass; [`cross_entropy`]: the fused CPU loss; `cuda_ops`
+//!   (with the `cuda` feature): fused CUDA kernels for the attention softmax and GELU.
 //! - [`optimizer`]: AdamW (f32 moments, decay on matrices only, global-norm clipping);
 //!   [`schedule`]: warm-up and cosine decay; [`health`]: loss-spike guard.
 //! - [`data`]: batches from the mixture sampler, held-out validation windows; [`eval`]:
@@ -16,6 +17,8 @@
 pub mod checkpoint;
 pub mod config;
 pub mod cross_entropy;
+#[cfg(feature = "cuda")]
+pub mod cuda_ops;
 pub mod data;
 pub mod device;
 pub mod error;

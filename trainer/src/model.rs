@@ -17,7 +17,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Result, Tensor, Var};
 
 use crate::config::ModelDims;
-use crate::ops::{causal_mask, layer_norm, linear, row_cross_entropy, softmax_last};
+use crate::ops::{causal_mask, causal_softmax, gelu, layer_norm, linear, row_cross_entropy};
 use crate::rng::Rng;
 
 const LN_EPS: f64 = 1e-5;
@@ -208,8 +208,7 @@ impl Gpt {
                 .contiguous()
         };
         let (q, k, v) = (part(0)?, part(1)?, part(2)?);
-        let scores = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?.broadcast_add(mask)?;
-        let weights = softmax_last(&scores)?.to_dtype(self.dtype)?;
+        let weights = causal_softmax(&q.matmul(&k.t()?)?, 1.0 / (hd as f64).sqrt(), mask)?;
         let out = weights
             .matmul(&v)?
             .transpose(1, 2)?
@@ -220,7 +219,7 @@ impl Gpt {
 
     fn mlp(&self, x: &Tensor, block: &Block) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
-        let h = linear(&x.reshape((b * t, d))?, &block.fc.0, &block.fc.1)?.gelu()?;
+        let h = gelu(&linear(&x.reshape((b * t, d))?, &block.fc.0, &block.fc.1)?)?;
         linear(&h, &block.mlp_proj.0, &block.mlp_proj.1)?.reshape((b, t, d))
     }
 

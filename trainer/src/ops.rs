@@ -8,7 +8,16 @@
 use candle_core::{D, DType, Result, Tensor};
 
 /// Layer normalisation over the last dimension: `(x - mean) / sqrt(var + eps) * weight + bias`.
+/// On CUDA in bf16 (with f32 `weight` and `bias`) fused kernels ([`crate::cuda_ops`]).
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if x.device().is_cuda()
+        && x.dtype() == DType::BF16
+        && weight.dtype() == DType::F32
+        && weight.elem_count() <= crate::cuda_ops::MAX_NORM_WIDTH
+    {
+        return crate::cuda_ops::layer_norm(x, weight, bias, eps);
+    }
     let dtype = x.dtype();
     let x = x.to_dtype(DType::F32)?;
     let mean = x.mean_keepdim(D::Minus1)?;
@@ -30,14 +39,42 @@ pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
     e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
 }
 
+/// Attention weights from raw scores `q·kᵀ` `[.., t, t]`: `softmax(scale · scores + mask)` in
+/// the scores' dtype, `mask` being [`causal_mask`]. On CUDA in bf16 one fused kernel forward and
+/// one backward ([`crate::cuda_ops`]), which masks by position and ignores `mask`; elsewhere the
+/// composed ops, the softmax in f32.
+pub fn causal_softmax(scores: &Tensor, scale: f64, mask: &Tensor) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if scores.device().is_cuda() && scores.dtype() == DType::BF16 {
+        return crate::cuda_ops::causal_softmax(scores, scale);
+    }
+    softmax_last(&(scores * scale)?.broadcast_add(mask)?)?.to_dtype(scores.dtype())
+}
+
+/// GELU, tanh approximation. On CUDA in bf16 a fused kernel forward and backward
+/// ([`crate::cuda_ops`]); elsewhere candle's op, whose backward is composed.
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if x.device().is_cuda() && x.dtype() == DType::BF16 {
+        return crate::cuda_ops::gelu(x);
+    }
+    x.gelu()
+}
+
 /// Mean cross-entropy of each row: `logits` `[B, T, V]`, `targets` `[B, T]` (u32) → `[B]` (f32).
 ///
-/// On the CPU the fused op of [`crate::cross_entropy`]; elsewhere `logsumexp(logits) −
-/// logits[target]` from primitive ops, without materialising the log-probabilities.
+/// On the CPU the fused op of [`crate::cross_entropy`]; on CUDA in bf16 the fused kernels of
+/// [`crate::cuda_ops`]; elsewhere `logsumexp(logits) − logits[target]` from primitive ops,
+/// without materialising the log-probabilities.
 pub fn row_cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let (b, t, v) = logits.dims3()?;
-    let x = logits.to_dtype(DType::F32)?.reshape((b * t, v))?;
     let targets = targets.flatten_all()?;
+    #[cfg(feature = "cuda")]
+    if logits.device().is_cuda() && logits.dtype() == DType::BF16 {
+        let per_token = crate::cuda_ops::cross_entropy(&logits.reshape((b * t, v))?, &targets)?;
+        return per_token.reshape((b, t))?.mean(D::Minus1);
+    }
+    let x = logits.to_dtype(DType::F32)?.reshape((b * t, v))?;
     let per_token = if x.device().is_cpu() {
         crate::cross_entropy::fused_cross_entropy(&x, &targets)?
     } else {
