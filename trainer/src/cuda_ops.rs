@@ -1,8 +1,9 @@
 //! Fused CUDA kernels for the places where candle's composed ops are slowest on a GPU: the causal
 //! softmax of attention (nine elementwise, broadcast and reduction kernels forward and more
-//! backward, over a `[B, heads, T, T]` tensor), layer normalisation (broadcasts whose strided
-//! index arithmetic dominates) and the tanh GELU of the MLP (whose backward candle composes from
-//! a dozen elementwise ops). Each has a forward and a backward kernel and
+//! backward, over a `[B, heads, T, T]` tensor), layer normalisation and bias addition (broadcasts
+//! whose strided index arithmetic dominates), the tanh GELU of the MLP (whose backward candle
+//! composes from a dozen elementwise ops) and the cross-entropy over the vocabulary; and AdamW,
+//! updated in place in three kernels per parameter instead of a dozen composed ops. Each has a forward and a backward kernel and
 //! records its backward in candle's graph through [`CustomOp1`], so every parameter still gets its
 //! gradient. The kernels take and give bf16 (the CUDA compute dtype) and compute in f32. They are
 //! compiled once per process with NVRTC, which ships with the CUDA libraries the binary already
@@ -14,11 +15,14 @@
 
 use std::sync::OnceLock;
 
-use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::cudarc::driver::{
+    CudaSlice, CudaView, CudaViewMut, LaunchConfig, PushKernelArg,
+};
 use candle_core::cuda_backend::cudarc::nvrtc;
 use candle_core::cuda_backend::{CudaDevice, CudaStorage, CudaStorageSlice, WrapErr};
 use candle_core::{
-    CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail,
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, InplaceOp2, InplaceOp3, Layout, Result, Shape,
+    Tensor, bail,
 };
 use half::bf16;
 
@@ -209,6 +213,38 @@ extern "C" __global__ void cross_entropy_bwd(const bf16_t* x, const unsigned int
         dx[base + j] = store(scale * (expf(load(x[base + j]) - m) * inv - (j == (int)target ? 1.f : 0.f)));
 }
 
+// y[i] = x[i] + b[i % cols] over rows × cols; b is f32.
+extern "C" __global__ void bias_add_fwd(const bf16_t* x, const float* b, bf16_t* y, size_t n, int cols) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        y[i] = store(load(x[i]) + b[i % cols]);
+}
+
+// partial[chunk][j] = sum of g[row][j] over the rows of chunk blockIdx.y (rows split evenly over
+// gridDim.y chunks); f32, summed over chunks afterwards, in a fixed order.
+extern "C" __global__ void column_sums(const bf16_t* g, float* partial, int rows, int cols) {
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= cols) return;
+    int per = (rows + gridDim.y - 1) / gridDim.y;
+    int start = blockIdx.y * per, end = min(rows, start + per);
+    float s = 0.f;
+    for (int r = start; r < end; r++) s += load(g[(size_t)r * cols + j]);
+    partial[(size_t)blockIdx.y * cols + j] = s;
+}
+
+// AdamW, in place: a moment m = beta * m + (1 - beta) * g (g squared when `square`).
+extern "C" __global__ void adam_moment(float* m, const float* g, size_t n, float beta, int square) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float x = square ? g[i] * g[i] : g[i];
+        m[i] = beta * m[i] + (1.f - beta) * x;
+    }
+}
+
+// AdamW, in place: w = w * keep - lr * (m / fix1) / (sqrt(v / fix2) + eps).
+extern "C" __global__ void adam_weight(float* w, const float* m, const float* v, size_t n, float keep, float lr, float fix1, float fix2, float eps) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        w[i] = w[i] * keep - lr * (m[i] / fix1) / (sqrtf(v[i] / fix2) + eps);
+}
+
 #define GELU_K 0.7978845608028654f
 #define GELU_C 0.044715f
 extern "C" __global__ void gelu_fwd(const bf16_t* x, bf16_t* y, size_t n) {
@@ -318,6 +354,52 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     logits
         .contiguous()?
         .apply_op2(&targets.contiguous()?, CrossEntropy)
+}
+
+/// `x + bias` for bf16 `x` `[.., cols]` and the f32 `bias` `[cols]` (a master weight, whose
+/// gradient, the column sums of the output's gradient, comes back in f32).
+pub fn bias_add(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op2(&bias.contiguous()?, BiasAdd)
+}
+
+/// The scalars of one AdamW update of one parameter.
+#[derive(Debug, Clone, Copy)]
+pub struct AdamStep {
+    /// Learning rate.
+    pub lr: f32,
+    /// `1 − lr · weight decay` (1 for parameters without decay).
+    pub keep: f32,
+    /// First-moment decay.
+    pub beta1: f32,
+    /// Second-moment decay.
+    pub beta2: f32,
+    /// Bias corrections `1 − β₁ᵗ` and `1 − β₂ᵗ`.
+    pub fix1: f32,
+    /// See `fix1`.
+    pub fix2: f32,
+    /// Denominator guard.
+    pub eps: f32,
+}
+
+/// One AdamW update in place: the f32 moments `m` and `v` from gradient `g`, then the f32 weight
+/// `w`: three kernels instead of a dozen composed ops, and no new tensors.
+pub fn adamw_update(w: &Tensor, m: &Tensor, v: &Tensor, g: &Tensor, step: AdamStep) -> Result<()> {
+    let g = g.to_dtype(candle_core::DType::F32)?.contiguous()?;
+    m.inplace_op2(
+        &g,
+        &Moment {
+            beta: step.beta1,
+            square: false,
+        },
+    )?;
+    v.inplace_op2(
+        &g,
+        &Moment {
+            beta: step.beta2,
+            square: true,
+        },
+    )?;
+    w.inplace_op3(m, v, &WeightUpdate(step))
 }
 
 /// The tanh approximation of GELU, fused forward and backward.
@@ -773,6 +855,206 @@ impl CustomOp3 for CrossEntropyGrad {
     }
 }
 
+struct BiasAdd;
+
+impl CustomOp2 for BiasAdd {
+    fn name(&self) -> &'static str {
+        "bias-add"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        cpu_refused(self.name())
+    }
+
+    fn cuda_fwd(
+        &self,
+        xs: &CudaStorage,
+        xl: &Layout,
+        bs: &CudaStorage,
+        bl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let cols = *xl.dims().last().unwrap_or(&0);
+        if cols == 0 || bl.shape().elem_count() != cols {
+            bail!("bias add: input {:?} with bias {:?}", xl.dims(), bl.dims());
+        }
+        let (x, b) = (bf16_view(xs, xl)?, f32_view(bs, bl)?);
+        let n = xl.shape().elem_count();
+        let dev = &xs.device;
+        let mut y = dev.alloc_zeros::<bf16>(n)?;
+        let func = dev.get_or_load_custom_func("bias_add_fwd", MODULE, ptx()?)?;
+        let c = i32_arg(cols)?;
+        let mut l = func.builder();
+        l.arg(&x).arg(&b).arg(&mut y).arg(&n).arg(&c);
+        // SAFETY: x and y hold n bf16 values and b cols f32 values, indexed modulo cols.
+        unsafe { l.launch(elementwise_launch(n)) }.w()?;
+        Ok((output(dev, y), xl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _: &Tensor,
+        bias: &Tensor,
+        _: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let sums = grad.apply_op1_no_bwd(&ColumnSums)?.sum(0)?;
+        Ok((Some(grad), Some(sums.reshape(bias.shape())?)))
+    }
+}
+
+/// `g [.., cols] → [chunks, cols]` (f32): column sums over chunks of rows, to be summed over the
+/// first dimension.
+struct ColumnSums;
+
+/// Row chunks of [`ColumnSums`]: enough blocks to fill the GPU, few enough to sum cheaply.
+const ROW_CHUNKS: usize = 64;
+
+impl CustomOp1 for ColumnSums {
+    fn name(&self) -> &'static str {
+        "column-sums"
+    }
+
+    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+        cpu_refused(self.name())
+    }
+
+    fn cuda_fwd(&self, storage: &CudaStorage, layout: &Layout) -> Result<(CudaStorage, Shape)> {
+        let cols = *layout.dims().last().unwrap_or(&0);
+        let rows = layout.shape().elem_count() / cols.max(1);
+        let chunks = ROW_CHUNKS.min(rows.max(1));
+        let g = bf16_view(storage, layout)?;
+        let dev = &storage.device;
+        let mut partial = dev.alloc_zeros::<f32>(chunks * cols)?;
+        let func = dev.get_or_load_custom_func("column_sums", MODULE, ptx()?)?;
+        let (r, c) = (i32_arg(rows)?, i32_arg(cols)?);
+        let mut l = func.builder();
+        l.arg(&g).arg(&mut partial).arg(&r).arg(&c);
+        let config = LaunchConfig {
+            grid_dim: (cols.div_ceil(256) as u32, chunks as u32, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: g holds rows × cols bf16 values and partial chunks × cols f32 values.
+        unsafe { l.launch(config) }.w()?;
+        let partial = CudaStorage {
+            slice: CudaStorageSlice::F32(partial),
+            device: dev.clone(),
+        };
+        Ok((partial, Shape::from((chunks, cols))))
+    }
+}
+
+/// The contiguous f32 elements of a storage, writable.
+fn f32_view_mut<'a>(storage: &'a mut CudaStorage, layout: &Layout) -> Result<CudaViewMut<'a, f32>> {
+    let CudaStorageSlice::F32(slice) = &mut storage.slice else {
+        bail!("AdamW: expected f32 state");
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        bail!("AdamW: state is not contiguous");
+    };
+    Ok(slice.slice_mut(start..end))
+}
+
+fn same_count(a: &Layout, b: &Layout) -> Result<usize> {
+    let n = a.shape().elem_count();
+    if b.shape().elem_count() != n {
+        bail!("AdamW: {:?} against {:?}", a.dims(), b.dims());
+    }
+    Ok(n)
+}
+
+/// `m ← β·m + (1 − β)·g` (or `g²`), in place.
+struct Moment {
+    beta: f32,
+    square: bool,
+}
+
+impl InplaceOp2 for Moment {
+    fn name(&self) -> &'static str {
+        "adam-moment"
+    }
+
+    fn cpu_fwd(&self, _: &mut CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<()> {
+        bail!("{} is a CUDA kernel", self.name())
+    }
+
+    fn cuda_fwd(
+        &self,
+        ms: &mut CudaStorage,
+        ml: &Layout,
+        gs: &CudaStorage,
+        gl: &Layout,
+    ) -> Result<()> {
+        let n = same_count(ml, gl)?;
+        let dev = ms.device.clone();
+        let g = f32_view(gs, gl)?;
+        let mut m = f32_view_mut(ms, ml)?;
+        let func = dev.get_or_load_custom_func("adam_moment", MODULE, ptx()?)?;
+        let square = i32::from(self.square);
+        let mut l = func.builder();
+        l.arg(&mut m).arg(&g).arg(&n).arg(&self.beta).arg(&square);
+        // SAFETY: m and g hold n f32 values, the kernel's extent.
+        unsafe { l.launch(elementwise_launch(n)) }.w()?;
+        Ok(())
+    }
+}
+
+/// `w ← w·keep − lr·m̂/(√v̂ + ε)`, in place.
+struct WeightUpdate(AdamStep);
+
+impl InplaceOp3 for WeightUpdate {
+    fn name(&self) -> &'static str {
+        "adam-weight"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &mut CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<()> {
+        bail!("{} is a CUDA kernel", self.name())
+    }
+
+    fn cuda_fwd(
+        &self,
+        ws: &mut CudaStorage,
+        wl: &Layout,
+        ms: &CudaStorage,
+        ml: &Layout,
+        vs: &CudaStorage,
+        vl: &Layout,
+    ) -> Result<()> {
+        let n = same_count(wl, ml)?;
+        same_count(wl, vl)?;
+        let dev = ws.device.clone();
+        let (m, v) = (f32_view(ms, ml)?, f32_view(vs, vl)?);
+        let mut w = f32_view_mut(ws, wl)?;
+        let func = dev.get_or_load_custom_func("adam_weight", MODULE, ptx()?)?;
+        let s = &self.0;
+        let mut l = func.builder();
+        l.arg(&mut w).arg(&m).arg(&v).arg(&n);
+        l.arg(&s.keep)
+            .arg(&s.lr)
+            .arg(&s.fix1)
+            .arg(&s.fix2)
+            .arg(&s.eps);
+        // SAFETY: w, m and v hold n f32 values, the kernel's extent.
+        unsafe { l.launch(elementwise_launch(n)) }.w()?;
+        Ok(())
+    }
+}
+
 struct Gelu;
 
 impl CustomOp1 for Gelu {
@@ -950,6 +1232,24 @@ mod tests {
     }
 
     #[test]
+    fn bias_add_matches_broadcast_add_with_an_f32_bias_gradient() {
+        let dev = gpu();
+        let x = bf16_var(Tensor::randn(0f32, 1.0, (300, 200), &dev).unwrap());
+        let b = Var::from_tensor(&Tensor::randn(0f32, 1.0, 200, &dev).unwrap()).unwrap();
+        let r = Tensor::randn(0f32, 1.0, (300, 200), &dev).unwrap();
+        let fused = bias_add(x.as_tensor(), &b).unwrap();
+        let x32 = Var::from_tensor(&x.as_tensor().to_dtype(DType::F32).unwrap()).unwrap();
+        let reference = x32.as_tensor().broadcast_add(&b).unwrap();
+        assert!(gap(&fused, &reference) < 0.02);
+        let got = grad_of(&fused, &r, &b);
+        assert_eq!(got.dtype(), DType::F32);
+        let want = grad_of(&reference, &r, &b);
+        assert!(gap(&got, &want) < 0.01 * largest(&want));
+        let gx = grad_of(&fused, &r, x.as_tensor());
+        assert!(gap(&gx, &r) < 0.01 * largest(&r));
+    }
+
+    #[test]
     fn cross_entropy_matches_the_composed_loss_and_gradient() {
         let dev = gpu();
         let logits = bf16_var(Tensor::randn(0f32, 3.0, (16, 1000), &dev).unwrap());
@@ -966,6 +1266,39 @@ mod tests {
         let got = grad_of(&fused, &r, logits.as_tensor());
         let want = grad_of(&reference, &r, x32.as_tensor());
         assert!(gap(&got, &want) < 0.01 * largest(&want));
+    }
+
+    #[test]
+    fn fused_adamw_takes_the_same_steps_as_the_cpu_optimizer() {
+        use crate::config::OptimConfig;
+        use crate::model::Param;
+        use crate::optimizer::AdamW;
+        let dev = gpu();
+        let values = Tensor::randn(0f32, 1.0, (16, 24), &Device::Cpu).unwrap();
+        let grads: Vec<Tensor> = (0..3)
+            .map(|_| Tensor::randn(0f32, 0.5, (16, 24), &Device::Cpu).unwrap())
+            .collect();
+        let run = |device: &Device| {
+            let param = Param {
+                name: "w".into(),
+                var: Var::from_tensor(&values.to_device(device).unwrap()).unwrap(),
+                decay: true,
+            };
+            let config = OptimConfig {
+                weight_decay: 0.1,
+                ..OptimConfig::default()
+            };
+            let params = [param];
+            let mut opt = AdamW::new(config, &params).unwrap();
+            for g in &grads {
+                opt.step(&params, &[g.to_device(device).unwrap()], 1e-2)
+                    .unwrap();
+            }
+            params[0].var.as_tensor().to_device(&Device::Cpu).unwrap()
+        };
+        let (on_gpu, on_cpu) = (run(&dev), run(&Device::Cpu));
+        assert!(gap(&on_gpu, &on_cpu) < 1e-5, "{}", gap(&on_gpu, &on_cpu));
+        assert!(gap(&on_cpu, &values) > 1e-2, "the steps moved the weights");
     }
 
     #[test]

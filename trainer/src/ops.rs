@@ -93,11 +93,16 @@ pub fn composed_cross_entropy(x: &Tensor, targets: &Tensor) -> Result<Tensor> {
     log_sum - picked
 }
 
-/// `x @ weightᵀ + bias` for `x` of shape `[N, in]` and `weight` `[out, in]`.
+/// `x @ weightᵀ + bias` for `x` of shape `[N, in]` and `weight` `[out, in]`. On CUDA in bf16
+/// with an f32 bias, the bias is added by a fused kernel ([`crate::cuda_ops`]).
 pub fn linear(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
     let dtype = x.dtype();
-    x.matmul(&weight.to_dtype(dtype)?.t()?)?
-        .broadcast_add(&bias.to_dtype(dtype)?)
+    let product = x.matmul(&weight.to_dtype(dtype)?.t()?)?;
+    #[cfg(feature = "cuda")]
+    if x.device().is_cuda() && dtype == DType::BF16 && bias.dtype() == DType::F32 {
+        return crate::cuda_ops::bias_add(&product, bias);
+    }
+    product.broadcast_add(&bias.to_dtype(dtype)?)
 }
 
 /// A `[t, t]` additive causal mask: 0 on and below the diagonal, −∞ above.

@@ -31,13 +31,29 @@ impl AdamW {
         })
     }
 
-    /// One update of every parameter with its gradient at learning rate `lr`.
+    /// One update of every parameter with its gradient at learning rate `lr`. On CUDA each
+    /// parameter and its moments are updated in place by fused kernels ([`crate::cuda_ops`]).
     pub fn step(&mut self, params: &[Param], grads: &[Tensor], lr: f64) -> Result<()> {
         let c = &self.config;
         self.updates += 1;
         let t = self.updates as i32;
         let (fix1, fix2) = (1.0 - c.beta1.powi(t), 1.0 - c.beta2.powi(t));
         for (i, (p, g)) in params.iter().zip(grads).enumerate() {
+            #[cfg(feature = "cuda")]
+            if p.var.device().is_cuda() {
+                let decay = if p.decay { c.weight_decay } else { 0.0 };
+                let step = crate::cuda_ops::AdamStep {
+                    lr: lr as f32,
+                    keep: (1.0 - lr * decay) as f32,
+                    beta1: c.beta1 as f32,
+                    beta2: c.beta2 as f32,
+                    fix1: fix1 as f32,
+                    fix2: fix2 as f32,
+                    eps: c.eps as f32,
+                };
+                crate::cuda_ops::adamw_update(&p.var, &self.m[i], &self.v[i], g, step)?;
+                continue;
+            }
             let g = g.to_dtype(DType::F32)?;
             self.m[i] = ((&self.m[i] * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
             self.v[i] = ((&self.v[i] * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
