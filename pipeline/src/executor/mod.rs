@@ -138,6 +138,8 @@ pub fn execute_stages(
     let mut records = Vec::new();
     let mut tables = Vec::new();
     let mut resumed = 0;
+    // Once a segment ran a unit again, later segments' records may describe other inputs.
+    let mut earlier_ran = false;
     for (segment, range) in segments.iter().enumerate() {
         let input = (segment > 0).then(|| snapshot_name(&names, range.start));
         let written: Vec<(String, usize)> = datasets
@@ -160,10 +162,11 @@ pub fn execute_stages(
             handle,
             progress,
         };
-        let run = run_segment(&units, &ctx, config)?;
+        let run = run_segment(&units, &ctx, config, earlier_ran)?;
         if segment == 0 {
             resumed = run.skipped;
         }
+        earlier_ran |= run.skipped < units.len();
         records.extend(run.records);
         tables.extend(run.tables);
     }
@@ -236,15 +239,46 @@ fn datasets(config: &Config, names: &[String], segments: &[Range<usize>]) -> Vec
         .collect()
 }
 
-/// Runs one segment over every unit not already done.
-fn run_segment(units: &[Unit], ctx: &UnitContext, config: &Config) -> Result<SegmentRun, RunError> {
+/// Whether a first-segment record was written from the unit's files as they are now: the same
+/// files with the same sizes. A file added, removed, grown or shrunk makes the unit run again.
+fn reads_the_same_files(record: &UnitRecord, unit: &Unit) -> bool {
+    let same = record.inputs.len() == unit.files.len()
+        && record
+            .inputs
+            .iter()
+            .zip(&unit.files)
+            .all(|(then, now)| then.uri == now.uri && then.bytes == now.size);
+    if !same {
+        tracing::warn!(
+            unit = %unit.id,
+            "Input files changed since this unit was written: running it again"
+        );
+    }
+    same
+}
+
+/// Runs one segment over every unit not already done. After an earlier segment ran any unit
+/// again (`earlier_ran`), every unit runs again: its input may have changed.
+fn run_segment(
+    units: &[Unit],
+    ctx: &UnitContext,
+    config: &Config,
+    earlier_ran: bool,
+) -> Result<SegmentRun, RunError> {
     // Under --strict a unit that quarantined anything is not done: rerunning it stops the run.
     let clean = |r: &UnitRecord| {
         !config.run.strict || r.ingest.quarantined_records + r.ingest.file_errors == 0
     };
     let mut records: Vec<Option<UnitRecord>> = units
         .iter()
-        .map(|u| UnitRecord::load_valid(ctx.out, &u.id, ctx.segment, ctx.config_hash).filter(clean))
+        .map(|u| {
+            if earlier_ran {
+                return None;
+            }
+            UnitRecord::load_valid(ctx.out, &u.id, ctx.segment, ctx.config_hash)
+                .filter(clean)
+                .filter(|r| ctx.segment > 0 || reads_the_same_files(r, u))
+        })
         .collect();
     let skipped = records.iter().filter(|r| r.is_some()).count();
     let todo: Vec<usize> = (0..units.len()).filter(|&i| records[i].is_none()).collect();

@@ -69,7 +69,7 @@ impl Stage for DropRepeated {
 }
 
 #[test]
-fn a_two_pass_stage_sees_every_unit_before_deciding_and_resumes() {
+fn a_two_pass_stage_sees_every_unit_before_deciding_and_resumes_unless_an_input_changed() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("a.jsonl"),
@@ -152,4 +152,25 @@ fn a_two_pass_stage_sees_every_unit_before_deciding_and_resumes() {
         "nothing to redo, but the stage observes again to rebuild its own tables"
     );
     assert_eq!(std::fs::read(out.join("_manifest.json")).unwrap(), before);
+
+    // An input that changed since its unit was written is read again, and the two-pass stage
+    // decides over the new data: "alpha" now occurs in both files.
+    let mut b = std::fs::read_to_string(dir.path().join("b.jsonl")).unwrap();
+    b.push_str("{\"text\":\"alpha\"}\n");
+    std::fs::write(dir.path().join("b.jsonl"), b).unwrap();
+    let changed = Arc::new(DropRepeated::default());
+    let summary = run(changed.clone());
+    assert_eq!(
+        summary.resumed, 1,
+        "only the unchanged file's unit is reused"
+    );
+    let counts: Vec<_> = summary
+        .manifest
+        .accounting
+        .stages
+        .iter()
+        .map(|s| (s.name.as_str(), s.input, s.kept, s.dropped))
+        .collect();
+    assert_eq!(counts, [("normalize", 6, 6, 0), ("drop_repeated", 6, 2, 4)]);
+    assert_ne!(std::fs::read(out.join("_manifest.json")).unwrap(), before);
 }
