@@ -1,16 +1,17 @@
-//! A fused cross-entropy for the CPU: per-row loss forward, `softmax − one-hot` backward.
+//! A fused cross-entropy: per-row loss forward, `softmax − one-hot` backward.
 //!
 //! Composed of primitive ops, the loss over a large vocabulary keeps half a dozen `[rows, vocab]`
 //! tensors alive for the backward pass (4 GiB for the tiny model on OLMo's 50k vocabulary at
 //! batch 8 × 256). This op keeps none: the forward returns one loss per row, the backward
-//! recomputes the softmax row by row and writes the gradient once. Rows run in parallel (rayon).
-//! CUDA uses the composed form ([`crate::ops::row_cross_entropy`] chooses).
+//! recomputes the softmax row by row and writes the gradient once. On the CPU the logits are f32
+//! and rows run in parallel (rayon); with the `cuda` feature the same op takes bf16 logits on a
+//! GPU, one block of threads per row (`crate::cuda_ops`, computed in f32).
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-/// Per-row cross-entropy of `logits` `[rows, vocab]` (f32, contiguous) and `targets` `[rows]`
-/// (u32): `[rows]` (f32), with a backward pass.
+/// Per-row cross-entropy of `logits` `[rows, vocab]` (f32 on the CPU, bf16 on CUDA) and
+/// `targets` `[rows]` (u32): `[rows]` (f32), with a backward pass.
 pub fn fused_cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     logits
         .contiguous()?
@@ -72,6 +73,17 @@ impl CustomOp2 for CrossEntropy {
         Ok((CpuStorage::F32(losses), Shape::from(n)))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        crate::cuda_ops::cross_entropy_forward(s1, l1, s2, l2)
+    }
+
     fn bwd(
         &self,
         logits: &Tensor,
@@ -116,6 +128,19 @@ impl CustomOp3 for CrossEntropyGrad {
                 out[t as usize] -= g;
             });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        crate::cuda_ops::cross_entropy_backward(s1, l1, s2, l2, s3, l3)
     }
 }
 

@@ -17,7 +17,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Result, Tensor, Var};
 
 use crate::config::ModelDims;
-use crate::ops::{causal_mask, causal_softmax, gelu, layer_norm, linear, row_cross_entropy};
+use crate::ops::{causal_softmax, gelu, layer_norm, linear, row_cross_entropy};
 use crate::rng::Rng;
 
 const LN_EPS: f64 = 1e-5;
@@ -177,10 +177,9 @@ impl Gpt {
             .reshape((b, t, d))?;
         let positions = self.wpe.narrow(0, 0, t)?.to_dtype(self.dtype)?;
         let mut x = tokens.broadcast_add(&positions)?;
-        let mask = causal_mask(t, self.dtype, &self.device)?;
         for block in &self.blocks {
             let h = layer_norm(&x, &block.ln1.0, &block.ln1.1, LN_EPS)?;
-            x = (x + self.attention(&h, block, &mask)?)?;
+            x = (x + self.attention(&h, block)?)?;
             let h = layer_norm(&x, &block.ln2.0, &block.ln2.1, LN_EPS)?;
             x = (x + self.mlp(&h, block)?)?;
         }
@@ -195,7 +194,7 @@ impl Gpt {
         row_cross_entropy(&self.forward(inputs)?, targets)
     }
 
-    fn attention(&self, x: &Tensor, block: &Block, mask: &Tensor) -> Result<Tensor> {
+    fn attention(&self, x: &Tensor, block: &Block) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
         let heads = self.dims.heads;
         let hd = d / heads;
@@ -208,7 +207,7 @@ impl Gpt {
                 .contiguous()
         };
         let (q, k, v) = (part(0)?, part(1)?, part(2)?);
-        let weights = causal_softmax(&q.matmul(&k.t()?)?, 1.0 / (hd as f64).sqrt(), mask)?;
+        let weights = causal_softmax(&q.matmul(&k.t()?)?, 1.0 / (hd as f64).sqrt())?;
         let out = weights
             .matmul(&v)?
             .transpose(1, 2)?

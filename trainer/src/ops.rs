@@ -41,14 +41,16 @@ pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
 
 /// Attention weights from raw scores `q·kᵀ` `[.., t, t]`: `softmax(scale · scores + mask)` in
 /// the scores' dtype, `mask` being [`causal_mask`]. On CUDA in bf16 one fused kernel forward and
-/// one backward ([`crate::cuda_ops`]), which masks by position and ignores `mask`; elsewhere the
-/// composed ops, the softmax in f32.
-pub fn causal_softmax(scores: &Tensor, scale: f64, mask: &Tensor) -> Result<Tensor> {
+/// one backward ([`crate::cuda_ops`]), which masks by position; elsewhere the composed ops, the
+/// softmax in f32.
+pub fn causal_softmax(scores: &Tensor, scale: f64) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
     if scores.device().is_cuda() && scores.dtype() == DType::BF16 {
         return crate::cuda_ops::causal_softmax(scores, scale);
     }
-    softmax_last(&(scores * scale)?.broadcast_add(mask)?)?.to_dtype(scores.dtype())
+    let t = scores.dim(D::Minus1)?;
+    let mask = causal_mask(t, scores.dtype(), scores.device())?;
+    softmax_last(&(scores * scale)?.broadcast_add(&mask)?)?.to_dtype(scores.dtype())
 }
 
 /// GELU, tanh approximation. On CUDA in bf16 a fused kernel forward and backward
@@ -63,22 +65,19 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
 
 /// Mean cross-entropy of each row: `logits` `[B, T, V]`, `targets` `[B, T]` (u32) → `[B]` (f32).
 ///
-/// On the CPU the fused op of [`crate::cross_entropy`]; on CUDA in bf16 the fused kernels of
-/// [`crate::cuda_ops`]; elsewhere `logsumexp(logits) − logits[target]` from primitive ops,
+/// On the CPU (f32) and on CUDA in bf16 the fused op of [`crate::cross_entropy`]; elsewhere `logsumexp(logits) − logits[target]` from primitive ops,
 /// without materialising the log-probabilities.
 pub fn row_cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let (b, t, v) = logits.dims3()?;
     let targets = targets.flatten_all()?;
-    #[cfg(feature = "cuda")]
-    if logits.device().is_cuda() && logits.dtype() == DType::BF16 {
-        let per_token = crate::cuda_ops::cross_entropy(&logits.reshape((b * t, v))?, &targets)?;
-        return per_token.reshape((b, t))?.mean(D::Minus1);
-    }
-    let x = logits.to_dtype(DType::F32)?.reshape((b * t, v))?;
-    let per_token = if x.device().is_cpu() {
-        crate::cross_entropy::fused_cross_entropy(&x, &targets)?
+    let rows = logits.reshape((b * t, v))?;
+    let fused_on_gpu = cfg!(feature = "cuda") && logits.dtype() == DType::BF16;
+    let per_token = if logits.device().is_cpu() {
+        crate::cross_entropy::fused_cross_entropy(&rows.to_dtype(DType::F32)?, &targets)?
+    } else if fused_on_gpu {
+        crate::cross_entropy::fused_cross_entropy(&rows, &targets)?
     } else {
-        composed_cross_entropy(&x, &targets)?
+        composed_cross_entropy(&rows.to_dtype(DType::F32)?, &targets)?
     };
     per_token.reshape((b, t))?.mean(D::Minus1)
 }

@@ -68,6 +68,17 @@ impl Stage for DropRepeated {
     }
 }
 
+/// `(stage, in, kept, dropped)` of every stage in a run's manifest.
+fn stage_counts(summary: &super::RunSummary) -> Vec<(&str, u64, u64, u64)> {
+    summary
+        .manifest
+        .accounting
+        .stages
+        .iter()
+        .map(|s| (s.name.as_str(), s.input, s.kept, s.dropped))
+        .collect()
+}
+
 #[test]
 fn a_two_pass_stage_sees_every_unit_before_deciding_and_resumes_unless_an_input_changed() {
     let dir = tempfile::tempdir().unwrap();
@@ -103,19 +114,15 @@ fn a_two_pass_stage_sees_every_unit_before_deciding_and_resumes_unless_an_input_
         5,
         "observed every document of both units"
     );
-    let m = &summary.manifest;
     assert_eq!(
-        m.datasets,
+        summary.manifest.datasets,
         ["normalize", "drop_repeated"],
         "the two-pass stage's input is written"
     );
-    let counts: Vec<_> = m
-        .accounting
-        .stages
-        .iter()
-        .map(|s| (s.name.as_str(), s.input, s.kept, s.dropped))
-        .collect();
-    assert_eq!(counts, [("normalize", 5, 5, 0), ("drop_repeated", 5, 3, 2)]);
+    assert_eq!(
+        stage_counts(&summary),
+        [("normalize", 5, 5, 0), ("drop_repeated", 5, 3, 2)]
+    );
     let out = dir.path().join("out");
     let rejects: Vec<RecordBatch> = ["rejects/s-00000.s1.parquet", "rejects/s-00001.s1.parquet"]
         .iter()
@@ -164,13 +171,9 @@ fn a_two_pass_stage_sees_every_unit_before_deciding_and_resumes_unless_an_input_
         summary.resumed, 1,
         "only the unchanged file's unit is reused"
     );
-    let counts: Vec<_> = summary
-        .manifest
-        .accounting
-        .stages
-        .iter()
-        .map(|s| (s.name.as_str(), s.input, s.kept, s.dropped))
-        .collect();
-    assert_eq!(counts, [("normalize", 6, 6, 0), ("drop_repeated", 6, 2, 4)]);
+    assert_eq!(
+        stage_counts(&summary),
+        [("normalize", 6, 6, 0), ("drop_repeated", 6, 2, 4)]
+    );
     assert_ne!(std::fs::read(out.join("_manifest.json")).unwrap(), before);
 }

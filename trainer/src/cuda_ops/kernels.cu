@@ -1,0 +1,230 @@
+typedef unsigned short bf16_t;
+__device__ __forceinline__ float load(bf16_t h) { return __uint_as_float(((unsigned int)h) << 16); }
+__device__ __forceinline__ bf16_t store(float f) {
+    unsigned int u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (bf16_t)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (bf16_t)(u >> 16);
+}
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// One warp per row of `cols` scores. Row r holds the scores of query r % cols, which sees keys
+// 0..=r % cols: y = softmax(scale * x) over those, 0 after them.
+extern "C" __global__ void causal_softmax_fwd(const bf16_t* x, bf16_t* y, int rows, int cols, float scale) {
+    int row = (int)((blockIdx.x * (unsigned)blockDim.x + threadIdx.x) >> 5);
+    int lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    int last = row % cols;
+    const bf16_t* xr = x + (size_t)row * cols;
+    bf16_t* yr = y + (size_t)row * cols;
+    float m = __int_as_float(0xff800000);  // -inf
+    for (int j = lane; j <= last; j += 32) m = fmaxf(m, load(xr[j]) * scale);
+    m = warp_max(m);
+    float s = 0.f;
+    for (int j = lane; j <= last; j += 32) s += expf(load(xr[j]) * scale - m);
+    float inv = 1.f / warp_sum(s);
+    for (int j = lane; j < cols; j += 32)
+        yr[j] = store(j <= last ? expf(load(xr[j]) * scale - m) * inv : 0.f);
+}
+
+// dx = scale * y * (g - sum(g * y)) per row; masked entries (y = 0) get 0.
+extern "C" __global__ void causal_softmax_bwd(const bf16_t* y, const bf16_t* g, bf16_t* dx, int rows, int cols, float scale) {
+    int row = (int)((blockIdx.x * (unsigned)blockDim.x + threadIdx.x) >> 5);
+    int lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    int last = row % cols;
+    size_t base = (size_t)row * cols;
+    float d = 0.f;
+    for (int j = lane; j <= last; j += 32) d += load(y[base + j]) * load(g[base + j]);
+    d = warp_sum(d);
+    for (int j = lane; j < cols; j += 32)
+        dx[base + j] = store(j <= last ? scale * load(y[base + j]) * (load(g[base + j]) - d) : 0.f);
+}
+
+// Mean and 1/sqrt(var + eps) of a row of `d`, computed by one warp (every lane gets them).
+__device__ __forceinline__ void row_stats(const bf16_t* xr, int d, float eps, float* mean, float* rstd) {
+    int lane = threadIdx.x & 31;
+    float s = 0.f;
+    for (int j = lane; j < d; j += 32) s += load(xr[j]);
+    float m = warp_sum(s) / d;
+    float v = 0.f;
+    for (int j = lane; j < d; j += 32) { float c = load(xr[j]) - m; v += c * c; }
+    *mean = m;
+    *rstd = rsqrtf(warp_sum(v) / d + eps);
+}
+
+// y = (x - mean) * rstd * w + b per row of `d`; one warp per row. w and b are f32.
+extern "C" __global__ void layer_norm_fwd(const bf16_t* x, const float* w, const float* b, bf16_t* y, int rows, int d, float eps) {
+    int row = (int)((blockIdx.x * (unsigned)blockDim.x + threadIdx.x) >> 5);
+    int lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    const bf16_t* xr = x + (size_t)row * d;
+    float m, r;
+    row_stats(xr, d, eps, &m, &r);
+    for (int j = lane; j < d; j += 32) y[(size_t)row * d + j] = store((load(xr[j]) - m) * r * w[j] + b[j]);
+}
+
+// dx = rstd * (g*w - mean(g*w) - xhat * mean(g*w*xhat)) per row; one warp per row.
+extern "C" __global__ void layer_norm_bwd_x(const bf16_t* x, const float* w, const bf16_t* g, bf16_t* dx, int rows, int d, float eps) {
+    int row = (int)((blockIdx.x * (unsigned)blockDim.x + threadIdx.x) >> 5);
+    int lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    size_t base = (size_t)row * d;
+    float m, r;
+    row_stats(x + base, d, eps, &m, &r);
+    float a = 0.f, c = 0.f;
+    for (int j = lane; j < d; j += 32) {
+        float gw = load(g[base + j]) * w[j];
+        a += gw;
+        c += gw * (load(x[base + j]) - m) * r;
+    }
+    a = warp_sum(a) / d;
+    c = warp_sum(c) / d;
+    for (int j = lane; j < d; j += 32) {
+        float xhat = (load(x[base + j]) - m) * r;
+        dx[base + j] = store(r * (load(g[base + j]) * w[j] - a - xhat * c));
+    }
+}
+
+// Per block, dw[j] = sum over its rows of g * xhat and db[j] = sum of g, written to
+// partial[block] = [dw; db] (f32, 2 * d). Each warp strides over rows summing in registers
+// (d <= 32 * 32), then the block adds its warps in order through shared memory (warps * 2 * d
+// floats): no atomics, so the sums do not depend on scheduling.
+extern "C" __global__ void layer_norm_bwd_wb(const bf16_t* x, const bf16_t* g, float* partial, int rows, int d, float eps) {
+    extern __shared__ float acc[];
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    float aw[32], ab[32];
+    for (int k = 0; k < 32; k++) { aw[k] = 0.f; ab[k] = 0.f; }
+    for (int row = blockIdx.x * warps + warp; row < rows; row += gridDim.x * warps) {
+        size_t base = (size_t)row * d;
+        float m, r;
+        row_stats(x + base, d, eps, &m, &r);
+        for (int j = lane, k = 0; j < d; j += 32, k++) {
+            float gv = load(g[base + j]);
+            aw[k] += gv * (load(x[base + j]) - m) * r;
+            ab[k] += gv;
+        }
+    }
+    for (int j = lane, k = 0; j < d; j += 32, k++) {
+        acc[warp * 2 * d + j] = aw[k];
+        acc[warp * 2 * d + d + j] = ab[k];
+    }
+    __syncthreads();
+    for (int j = threadIdx.x; j < 2 * d; j += blockDim.x) {
+        float s = 0.f;
+        for (int w = 0; w < warps; w++) s += acc[w * 2 * d + j];
+        partial[(size_t)blockIdx.x * 2 * d + j] = s;
+    }
+}
+
+// (max, sum of exp(x - max)) pairs, merged.
+__device__ __forceinline__ void lse_merge(float* m, float* s, float m2, float s2) {
+    float mx = fmaxf(*m, m2);
+    if (mx == __int_as_float(0xff800000)) return;
+    *s = *s * expf(*m - mx) + s2 * expf(m2 - mx);
+    *m = mx;
+}
+
+// The row's max and sum of exp(x - max), over a block of threads; every thread gets them.
+__device__ void row_logsumexp(const bf16_t* xr, int vocab, float* out_m, float* out_s) {
+    __shared__ float sm[32], ss[32];
+    float m = __int_as_float(0xff800000), s = 0.f;
+    for (int j = threadIdx.x; j < vocab; j += blockDim.x) lse_merge(&m, &s, load(xr[j]), 1.f);
+    for (int o = 16; o > 0; o >>= 1) {
+        float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
+        lse_merge(&m, &s, m2, s2);
+    }
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    if (lane == 0) { sm[warp] = m; ss[warp] = s; }
+    __syncthreads();
+    if (warp == 0) {
+        m = lane < warps ? sm[lane] : __int_as_float(0xff800000);
+        s = lane < warps ? ss[lane] : 0.f;
+        for (int o = 16; o > 0; o >>= 1) {
+            float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
+            lse_merge(&m, &s, m2, s2);
+        }
+        if (lane == 0) { sm[0] = m; ss[0] = s; }
+    }
+    __syncthreads();
+    *out_m = sm[0];
+    *out_s = ss[0];
+}
+
+// One block per row: loss = log(sum exp(x)) - x[target]; a target out of range gives NaN.
+extern "C" __global__ void cross_entropy_fwd(const bf16_t* x, const unsigned int* t, float* loss, int vocab) {
+    const bf16_t* xr = x + (size_t)blockIdx.x * vocab;
+    float m, s;
+    row_logsumexp(xr, vocab, &m, &s);
+    unsigned int target = t[blockIdx.x];
+    if (threadIdx.x == 0)
+        loss[blockIdx.x] = target < (unsigned)vocab ? logf(s) + m - load(xr[target]) : __int_as_float(0x7fc00000);
+}
+
+// dx = g[row] * (softmax(x) - onehot(target)).
+extern "C" __global__ void cross_entropy_bwd(const bf16_t* x, const unsigned int* t, const float* g, bf16_t* dx, int vocab) {
+    size_t base = (size_t)blockIdx.x * vocab;
+    float m, s;
+    row_logsumexp(x + base, vocab, &m, &s);
+    float scale = g[blockIdx.x], inv = 1.f / s;
+    unsigned int target = t[blockIdx.x];
+    for (int j = threadIdx.x; j < vocab; j += blockDim.x)
+        dx[base + j] = store(scale * (expf(load(x[base + j]) - m) * inv - (j == (int)target ? 1.f : 0.f)));
+}
+
+// y[i] = x[i] + b[i % cols] over rows × cols; b is f32.
+extern "C" __global__ void bias_add_fwd(const bf16_t* x, const float* b, bf16_t* y, size_t n, int cols) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        y[i] = store(load(x[i]) + b[i % cols]);
+}
+
+// partial[chunk][j] = sum of g[row][j] over the rows of chunk blockIdx.y (rows split evenly over
+// gridDim.y chunks); f32, summed over chunks afterwards, in a fixed order.
+extern "C" __global__ void column_sums(const bf16_t* g, float* partial, int rows, int cols) {
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= cols) return;
+    int per = (rows + gridDim.y - 1) / gridDim.y;
+    int start = blockIdx.y * per, end = min(rows, start + per);
+    float s = 0.f;
+    for (int r = start; r < end; r++) s += load(g[(size_t)r * cols + j]);
+    partial[(size_t)blockIdx.y * cols + j] = s;
+}
+
+// AdamW, in place: a moment m = beta * m + (1 - beta) * g (g squared when `square`).
+extern "C" __global__ void adam_moment(float* m, const float* g, size_t n, float beta, int square) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float x = square ? g[i] * g[i] : g[i];
+        m[i] = beta * m[i] + (1.f - beta) * x;
+    }
+}
+
+// AdamW, in place: w = w * keep - lr * (m / fix1) / (sqrt(v / fix2) + eps).
+extern "C" __global__ void adam_weight(float* w, const float* m, const float* v, size_t n, float keep, float lr, float fix1, float fix2, float eps) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        w[i] = w[i] * keep - lr * (m[i] / fix1) / (sqrtf(v[i] / fix2) + eps);
+}
+
+#define GELU_K 0.7978845608028654f
+#define GELU_C 0.044715f
+extern "C" __global__ void gelu_fwd(const bf16_t* x, bf16_t* y, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float v = load(x[i]);
+        y[i] = store(0.5f * v * (1.f + tanhf(GELU_K * (v + GELU_C * v * v * v))));
+    }
+}
+
+extern "C" __global__ void gelu_bwd(const bf16_t* x, const bf16_t* g, bf16_t* dx, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float v = load(x[i]);
+        float t = tanhf(GELU_K * (v + GELU_C * v * v * v));
+        float d = 0.5f * (1.f + t) + 0.5f * v * (1.f - t * t) * GELU_K * (1.f + 3.f * GELU_C * v * v);
+        dx[i] = store(load(g[i]) * d);
+    }
+}

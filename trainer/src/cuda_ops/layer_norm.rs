@@ -1,0 +1,238 @@
+//! Layer normalisation with f32 weight and bias, whose gradients come back in f32.
+
+use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::{CudaStorage, WrapErr};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail};
+use half::bf16;
+
+use super::{MODULE, cpu_refused, i32_arg, ptx, row_launch, view, wrap};
+
+/// The widest row the layer-norm kernels take (32 values per lane of a warp).
+pub const MAX_NORM_WIDTH: usize = 1024;
+
+/// Layer normalisation of the last dimension of bf16 `x` with f32 `weight` and `bias` (the
+/// master weights, whose gradients come back in f32), fused forward and backward.
+pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(
+        &weight.contiguous()?,
+        &bias.contiguous()?,
+        LayerNorm { eps: eps as f32 },
+    )
+}
+
+struct LayerNorm {
+    eps: f32,
+}
+
+/// `[rows, d]` of `x` and a check that `w` has `d` values.
+fn rows_width(xl: &Layout, wl: &Layout) -> Result<(usize, usize)> {
+    let d = *xl.dims().last().unwrap_or(&0);
+    if d == 0 || wl.shape().elem_count() != d {
+        bail!(
+            "layer norm: input {:?} with weight {:?}",
+            xl.dims(),
+            wl.dims()
+        );
+    }
+    Ok((xl.shape().elem_count() / d, d))
+}
+
+impl CustomOp3 for LayerNorm {
+    fn name(&self) -> &'static str {
+        "layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        cpu_refused(self.name())
+    }
+
+    fn cuda_fwd(
+        &self,
+        xs: &CudaStorage,
+        xl: &Layout,
+        ws: &CudaStorage,
+        wl: &Layout,
+        bs: &CudaStorage,
+        bl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let (rows, d) = rows_width(xl, wl)?;
+        rows_width(xl, bl)?;
+        let (x, w, b) = (
+            view::<bf16>(xs, xl)?,
+            view::<f32>(ws, wl)?,
+            view::<f32>(bs, bl)?,
+        );
+        let dev = &xs.device;
+        let mut y = dev.alloc_zeros::<bf16>(rows * d)?;
+        let func = dev.get_or_load_custom_func("layer_norm_fwd", MODULE, ptx()?)?;
+        let (r, dd) = (i32_arg(rows)?, i32_arg(d)?);
+        let mut l = func.builder();
+        l.arg(&x)
+            .arg(&w)
+            .arg(&b)
+            .arg(&mut y)
+            .arg(&r)
+            .arg(&dd)
+            .arg(&self.eps);
+        // SAFETY: x and y hold rows × d bf16 values, w and b d f32 values: the kernel's extent.
+        unsafe { l.launch(row_launch(rows)) }.w()?;
+        Ok((wrap(dev, y), xl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _: &Tensor,
+        _: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let dx = x.apply_op3_no_bwd(w, &grad, &LayerNormGradX { eps: self.eps })?;
+        let wb = x
+            .apply_op2_no_bwd(&grad, &LayerNormGradWb { eps: self.eps })?
+            .sum(0)?;
+        let d = w.elem_count();
+        Ok((
+            Some(dx),
+            Some(wb.narrow(0, 0, d)?.reshape(w.shape())?),
+            Some(wb.narrow(0, d, d)?.reshape(w.shape())?),
+        ))
+    }
+}
+
+/// `(x, w, g) → dx` of [`LayerNorm`].
+struct LayerNormGradX {
+    eps: f32,
+}
+
+impl CustomOp3 for LayerNormGradX {
+    fn name(&self) -> &'static str {
+        "layer-norm-grad-x"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        cpu_refused(self.name())
+    }
+
+    fn cuda_fwd(
+        &self,
+        xs: &CudaStorage,
+        xl: &Layout,
+        ws: &CudaStorage,
+        wl: &Layout,
+        gs: &CudaStorage,
+        gl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let (rows, d) = rows_width(xl, wl)?;
+        if gl.dims() != xl.dims() {
+            bail!(
+                "layer norm backward: gradient {:?} for input {:?}",
+                gl.dims(),
+                xl.dims()
+            );
+        }
+        let (x, w, g) = (
+            view::<bf16>(xs, xl)?,
+            view::<f32>(ws, wl)?,
+            view::<bf16>(gs, gl)?,
+        );
+        let dev = &xs.device;
+        let mut dx = dev.alloc_zeros::<bf16>(rows * d)?;
+        let func = dev.get_or_load_custom_func("layer_norm_bwd_x", MODULE, ptx()?)?;
+        let (r, dd) = (i32_arg(rows)?, i32_arg(d)?);
+        let mut l = func.builder();
+        l.arg(&x)
+            .arg(&w)
+            .arg(&g)
+            .arg(&mut dx)
+            .arg(&r)
+            .arg(&dd)
+            .arg(&self.eps);
+        // SAFETY: x, g and dx hold rows × d bf16 values, w d f32 values: the kernel's extent.
+        unsafe { l.launch(row_launch(rows)) }.w()?;
+        Ok((wrap(dev, dx), xl.shape().clone()))
+    }
+}
+
+/// `(x, g) → [blocks, 2·d]` (f32) of [`LayerNorm`]: each block's `[dw; db]` over its rows, to be
+/// summed over the first dimension.
+struct LayerNormGradWb {
+    eps: f32,
+}
+
+impl CustomOp2 for LayerNormGradWb {
+    fn name(&self) -> &'static str {
+        "layer-norm-grad-wb"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        cpu_refused(self.name())
+    }
+
+    fn cuda_fwd(
+        &self,
+        xs: &CudaStorage,
+        xl: &Layout,
+        gs: &CudaStorage,
+        gl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        if gl.dims() != xl.dims() {
+            bail!(
+                "layer norm backward: gradient {:?} for input {:?}",
+                gl.dims(),
+                xl.dims()
+            );
+        }
+        let d = *xl.dims().last().unwrap_or(&0);
+        let rows = xl.shape().elem_count() / d.max(1);
+        let (x, g) = (view::<bf16>(xs, xl)?, view::<bf16>(gs, gl)?);
+        let dev = &xs.device;
+        if d > MAX_NORM_WIDTH {
+            bail!("layer norm backward: width {d} over the kernel's {MAX_NORM_WIDTH}");
+        }
+        let blocks = rows.div_ceil(32).clamp(1, 264);
+        let mut out = dev.alloc_zeros::<f32>(blocks * 2 * d)?;
+        let func = dev.get_or_load_custom_func("layer_norm_bwd_wb", MODULE, ptx()?)?;
+        let (r, dd) = (i32_arg(rows)?, i32_arg(d)?);
+        let mut l = func.builder();
+        l.arg(&x)
+            .arg(&g)
+            .arg(&mut out)
+            .arg(&r)
+            .arg(&dd)
+            .arg(&self.eps);
+        let config = LaunchConfig {
+            grid_dim: (blocks as u32, 1, 1),
+            block_dim: (128, 1, 1),
+            shared_mem_bytes: (4 * 2 * d * 4) as u32,
+        };
+        // SAFETY: x and g hold rows × d bf16 values, out blocks × 2·d f32 values, the block's
+        // shared memory 4 warps × 2·d floats, and d ≤ 32 × 32 fits each lane's registers.
+        unsafe { l.launch(config) }.w()?;
+        let out = wrap(dev, out);
+        Ok((out, Shape::from((blocks, 2 * d))))
+    }
+}
