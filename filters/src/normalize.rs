@@ -261,16 +261,16 @@ fn changed_at(text: &str, i: usize, opts: &NormalizeOptions) -> bool {
 }
 
 fn clean<'a>(text: &'a str, opts: &NormalizeOptions) -> Cow<'a, str> {
-    if is_clean(text, opts) {
-        return Cow::Borrowed(text);
-    }
-    if opts.whitespace {
-        // Most texts that need work only have blank lines around them (a file's final line
-        // break): the clean text is then a slice of the input.
-        let inner = without_outer_blank_lines(text);
-        if is_clean(inner, opts) {
-            return Cow::Borrowed(inner);
-        }
+    // Most texts that need work only have blank lines around them (a file's final line break):
+    // the clean text is then a slice of the input. A clean text has no outer blank lines, so one
+    // scan of the text without them decides both cases.
+    let inner = if opts.whitespace {
+        without_outer_blank_lines(text)
+    } else {
+        text
+    };
+    if is_clean(inner, opts) {
+        return Cow::Borrowed(inner);
     }
     let mut out = String::with_capacity(text.len());
     if !opts.whitespace {
