@@ -15,7 +15,8 @@ use std::fs::File;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+use clap::Parser;
 use pipeline::ingest::batch::DocBatchBuilder;
 use pipeline::ingest::decode::decoded;
 use pipeline::ingest::record::parse_record;
@@ -27,30 +28,33 @@ use pipeline::stages::normalize::NormalizeConfig;
 /// Documents per batch: `[run] batch_size`'s default.
 const BATCH: usize = 1024;
 
+/// Refinery's ingest blocks in one plain loop on one thread.
+#[derive(Parser)]
+struct Args {
+    /// Folder for the Parquet parts (`NNNN.parquet`, one per input file).
+    out: PathBuf,
+    /// Run the `normalize` stage (default options) over each batch.
+    #[arg(long)]
+    normalize: bool,
+    /// JSONL files (`.jsonl`, `.jsonl.gz`, `.jsonl.zst`) with a `text` field.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
 fn main() -> Result<()> {
-    let mut args = std::env::args().skip(1);
-    let out = PathBuf::from(
-        args.next()
-            .context("usage: ingest_floor OUT_DIR [--normalize] FILE...")?,
-    );
-    let mut files: Vec<String> = args.collect();
-    let normalize = files.first().is_some_and(|a| a == "--normalize");
-    if normalize {
-        files.remove(0);
-    }
-    if files.is_empty() {
-        bail!("no input files");
-    }
-    let stage = normalize.then(|| NormalizeConfig::default().build("normalize".into()));
+    let args = Args::parse();
+    let stage = args
+        .normalize
+        .then(|| NormalizeConfig::default().build("normalize".into()));
     let (mut docs, mut bytes) = (0u64, 0u64);
-    for (i, file) in files.iter().enumerate() {
+    for (i, file) in args.files.iter().enumerate() {
         let (d, b) = ingest_file(
-            Path::new(file),
-            &out,
+            file,
+            &args.out,
             &format!("{i:04}.parquet"),
             stage.as_ref().map(|s| s as &dyn Stage),
         )
-        .with_context(|| format!("reading {file}"))?;
+        .with_context(|| format!("reading {}", file.display()))?;
         docs += d;
         bytes += b;
     }
