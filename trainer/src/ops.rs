@@ -65,8 +65,9 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
 
 /// Mean cross-entropy of each row: `logits` `[B, T, V]`, `targets` `[B, T]` (u32) → `[B]` (f32).
 ///
-/// On the CPU (f32) and on CUDA in bf16 the fused op of [`crate::cross_entropy`]; elsewhere `logsumexp(logits) − logits[target]` from primitive ops,
-/// without materialising the log-probabilities.
+/// On the CPU (f32) and on CUDA in bf16 the fused op of [`crate::cross_entropy`]; elsewhere
+/// `logsumexp(logits) − logits[target]` from primitive ops, without materialising the
+/// log-probabilities.
 pub fn row_cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let (b, t, v) = logits.dims3()?;
     let targets = targets.flatten_all()?;

@@ -2,10 +2,10 @@
 
 use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
 use candle_core::cuda_backend::{CudaStorage, WrapErr};
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
+use candle_core::{CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 use half::bf16;
 
-use super::{MODULE, cpu_refused, i32_arg, ptx, row_launch, view, wrap};
+use super::{MODULE, i32_arg, ptx, row_launch, same_dims, view, wrap};
 
 /// `softmax(scale · x)` over the last dimension of square scores, each query masked to the keys
 /// at or before it: the attention weights, fused.
@@ -34,9 +34,7 @@ impl CustomOp1 for CausalSoftmax {
         "causal-softmax"
     }
 
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
-        cpu_refused(self.name())
-    }
+    cpu_fwd_refused!(1);
 
     fn cuda_fwd(&self, storage: &CudaStorage, layout: &Layout) -> Result<(CudaStorage, Shape)> {
         let (rows, cols) = rows_cols(layout)?;
@@ -71,15 +69,7 @@ impl CustomOp2 for CausalSoftmaxGrad {
         "causal-softmax-grad"
     }
 
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        cpu_refused(self.name())
-    }
+    cpu_fwd_refused!(2);
 
     fn cuda_fwd(
         &self,
@@ -89,13 +79,7 @@ impl CustomOp2 for CausalSoftmaxGrad {
         gl: &Layout,
     ) -> Result<(CudaStorage, Shape)> {
         let (rows, cols) = rows_cols(yl)?;
-        if gl.dims() != yl.dims() {
-            bail!(
-                "causal softmax backward: gradient {:?} for output {:?}",
-                gl.dims(),
-                yl.dims()
-            );
-        }
+        same_dims("causal softmax", gl, "output", yl)?;
         let (y, g) = (view::<bf16>(ys, yl)?, view::<bf16>(gs, gl)?);
         let dev = &ys.device;
         let mut dx = dev.alloc_zeros::<bf16>(rows * cols)?;

@@ -2,10 +2,10 @@
 
 use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::{CudaStorage, WrapErr};
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
+use candle_core::{CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 use half::bf16;
 
-use super::{MODULE, cpu_refused, elementwise_launch, i32_arg, ptx, view, wrap};
+use super::{MODULE, elementwise_launch, i32_arg, ptx, view, wrap};
 
 /// `x + bias` for bf16 `x` `[.., cols]` and the f32 `bias` `[cols]` (a master weight, whose
 /// gradient, the column sums of the output's gradient, comes back in f32).
@@ -20,15 +20,7 @@ impl CustomOp2 for BiasAdd {
         "bias-add"
     }
 
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        cpu_refused(self.name())
-    }
+    cpu_fwd_refused!(2);
 
     fn cuda_fwd(
         &self,
@@ -79,9 +71,7 @@ impl CustomOp1 for ColumnSums {
         "column-sums"
     }
 
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
-        cpu_refused(self.name())
-    }
+    cpu_fwd_refused!(1);
 
     fn cuda_fwd(&self, storage: &CudaStorage, layout: &Layout) -> Result<(CudaStorage, Shape)> {
         let cols = *layout.dims().last().unwrap_or(&0);

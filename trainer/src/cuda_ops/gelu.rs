@@ -2,10 +2,10 @@
 
 use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
 use candle_core::cuda_backend::{CudaStorage, WrapErr};
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
+use candle_core::{CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use half::bf16;
 
-use super::{MODULE, cpu_refused, elementwise_launch, ptx, view, wrap};
+use super::{MODULE, elementwise_launch, ptx, same_dims, view, wrap};
 
 /// The tanh approximation of GELU, fused forward and backward.
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
@@ -19,9 +19,7 @@ impl CustomOp1 for Gelu {
         "gelu-tanh"
     }
 
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
-        cpu_refused(self.name())
-    }
+    cpu_fwd_refused!(1);
 
     fn cuda_fwd(&self, storage: &CudaStorage, layout: &Layout) -> Result<(CudaStorage, Shape)> {
         let x = view::<bf16>(storage, layout)?;
@@ -50,15 +48,7 @@ impl CustomOp2 for GeluGrad {
         "gelu-tanh-grad"
     }
 
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        cpu_refused(self.name())
-    }
+    cpu_fwd_refused!(2);
 
     fn cuda_fwd(
         &self,
@@ -67,13 +57,7 @@ impl CustomOp2 for GeluGrad {
         gs: &CudaStorage,
         gl: &Layout,
     ) -> Result<(CudaStorage, Shape)> {
-        if gl.dims() != xl.dims() {
-            bail!(
-                "gelu backward: gradient {:?} for input {:?}",
-                gl.dims(),
-                xl.dims()
-            );
-        }
+        same_dims("gelu", gl, "input", xl)?;
         let (x, g) = (view::<bf16>(xs, xl)?, view::<bf16>(gs, gl)?);
         let n = xl.shape().elem_count();
         let dev = &xs.device;

@@ -2,10 +2,10 @@
 
 use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::{CudaStorage, WrapErr};
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail};
+use candle_core::{CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail};
 use half::bf16;
 
-use super::{MODULE, cpu_refused, i32_arg, ptx, row_launch, view, wrap};
+use super::{MODULE, i32_arg, ptx, row_launch, same_dims, view, wrap};
 
 /// The widest row the layer-norm kernels take (32 values per lane of a warp).
 pub const MAX_NORM_WIDTH: usize = 1024;
@@ -42,17 +42,7 @@ impl CustomOp3 for LayerNorm {
         "layer-norm"
     }
 
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        cpu_refused(self.name())
-    }
+    cpu_fwd_refused!(3);
 
     fn cuda_fwd(
         &self,
@@ -119,17 +109,7 @@ impl CustomOp3 for LayerNormGradX {
         "layer-norm-grad-x"
     }
 
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        cpu_refused(self.name())
-    }
+    cpu_fwd_refused!(3);
 
     fn cuda_fwd(
         &self,
@@ -141,13 +121,7 @@ impl CustomOp3 for LayerNormGradX {
         gl: &Layout,
     ) -> Result<(CudaStorage, Shape)> {
         let (rows, d) = rows_width(xl, wl)?;
-        if gl.dims() != xl.dims() {
-            bail!(
-                "layer norm backward: gradient {:?} for input {:?}",
-                gl.dims(),
-                xl.dims()
-            );
-        }
+        same_dims("layer norm", gl, "input", xl)?;
         let (x, w, g) = (
             view::<bf16>(xs, xl)?,
             view::<f32>(ws, wl)?,
@@ -182,15 +156,7 @@ impl CustomOp2 for LayerNormGradWb {
         "layer-norm-grad-wb"
     }
 
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        cpu_refused(self.name())
-    }
+    cpu_fwd_refused!(2);
 
     fn cuda_fwd(
         &self,
@@ -199,13 +165,7 @@ impl CustomOp2 for LayerNormGradWb {
         gs: &CudaStorage,
         gl: &Layout,
     ) -> Result<(CudaStorage, Shape)> {
-        if gl.dims() != xl.dims() {
-            bail!(
-                "layer norm backward: gradient {:?} for input {:?}",
-                gl.dims(),
-                xl.dims()
-            );
-        }
+        same_dims("layer norm", gl, "input", xl)?;
         let d = *xl.dims().last().unwrap_or(&0);
         let rows = xl.shape().elem_count() / d.max(1);
         let (x, g) = (view::<bf16>(xs, xl)?, view::<bf16>(gs, gl)?);

@@ -3,15 +3,32 @@
 //! backward, over a `[B, heads, T, T]` tensor), layer normalisation and bias addition (broadcasts
 //! whose strided index arithmetic dominates), the tanh GELU of the MLP (whose backward candle
 //! composes from a dozen elementwise ops) and the cross-entropy over the vocabulary; and AdamW,
-//! updated in place in three kernels per parameter instead of a dozen composed ops. Each has a forward and a backward kernel and
-//! records its backward in candle's graph through [`CustomOp1`], so every parameter still gets its
-//! gradient. The kernels take and give bf16 (the CUDA compute dtype) and compute in f32. They are
-//! compiled once per process with NVRTC, which ships with the CUDA libraries the binary already
-//! needs. The CPU keeps the composed ops of [`crate::ops`].
+//! updated in place in three kernels per parameter instead of a dozen composed ops. Each has a
+//! forward and a backward kernel and records its backward in candle's graph through
+//! [`CustomOp1`], so every parameter still gets its gradient. The kernels take and give bf16 (the
+//! CUDA compute dtype) and compute in f32. They are compiled once per process with NVRTC, which
+//! ships with the CUDA libraries the binary already needs. The CPU keeps the composed ops of
+//! [`crate::ops`].
 //!
 //! This is the one module allowed `unsafe`: launching a kernel is unsafe in cudarc. Every launch
 //! passes buffers whose lengths are checked against the element counts the kernel reads.
 #![allow(unsafe_code)]
+
+/// The `cpu_fwd` of a custom op with 1, 2 or 3 inputs (the `CustomOp1/2/3` traits require
+/// one): these ops run on CUDA only, and on the CPU the trainer uses the composed ops.
+macro_rules! cpu_fwd_refused {
+    (1) => { cpu_fwd_refused!(_s1 _l1); };
+    (2) => { cpu_fwd_refused!(_s1 _l1, _s2 _l2); };
+    (3) => { cpu_fwd_refused!(_s1 _l1, _s2 _l2, _s3 _l3); };
+    ($($storage:ident $layout:ident),+) => {
+        fn cpu_fwd(
+            &self,
+            $($storage: &candle_core::CpuStorage, $layout: &candle_core::Layout),+
+        ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+            $crate::cuda_ops::cpu_refused(self.name())
+        }
+    };
+}
 
 mod adamw;
 mod attention;
@@ -103,4 +120,16 @@ fn elementwise_launch(n: usize) -> LaunchConfig {
 
 fn cpu_refused(op: &str) -> Result<(CpuStorage, Shape)> {
     bail!("{op} is a CUDA kernel; on the CPU the trainer uses the composed ops")
+}
+
+/// Checks that `op`'s upstream gradient has the shape of its `what` (input or output).
+fn same_dims(op: &str, grad: &Layout, what: &str, layout: &Layout) -> Result<()> {
+    if grad.dims() != layout.dims() {
+        bail!(
+            "{op} backward: gradient {:?} for {what} {:?}",
+            grad.dims(),
+            layout.dims()
+        );
+    }
+    Ok(())
 }
