@@ -5,10 +5,10 @@
 //! composes from a dozen elementwise ops) and the cross-entropy over the vocabulary; and AdamW,
 //! updated in place in three kernels per parameter instead of a dozen composed ops. Each has a
 //! forward and a backward kernel and records its backward in candle's graph through
-//! [`candle_core::CustomOp1`], so every parameter still gets its gradient. The kernels take and give bf16 (the
-//! CUDA compute dtype) and compute in f32. They are compiled once per process with NVRTC, which
-//! ships with the CUDA libraries the binary already needs. The CPU keeps the composed ops of
-//! [`crate::ops`].
+//! [`candle_core::CustomOp1`], so every parameter still gets its gradient. The kernels take and
+//! give bf16 (the CUDA compute dtype) and compute in f32. They are compiled once per process with
+//! NVRTC, which ships with the CUDA libraries the binary already needs. The CPU keeps the
+//! composed ops of [`crate::ops`].
 //!
 //! This is the one module allowed `unsafe`: launching a kernel is unsafe in cudarc. Every launch
 //! passes buffers whose lengths are checked against the element counts the kernel reads.
