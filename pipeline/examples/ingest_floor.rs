@@ -85,13 +85,17 @@ fn ingest_file(
     };
     loop {
         line.clear();
-        let n = lines.read_until(b'\n', &mut line)?;
+        let n = lines
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("line {}", lineno + 1))?;
         if n == 0 {
             break;
         }
         bytes += n as u64;
         lineno += 1;
-        let text = std::str::from_utf8(&line)?.trim_end();
+        let text = std::str::from_utf8(&line)
+            .with_context(|| format!("line {lineno}"))?
+            .trim_end();
         let record = parse_record(text, "text", None, &mut text_buffer)
             .map_err(|(why, detail)| anyhow::anyhow!("line {lineno}: {why}: {detail}"))?;
         let locator = lineno.to_string();
