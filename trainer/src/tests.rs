@@ -1,7 +1,7 @@
 //! Training on a small synthetic shard version: gradients, exact resume, spike skipping,
 //! mixture and lineage.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use shards::dataset::{DatasetRoot, Split, TokenizerInfo, VersionInfo, VersionWriter};
@@ -10,7 +10,7 @@ use crate::config::{ModelDims, TrainConfig};
 use crate::metrics::{Record, read};
 use crate::model::Gpt;
 use crate::rng::Rng;
-use crate::{Start, Trainer};
+use crate::{Start, Summary, Trainer};
 
 const VOCAB: u64 = 60;
 
@@ -57,6 +57,23 @@ fn write_version(root: &Path) {
         w.push(split, "pairs", &format!("p{d}"), &pairs).unwrap();
     }
     w.finish().unwrap();
+}
+
+/// A temporary folder holding the version of [`write_version`] under `tokens/`.
+fn version_dir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("tokens");
+    write_version(&root);
+    (dir, root)
+}
+
+/// Trains 8 steps into `out` on `count` and `pairs` weighted 3 : 1.
+fn run_mixed(root: &Path, out: &Path) -> Summary {
+    let c = config(root, out, "weights = { count = 3, pairs = 1 }");
+    Trainer::new(c, Start::Resume, None)
+        .unwrap()
+        .run(Some(8), |_| {})
+        .unwrap()
 }
 
 fn config(root: &Path, out: &Path, extra: &str) -> TrainConfig {
@@ -149,9 +166,7 @@ fn every_parameter_gets_a_nonzero_gradient() {
 
 #[test]
 fn resume_is_exact_and_loss_falls() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("tokens");
-    write_version(&root);
+    let (dir, root) = version_dir();
 
     let straight = config(&root, &dir.path().join("a"), "");
     let mut a = Trainer::new(straight.clone(), Start::Resume, None).unwrap();
@@ -191,16 +206,8 @@ fn resume_is_exact_and_loss_falls() {
 
 #[test]
 fn lineage_follows_the_mixture_weights() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("tokens");
-    write_version(&root);
-    let c = config(
-        &root,
-        &dir.path().join("a"),
-        "weights = { count = 3, pairs = 1 }",
-    );
-    let mut t = Trainer::new(c, Start::Resume, None).unwrap();
-    let summary = t.run(Some(8), |_| {}).unwrap();
+    let (dir, root) = version_dir();
+    let summary = run_mixed(&root, &dir.path().join("a"));
     let lineage = crate::Checkpoint::load(&summary.checkpoint)
         .unwrap()
         .lineage;
@@ -216,9 +223,7 @@ fn lineage_follows_the_mixture_weights() {
 
 #[test]
 fn a_spike_skips_the_update() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("tokens");
-    write_version(&root);
+    let (dir, root) = version_dir();
     // Any loss above 0.1 × the average of the last 2 counts as a spike: from step 3 on, every
     // update is skipped and the weights stay as they were after step 2.
     let mut c = config(&root, &dir.path().join("a"), "");
@@ -240,9 +245,7 @@ fn a_spike_skips_the_update() {
 
 #[test]
 fn a_changed_config_does_not_resume_silently() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("tokens");
-    write_version(&root);
+    let (dir, root) = version_dir();
     let c = config(&root, &dir.path().join("a"), "");
     Trainer::new(c.clone(), Start::Resume, None)
         .unwrap()
@@ -273,9 +276,7 @@ fn a_changed_config_does_not_resume_silently() {
 
 #[test]
 fn accumulating_two_half_batches_equals_one_full_batch() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("tokens");
-    write_version(&root);
+    let (dir, root) = version_dir();
     let mut full = config(&root, &dir.path().join("a"), "");
     full.optim.clip = 0.0;
     let mut halves = full.clone();
@@ -302,9 +303,7 @@ fn accumulating_two_half_batches_equals_one_full_batch() {
 
 #[test]
 fn phases_switch_sources_at_their_token_counts() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("tokens");
-    write_version(&root);
+    let (dir, root) = version_dir();
     let phases = "[[data.phases]]\nuntil_tokens = 256\nweights = { count = 1 }\n\
                   [[data.phases]]\nweights = { pairs = 1 }\n";
     let c = config(&root, &dir.path().join("a"), phases);
@@ -339,9 +338,7 @@ fn phases_switch_sources_at_their_token_counts() {
 
 #[test]
 fn evaluation_cadence_may_change_across_a_resume() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("tokens");
-    write_version(&root);
+    let (dir, root) = version_dir();
     let c = config(&root, &dir.path().join("a"), "");
     Trainer::new(c.clone(), Start::Resume, None)
         .unwrap()
@@ -356,9 +353,7 @@ fn evaluation_cadence_may_change_across_a_resume() {
 
 #[test]
 fn a_run_killed_after_a_checkpoint_replays_the_lost_steps_exactly() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("tokens");
-    write_version(&root);
+    let (dir, root) = version_dir();
     let mut c = config(&root, &dir.path().join("a"), "");
     c.train.checkpoint_every = 5;
     let mut t = Trainer::new(c.clone(), Start::Resume, None).unwrap();
@@ -380,16 +375,8 @@ fn a_run_killed_after_a_checkpoint_replays_the_lost_steps_exactly() {
 
 #[test]
 fn a_replay_reconstructs_every_window_the_run_drew() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("tokens");
-    write_version(&root);
-    let c = config(
-        &root,
-        &dir.path().join("a"),
-        "weights = { count = 3, pairs = 1 }",
-    );
-    let mut t = Trainer::new(c, Start::Resume, None).unwrap();
-    let summary = t.run(Some(8), |_| {}).unwrap();
+    let (dir, root) = version_dir();
+    let summary = run_mixed(&root, &dir.path().join("a"));
     let checkpoint = crate::Checkpoint::load(&summary.checkpoint).unwrap();
     let reader = || crate::data::open_reader(&checkpoint.config.data, Some("v1")).unwrap();
     let replay = crate::replay::Replay::new(&checkpoint, reader()).unwrap();
