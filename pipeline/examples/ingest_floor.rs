@@ -43,6 +43,11 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    // One thread, as `refinery run --threads 1` has: `normalize` splits its batch over rayon's
+    // pool, whose idle workers would otherwise spin on the other core.
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build_global()?;
     let stage = args
         .normalize
         .then(|| NormalizeConfig::default().build("normalize".into()));
