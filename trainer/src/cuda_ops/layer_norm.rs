@@ -1,6 +1,6 @@
 //! Layer normalisation with f32 weight and bias, whose gradients come back in f32.
 
-use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::cudarc::driver::{CudaView, LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::{CudaStorage, WrapErr};
 use candle_core::{CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail};
 use half::bf16;
@@ -37,6 +37,37 @@ fn rows_width(xl: &Layout, wl: &Layout) -> Result<(usize, usize)> {
     Ok((xl.shape().elem_count() / d, d))
 }
 
+/// Launches the row kernel `name(x, w, third, out, rows, d, eps)`, one warp a row, over bf16 `x`
+/// of `rows × d` values (checked by the caller, as is `third`) and f32 `w` of `d`, and returns
+/// `out` (bf16, `x`'s shape). The forward (`third` the f32 bias) and the input gradient (`third`
+/// the bf16 upstream gradient) share this signature.
+fn launch_rows<T>(
+    name: &'static str,
+    eps: f32,
+    (rows, d): (usize, usize),
+    (xs, xl): (&CudaStorage, &Layout),
+    (ws, wl): (&CudaStorage, &Layout),
+    third: &CudaView<T>,
+) -> Result<(CudaStorage, Shape)> {
+    let (x, w) = (view::<bf16>(xs, xl)?, view::<f32>(ws, wl)?);
+    let dev = &xs.device;
+    let mut out = dev.alloc_zeros::<bf16>(rows * d)?;
+    let func = dev.get_or_load_custom_func(name, MODULE, ptx()?)?;
+    let (r, dd) = (i32_arg(rows)?, i32_arg(d)?);
+    let mut l = func.builder();
+    l.arg(&x)
+        .arg(&w)
+        .arg(third)
+        .arg(&mut out)
+        .arg(&r)
+        .arg(&dd)
+        .arg(&eps);
+    // SAFETY: x and out hold rows × d bf16 values, w d f32 values and third rows × d (gradient)
+    // or d (bias) values, as the callers check: the kernel's extent.
+    unsafe { l.launch(row_launch(rows)) }.w()?;
+    Ok((wrap(dev, out), xl.shape().clone()))
+}
+
 impl CustomOp3 for LayerNorm {
     fn name(&self) -> &'static str {
         "layer-norm"
@@ -55,26 +86,15 @@ impl CustomOp3 for LayerNorm {
     ) -> Result<(CudaStorage, Shape)> {
         let (rows, d) = rows_width(xl, wl)?;
         rows_width(xl, bl)?;
-        let (x, w, b) = (
-            view::<bf16>(xs, xl)?,
-            view::<f32>(ws, wl)?,
-            view::<f32>(bs, bl)?,
-        );
-        let dev = &xs.device;
-        let mut y = dev.alloc_zeros::<bf16>(rows * d)?;
-        let func = dev.get_or_load_custom_func("layer_norm_fwd", MODULE, ptx()?)?;
-        let (r, dd) = (i32_arg(rows)?, i32_arg(d)?);
-        let mut l = func.builder();
-        l.arg(&x)
-            .arg(&w)
-            .arg(&b)
-            .arg(&mut y)
-            .arg(&r)
-            .arg(&dd)
-            .arg(&self.eps);
-        // SAFETY: x and y hold rows × d bf16 values, w and b d f32 values: the kernel's extent.
-        unsafe { l.launch(row_launch(rows)) }.w()?;
-        Ok((wrap(dev, y), xl.shape().clone()))
+        let b = view::<f32>(bs, bl)?;
+        launch_rows(
+            "layer_norm_fwd",
+            self.eps,
+            (rows, d),
+            (xs, xl),
+            (ws, wl),
+            &b,
+        )
     }
 
     fn bwd(
@@ -122,26 +142,15 @@ impl CustomOp3 for LayerNormGradX {
     ) -> Result<(CudaStorage, Shape)> {
         let (rows, d) = rows_width(xl, wl)?;
         same_dims("layer norm", gl, "input", xl)?;
-        let (x, w, g) = (
-            view::<bf16>(xs, xl)?,
-            view::<f32>(ws, wl)?,
-            view::<bf16>(gs, gl)?,
-        );
-        let dev = &xs.device;
-        let mut dx = dev.alloc_zeros::<bf16>(rows * d)?;
-        let func = dev.get_or_load_custom_func("layer_norm_bwd_x", MODULE, ptx()?)?;
-        let (r, dd) = (i32_arg(rows)?, i32_arg(d)?);
-        let mut l = func.builder();
-        l.arg(&x)
-            .arg(&w)
-            .arg(&g)
-            .arg(&mut dx)
-            .arg(&r)
-            .arg(&dd)
-            .arg(&self.eps);
-        // SAFETY: x, g and dx hold rows × d bf16 values, w d f32 values: the kernel's extent.
-        unsafe { l.launch(row_launch(rows)) }.w()?;
-        Ok((wrap(dev, dx), xl.shape().clone()))
+        let g = view::<bf16>(gs, gl)?;
+        launch_rows(
+            "layer_norm_bwd_x",
+            self.eps,
+            (rows, d),
+            (xs, xl),
+            (ws, wl),
+            &g,
+        )
     }
 }
 
