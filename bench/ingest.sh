@@ -12,8 +12,8 @@
 # the input and recompressing it at level 1 (the compression Refinery writes): no parsing,
 # hashing or Parquet, so it bounds what any JSONL.zst -> zstd pipeline can reach here. Every
 # row's `of_bound` column divides its MB per CPU-second by that bound's in the same round, so
-# that rounds in a slow and a fast hour compare. ROUNDS=N repeats
-# the whole set N times, alternating, and ends with each row's median and range.
+# that rounds in a slow and a fast hour compare. ROUNDS=N repeats the whole set N times,
+# alternating, and ends with each row's median and range.
 #
 # Usage: [PROFILE=release|dev] [ROUNDS=N] bench/ingest.sh [COPIES]   (default: release, 1 round)
 set -euo pipefail
@@ -36,6 +36,7 @@ import json; c = json.load(open('$data/MANIFEST.json'))['corpus'].values()
 print(sum(v['uncompressed_bytes'] for v in c) * $copies, sum(v['records'] for v in c) * $copies)")
 
 rounds="${ROUNDS:-1}"
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a positive integer, not '$rounds'" >&2; exit 2; }
 results="$work/results"
 : > "$results"
 

@@ -16,8 +16,8 @@ fn main() {
         .skip(1)
         .find(|a| a != "--bench")
         .map_or(10_000_000, |a| {
-            a.parse().unwrap_or_else(|_| {
-                eprintln!("usage: mixture [DRAWS]");
+            a.parse().ok().filter(|&n| n > 0).unwrap_or_else(|| {
+                eprintln!("usage: mixture [DRAWS] (a positive number, not {a:?})");
                 std::process::exit(2);
             })
         });
