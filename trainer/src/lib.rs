@@ -2,8 +2,10 @@
 //!
 //! - [`config`]: the training config (TOML): data and mixture, model shape, optimizer, run.
 //! - [`model`]: a GPT-2-style decoder with tied embeddings; [`ops`]: its numerics, built from
-//!   ops that all record a backward pass; [`cross_entropy`]: the fused CPU loss; `cuda_ops`
-//!   (with the `cuda` feature): fused CUDA kernels for the attention softmax and GELU.
+//!   ops that all record a backward pass; [`attention`]: causal self-attention as one graph
+//!   node with a hand-written backward; [`cross_entropy`]: the fused loss; `cuda_ops` (with the
+//!   `cuda` feature): fused CUDA kernels (attention softmax, layer norm, bias, GELU, loss,
+//!   gradient norm, AdamW).
 //! - [`optimizer`]: AdamW (f32 moments, decay on matrices only, global-norm clipping);
 //!   [`schedule`]: warm-up and cosine decay; [`health`]: loss-spike guard.
 //! - [`data`]: batches from the mixture sampler, held-out validation windows; [`eval`]:
@@ -14,6 +16,7 @@
 //! - [`generate`]: sampling with temperature and top-k; [`device`]: CPU or CUDA, precision;
 //!   [`rng`]: the seeded generator.
 
+pub mod attention;
 pub mod checkpoint;
 pub mod config;
 pub mod cross_entropy;

@@ -16,8 +16,9 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Result, Tensor, Var};
 
+use crate::attention::causal_attention;
 use crate::config::ModelDims;
-use crate::ops::{causal_softmax, gelu, layer_norm, linear, row_cross_entropy};
+use crate::ops::{gelu, layer_norm, linear, window_cross_entropy};
 use crate::rng::Rng;
 
 const LN_EPS: f64 = 1e-5;
@@ -164,6 +165,14 @@ impl Gpt {
     /// Logits `[B, T, vocab]` (compute dtype) for token ids `[B, T]` (u32, `T ≤ context`).
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
+        self.logit_rows(ids)?.reshape((b, t, self.dims.vocab))
+    }
+
+    /// Logits as `[B·T, vocab]` rows, window by window. The residual stream stays
+    /// `[B·T, width]` throughout, so the graph holds no reshape nodes (each would cost the
+    /// backward pass a full-size gradient addition).
+    pub fn logit_rows(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
         if t > self.dims.context {
             candle_core::bail!(
                 "sequence of {t} tokens exceeds the context of {}",
@@ -172,54 +181,28 @@ impl Gpt {
         }
         let d = self.dims.width;
         let wte = self.wte.to_dtype(self.dtype)?;
-        let tokens = wte
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((b, t, d))?;
+        let tokens = wte.index_select(&ids.flatten_all()?, 0)?;
         let positions = self.wpe.narrow(0, 0, t)?.to_dtype(self.dtype)?;
-        let mut x = tokens.broadcast_add(&positions)?;
+        let mut x = tokens
+            .reshape((b, t, d))?
+            .broadcast_add(&positions)?
+            .reshape((b * t, d))?;
         for block in &self.blocks {
             let h = layer_norm(&x, &block.ln1.0, &block.ln1.1, LN_EPS)?;
-            x = (x + self.attention(&h, block)?)?;
+            let qkv = linear(&h, &block.qkv.0, &block.qkv.1)?;
+            let heads = causal_attention(&qkv, b, self.dims.heads)?;
+            x = (x + linear(&heads, &block.attn_proj.0, &block.attn_proj.1)?)?;
             let h = layer_norm(&x, &block.ln2.0, &block.ln2.1, LN_EPS)?;
-            x = (x + self.mlp(&h, block)?)?;
+            let h = gelu(&linear(&h, &block.fc.0, &block.fc.1)?)?;
+            x = (x + linear(&h, &block.mlp_proj.0, &block.mlp_proj.1)?)?;
         }
         let x = layer_norm(&x, &self.ln_f.0, &self.ln_f.1, LN_EPS)?;
-        x.reshape((b * t, d))?
-            .matmul(&wte.t()?)?
-            .reshape((b, t, self.dims.vocab))
+        x.matmul(&wte.t()?)
     }
 
     /// Mean cross-entropy of each window: `[B]` (f32).
     pub fn window_losses(&self, inputs: &Tensor, targets: &Tensor) -> Result<Tensor> {
-        row_cross_entropy(&self.forward(inputs)?, targets)
-    }
-
-    fn attention(&self, x: &Tensor, block: &Block) -> Result<Tensor> {
-        let (b, t, d) = x.dims3()?;
-        let heads = self.dims.heads;
-        let hd = d / heads;
-        let qkv = linear(&x.reshape((b * t, d))?, &block.qkv.0, &block.qkv.1)?
-            .reshape((b, t, 3, heads, hd))?;
-        let part = |i: usize| -> Result<Tensor> {
-            qkv.narrow(2, i, 1)?
-                .squeeze(2)?
-                .transpose(1, 2)?
-                .contiguous()
-        };
-        let (q, k, v) = (part(0)?, part(1)?, part(2)?);
-        let weights = causal_softmax(&q.matmul(&k.t()?)?, 1.0 / (hd as f64).sqrt())?;
-        let out = weights
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b * t, d))?;
-        linear(&out, &block.attn_proj.0, &block.attn_proj.1)?.reshape((b, t, d))
-    }
-
-    fn mlp(&self, x: &Tensor, block: &Block) -> Result<Tensor> {
-        let (b, t, d) = x.dims3()?;
-        let h = gelu(&linear(&x.reshape((b * t, d))?, &block.fc.0, &block.fc.1)?)?;
-        linear(&h, &block.mlp_proj.0, &block.mlp_proj.1)?.reshape((b, t, d))
+        window_cross_entropy(&self.logit_rows(inputs)?, targets)
     }
 
     /// The weights by name (f32), as saved in `model.safetensors`.

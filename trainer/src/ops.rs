@@ -63,22 +63,22 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
     x.gelu()
 }
 
-/// Mean cross-entropy of each row: `logits` `[B, T, V]`, `targets` `[B, T]` (u32) → `[B]` (f32).
+/// Mean cross-entropy of each window: `logits` `[B·T, V]` (window by window), `targets`
+/// `[B, T]` (u32) → `[B]` (f32).
 ///
 /// On the CPU (f32) and on CUDA in bf16 the fused op of [`crate::cross_entropy`]; elsewhere
 /// `logsumexp(logits) − logits[target]` from primitive ops, without materialising the
 /// log-probabilities.
-pub fn row_cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    let (b, t, v) = logits.dims3()?;
+pub fn window_cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let (b, t) = targets.dims2()?;
     let targets = targets.flatten_all()?;
-    let rows = logits.reshape((b * t, v))?;
     let fused_on_gpu = cfg!(feature = "cuda") && logits.dtype() == DType::BF16;
     let per_token = if logits.device().is_cpu() {
-        crate::cross_entropy::fused_cross_entropy(&rows.to_dtype(DType::F32)?, &targets)?
+        crate::cross_entropy::fused_cross_entropy(&logits.to_dtype(DType::F32)?, &targets)?
     } else if fused_on_gpu {
-        crate::cross_entropy::fused_cross_entropy(&rows, &targets)?
+        crate::cross_entropy::fused_cross_entropy(logits, &targets)?
     } else {
-        composed_cross_entropy(&rows.to_dtype(DType::F32)?, &targets)?
+        composed_cross_entropy(&logits.to_dtype(DType::F32)?, &targets)?
     };
     per_token.reshape((b, t))?.mean(D::Minus1)
 }
@@ -167,9 +167,9 @@ mod tests {
 
     #[test]
     fn cross_entropy_matches_the_formula() {
-        let logits = Tensor::new(&[[[1.0f32, 2.0, 3.0], [0.5, -1.0, 0.0]]], &Device::Cpu).unwrap();
+        let logits = Tensor::new(&[[1.0f32, 2.0, 3.0], [0.5, -1.0, 0.0]], &Device::Cpu).unwrap();
         let targets = Tensor::new(&[[2u32, 1]], &Device::Cpu).unwrap();
-        let ce = row_cross_entropy(&logits, &targets)
+        let ce = window_cross_entropy(&logits, &targets)
             .unwrap()
             .to_vec1::<f32>()
             .unwrap();
@@ -180,9 +180,9 @@ mod tests {
 
     #[test]
     fn cross_entropy_of_uniform_logits_is_log_vocab() {
-        let logits = Tensor::zeros((2, 3, 50), DType::F32, &Device::Cpu).unwrap();
+        let logits = Tensor::zeros((6, 50), DType::F32, &Device::Cpu).unwrap();
         let targets = Tensor::new(&[[1u32, 2, 3], [4, 5, 49]], &Device::Cpu).unwrap();
-        let ce = row_cross_entropy(&logits, &targets)
+        let ce = window_cross_entropy(&logits, &targets)
             .unwrap()
             .to_vec1::<f32>()
             .unwrap();

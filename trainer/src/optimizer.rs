@@ -31,9 +31,16 @@ impl AdamW {
         })
     }
 
-    /// One update of every parameter with its gradient at learning rate `lr`. On CUDA each
-    /// parameter and its moments are updated in place by fused kernels ([`crate::cuda_ops`]).
-    pub fn step(&mut self, params: &[Param], grads: &[Tensor], lr: f64) -> Result<()> {
+    /// One update of every parameter with its gradient times `grad_scale` (the factor of
+    /// [`clip_scale`]; 1 for none) at learning rate `lr`. On CUDA each parameter and its moments
+    /// are updated in place by fused kernels ([`crate::cuda_ops`]), the scale applied inside.
+    pub fn step(
+        &mut self,
+        params: &[Param],
+        grads: &[Tensor],
+        lr: f64,
+        grad_scale: f64,
+    ) -> Result<()> {
         let c = &self.config;
         self.updates += 1;
         let t = self.updates as i32;
@@ -50,11 +57,15 @@ impl AdamW {
                     fix1: fix1 as f32,
                     fix2: fix2 as f32,
                     eps: c.eps as f32,
+                    grad_scale: grad_scale as f32,
                 };
                 crate::cuda_ops::adamw_update(&p.var, &self.m[i], &self.v[i], g, step)?;
                 continue;
             }
-            let g = g.to_dtype(DType::F32)?;
+            let mut g = g.to_dtype(DType::F32)?;
+            if grad_scale != 1.0 {
+                g = (g * grad_scale)?;
+            }
             self.m[i] = ((&self.m[i] * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
             self.v[i] = ((&self.v[i] * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
             let denom = ((&self.v[i] / fix2)?.sqrt()? + c.eps)?;
@@ -100,11 +111,16 @@ impl AdamW {
     }
 }
 
-/// The global L2 norm of `grads`: each tensor's sum of squares in f32, added in f64 on the
-/// device, so that a GPU waits for the result once rather than once per tensor.
+/// The global L2 norm of `grads`: each tensor's sum of squares added up on the device, so that
+/// a GPU waits for the result once rather than once per tensor. On CUDA one kernel per tensor
+/// ([`crate::cuda_ops::sum_of_squares`]).
 pub fn global_norm(grads: &[Tensor]) -> Result<f64> {
     if grads.is_empty() {
         return Ok(0.0);
+    }
+    #[cfg(feature = "cuda")]
+    if grads[0].device().is_cuda() {
+        return Ok(crate::cuda_ops::sum_of_squares(grads)?.sqrt());
     }
     let sums = grads
         .iter()
@@ -117,15 +133,14 @@ pub fn global_norm(grads: &[Tensor]) -> Result<f64> {
     Ok(sum.sqrt())
 }
 
-/// Scales `grads` so that their global norm is at most `max_norm` (0: unchanged).
-pub fn clip(grads: &mut [Tensor], norm: f64, max_norm: f64) -> Result<()> {
+/// The factor that brings gradients of global norm `norm` down to at most `max_norm`
+/// (1 when they are within it, or when `max_norm` is 0: no clipping).
+pub fn clip_scale(norm: f64, max_norm: f64) -> f64 {
     if max_norm > 0.0 && norm > max_norm {
-        let scale = max_norm / (norm + 1e-6);
-        for g in grads.iter_mut() {
-            *g = (&*g * scale)?;
-        }
+        max_norm / (norm + 1e-6)
+    } else {
+        1.0
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -162,7 +177,7 @@ mod tests {
         ];
         let mut opt = AdamW::new(config, &params).unwrap();
         let lr = 0.1;
-        opt.step(&params, &grads, lr).unwrap();
+        opt.step(&params, &grads, lr, 1.0).unwrap();
         // After one step m̂ = g and v̂ = g², so the update is lr·sign(g) (ε aside).
         let w = values(&params[0]);
         let decayed = |w: f32| w * (1.0 - 0.1 * 0.5);
@@ -185,15 +200,39 @@ mod tests {
 
     #[test]
     fn clipping_bounds_the_global_norm() {
-        let mut grads = vec![
+        let grads = vec![
             Tensor::new(&[3.0f32], &Device::Cpu).unwrap(),
             Tensor::new(&[4.0f32], &Device::Cpu).unwrap(),
         ];
         let norm = global_norm(&grads).unwrap();
         assert!((norm - 5.0).abs() < 1e-6);
-        clip(&mut grads, norm, 1.0).unwrap();
-        assert!((global_norm(&grads).unwrap() - 1.0).abs() < 1e-5);
-        clip(&mut grads, 1.0, 10.0).unwrap();
-        assert!((global_norm(&grads).unwrap() - 1.0).abs() < 1e-5);
+        let scale = clip_scale(norm, 1.0);
+        let clipped: Vec<Tensor> = grads.iter().map(|g| (g * scale).unwrap()).collect();
+        assert!((global_norm(&clipped).unwrap() - 1.0).abs() < 1e-5);
+        assert_eq!(clip_scale(1.0, 10.0), 1.0);
+        assert_eq!(clip_scale(50.0, 0.0), 1.0, "0 turns clipping off");
+    }
+
+    #[test]
+    fn a_scaled_step_equals_a_step_on_scaled_gradients() {
+        let run = |grad: &[f32], scale: f64| {
+            let params = vec![param("w", &[1.0, -1.0, 2.0], &[3], false)];
+            let g = vec![Tensor::new(grad, &Device::Cpu).unwrap()];
+            // A large ε makes the update depend on the gradient's scale, not just its sign.
+            let config = OptimConfig {
+                eps: 1.0,
+                ..OptimConfig::default()
+            };
+            let mut opt = AdamW::new(config, &params).unwrap();
+            for _ in 0..3 {
+                opt.step(&params, &g, 0.1, scale).unwrap();
+            }
+            values(&params[0])
+        };
+        assert_eq!(
+            run(&[0.5, -2.0, 0.01], 0.25),
+            run(&[0.125, -0.5, 0.0025], 1.0)
+        );
+        assert_ne!(run(&[0.5, -2.0, 0.01], 0.25), run(&[0.5, -2.0, 0.01], 1.0));
     }
 }

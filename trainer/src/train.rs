@@ -17,7 +17,7 @@ use crate::eval::{SourceEval, evaluate};
 use crate::health::SpikeGuard;
 use crate::metrics::{MetricsLog, Record, StepReport};
 use crate::model::Gpt;
-use crate::optimizer::{AdamW, clip, global_norm};
+use crate::optimizer::{AdamW, clip_scale, global_norm};
 use crate::rng::Rng;
 use crate::schedule::learning_rate;
 
@@ -251,7 +251,7 @@ impl Trainer {
             }
         }
         let loss = loss_sum / (accum * t.batch_size) as f64;
-        let mut grads: Vec<Tensor> = grads.into_iter().flatten().collect();
+        let grads: Vec<Tensor> = grads.into_iter().flatten().collect();
         let grad_norm = global_norm(&grads)?;
         let verdict = self.state.spike.check(loss);
         if verdict.spike {
@@ -263,8 +263,8 @@ impl Trainer {
                 "loss spike: update skipped"
             );
         } else {
-            clip(&mut grads, grad_norm, self.config.optim.clip)?;
-            self.optimizer.step(params, &grads, lr)?;
+            let scale = clip_scale(grad_norm, self.config.optim.clip);
+            self.optimizer.step(params, &grads, lr, scale)?;
         }
         self.model.device().synchronize()?;
         let tokens = (accum * t.batch_size * self.seq_len) as u64;

@@ -23,6 +23,8 @@ pub struct AdamStep {
     pub fix2: f32,
     /// Denominator guard.
     pub eps: f32,
+    /// Factor on the gradient (gradient clipping; 1 for none).
+    pub grad_scale: f32,
 }
 
 /// One AdamW update in place: the f32 moments `m` and `v` from gradient `g`, then the f32 weight
@@ -34,6 +36,7 @@ pub fn adamw_update(w: &Tensor, m: &Tensor, v: &Tensor, g: &Tensor, step: AdamSt
         &Moment {
             beta: step.beta1,
             square: false,
+            scale: step.grad_scale,
         },
     )?;
     v.inplace_op2(
@@ -41,6 +44,7 @@ pub fn adamw_update(w: &Tensor, m: &Tensor, v: &Tensor, g: &Tensor, step: AdamSt
         &Moment {
             beta: step.beta2,
             square: true,
+            scale: step.grad_scale,
         },
     )?;
     w.inplace_op3(m, v, &WeightUpdate(step))
@@ -54,10 +58,11 @@ fn same_count(a: &Layout, b: &Layout) -> Result<usize> {
     Ok(n)
 }
 
-/// `m ← β·m + (1 − β)·g` (or `g²`), in place.
+/// `m ← β·m + (1 − β)·x` with `x = scale·g` (or its square), in place.
 struct Moment {
     beta: f32,
     square: bool,
+    scale: f32,
 }
 
 impl InplaceOp2 for Moment {
@@ -83,7 +88,12 @@ impl InplaceOp2 for Moment {
         let func = dev.get_or_load_custom_func("adam_moment", MODULE, ptx()?)?;
         let square = i32::from(self.square);
         let mut l = func.builder();
-        l.arg(&mut m).arg(&g).arg(&n).arg(&self.beta).arg(&square);
+        l.arg(&mut m)
+            .arg(&g)
+            .arg(&n)
+            .arg(&self.beta)
+            .arg(&square)
+            .arg(&self.scale);
         // SAFETY: m and g hold n f32 values, the kernel's extent.
         unsafe { l.launch(elementwise_launch(n)) }.w()?;
         Ok(())

@@ -51,12 +51,19 @@ impl CustomOp1 for CausalSoftmax {
     }
 
     fn bwd(&self, _: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let grad = grad.contiguous()?;
-        Ok(Some(res.apply_op2_no_bwd(
-            &grad,
-            &CausalSoftmaxGrad { scale: self.scale },
-        )?))
+        Ok(Some(backward(res, grad, self.scale)?))
     }
+}
+
+/// The gradient of the scores from that of the weights `y` of [`causal_softmax`] with `scale`
+/// (both bf16, `[.., t, t]`), no backward recorded.
+pub fn causal_softmax_backward(y: &Tensor, g: &Tensor, scale: f64) -> Result<Tensor> {
+    backward(y, g, scale as f32)
+}
+
+fn backward(y: &Tensor, g: &Tensor, scale: f32) -> Result<Tensor> {
+    y.contiguous()?
+        .apply_op2_no_bwd(&g.contiguous()?, &CausalSoftmaxGrad { scale })
 }
 
 /// `(y, g) → dx` of [`CausalSoftmax`].

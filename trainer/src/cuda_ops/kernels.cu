@@ -197,10 +197,30 @@ extern "C" __global__ void column_sums(const bf16_t* g, float* partial, int rows
     partial[(size_t)blockIdx.y * cols + j] = s;
 }
 
-// AdamW, in place: a moment m = beta * m + (1 - beta) * g (g squared when `square`).
-extern "C" __global__ void adam_moment(float* m, const float* g, size_t n, float beta, int square) {
+// Sum of squares of n f32 values, in f64: block b writes its share to partial[b]. The grid is
+// fixed by the caller, so the sum is the same on every run.
+extern "C" __global__ void sum_squares(const float* g, size_t n, double* partial) {
+    __shared__ double warps[32];
+    double s = 0.0;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        float x = square ? g[i] * g[i] : g[i];
+        double v = g[i];
+        s += v * v;
+    }
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if ((threadIdx.x & 31) == 0) warps[threadIdx.x >> 5] = s;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double t = 0.0;
+        for (int w = 0; w < (int)(blockDim.x >> 5); w++) t += warps[w];
+        partial[blockIdx.x] = t;
+    }
+}
+
+// AdamW, in place: a moment m = beta * m + (1 - beta) * x, x being the gradient times `scale`
+// (the clipping factor), squared when `square`.
+extern "C" __global__ void adam_moment(float* m, const float* g, size_t n, float beta, int square, float scale) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float x = square ? (g[i] * scale) * (g[i] * scale) : g[i] * scale;
         m[i] = beta * m[i] + (1.f - beta) * x;
     }
 }

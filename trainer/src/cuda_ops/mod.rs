@@ -2,13 +2,15 @@
 //! softmax of attention (nine elementwise, broadcast and reduction kernels forward and more
 //! backward, over a `[B, heads, T, T]` tensor), layer normalisation and bias addition (broadcasts
 //! whose strided index arithmetic dominates), the tanh GELU of the MLP (whose backward candle
-//! composes from a dozen elementwise ops) and the cross-entropy over the vocabulary; and AdamW,
-//! updated in place in three kernels per parameter instead of a dozen composed ops. Each has a
+//! composes from a dozen elementwise ops) and the cross-entropy over the vocabulary. Each has a
 //! forward and a backward kernel and records its backward in candle's graph through
-//! [`candle_core::CustomOp1`], so every parameter still gets its gradient. The kernels take and
-//! give bf16 (the CUDA compute dtype) and compute in f32. They are compiled once per process with
-//! NVRTC, which ships with the CUDA libraries the binary already needs. The CPU keeps the
-//! composed ops of [`crate::ops`].
+//! [`candle_core::CustomOp1`], so every parameter still gets its gradient. Outside the graph:
+//! AdamW, updated in place in three kernels per parameter instead of a dozen composed ops, with
+//! the clipping factor applied inside; and the sum of squares behind the global gradient norm,
+//! one kernel per gradient instead of three and a stack. The kernels take and give bf16 (the
+//! CUDA compute dtype) and compute in f32. They are compiled once per process with NVRTC, which
+//! ships with the CUDA libraries the binary already needs. The CPU keeps the composed ops of
+//! [`crate::ops`].
 //!
 //! This is the one module allowed `unsafe`: launching a kernel is unsafe in cudarc. Every launch
 //! passes buffers whose lengths are checked against the element counts the kernel reads.
@@ -36,6 +38,7 @@ mod bias;
 mod gelu;
 mod layer_norm;
 mod loss;
+mod norm;
 #[cfg(test)]
 mod tests;
 
@@ -47,11 +50,12 @@ use candle_core::cuda_backend::{CudaDType, CudaDevice, CudaStorage};
 use candle_core::{CpuStorage, Layout, Result, Shape, bail};
 
 pub use adamw::{AdamStep, adamw_update};
-pub use attention::causal_softmax;
+pub use attention::{causal_softmax, causal_softmax_backward};
 pub use bias::bias_add;
 pub use gelu::gelu;
 pub use layer_norm::{MAX_NORM_WIDTH, layer_norm};
 pub(crate) use loss::{cross_entropy_backward, cross_entropy_forward};
+pub use norm::sum_of_squares;
 
 /// The name the kernels' module is loaded under.
 const MODULE: &str = "refinery_trainer";

@@ -2,7 +2,8 @@
 //! gradients. These need a GPU: `cargo test -p trainer --features cuda cuda_ops` on one.
 use candle_core::{D, DType, Device, Tensor, Var};
 
-use super::{bias_add, causal_softmax, gelu, layer_norm};
+use super::{bias_add, causal_softmax, gelu, layer_norm, sum_of_squares};
+use crate::attention::{attention_composed, causal_attention};
 use crate::cross_entropy::fused_cross_entropy;
 use crate::ops;
 
@@ -157,7 +158,8 @@ fn fused_adamw_takes_the_same_steps_as_the_cpu_optimizer() {
         let params = [param];
         let mut opt = AdamW::new(config, &params).unwrap();
         for g in &grads {
-            opt.step(&params, &[g.to_device(device).unwrap()], 1e-2)
+            // A clipping factor, applied inside the kernels on the GPU.
+            opt.step(&params, &[g.to_device(device).unwrap()], 1e-2, 0.5)
                 .unwrap();
         }
         params[0].var.as_tensor().to_device(&Device::Cpu).unwrap()
@@ -165,6 +167,58 @@ fn fused_adamw_takes_the_same_steps_as_the_cpu_optimizer() {
     let (on_gpu, on_cpu) = (run(&dev), run(&Device::Cpu));
     assert!(gap(&on_gpu, &on_cpu) < 1e-5, "{}", gap(&on_gpu, &on_cpu));
     assert!(gap(&on_cpu, &values) > 1e-2, "the steps moved the weights");
+}
+
+#[test]
+fn sum_of_squares_matches_the_cpu_norm_and_repeats_exactly() {
+    let dev = gpu();
+    // Sizes below, at and far above one block's share, and an empty tensor.
+    let grads: Vec<Tensor> = [1usize, 300, 65_536, 1_000_003, 0]
+        .iter()
+        .map(|&n| Tensor::randn(0f32, 0.1, n, &Device::Cpu).unwrap())
+        .collect();
+    let on_gpu: Vec<Tensor> = grads.iter().map(|g| g.to_device(&dev).unwrap()).collect();
+    let gpu_sum = sum_of_squares(&on_gpu).unwrap();
+    let cpu_norm = crate::optimizer::global_norm(&grads).unwrap();
+    assert!(
+        (gpu_sum.sqrt() - cpu_norm).abs() < 1e-5 * cpu_norm,
+        "{} vs {cpu_norm}",
+        gpu_sum.sqrt()
+    );
+    assert_eq!(sum_of_squares(&on_gpu).unwrap(), gpu_sum);
+    assert_eq!(
+        crate::optimizer::global_norm(&on_gpu).unwrap(),
+        gpu_sum.sqrt()
+    );
+}
+
+#[test]
+fn attention_node_matches_the_composed_attention_and_its_gradient() {
+    let dev = gpu();
+    let (batch, t, heads, width) = (2, 48, 4, 64);
+    let qkv = bf16_var(Tensor::randn(0f32, 1.0, (batch * t, 3 * width), &dev).unwrap());
+    let r = Tensor::randn(0f32, 1.0, (batch * t, width), &dev).unwrap();
+    let fused = causal_attention(qkv.as_tensor(), batch, heads).unwrap();
+    let x32 = Var::from_tensor(&qkv.as_tensor().to_dtype(DType::F32).unwrap()).unwrap();
+    let reference = attention_composed(x32.as_tensor(), batch, heads).unwrap();
+    assert_eq!(fused.dims(), &[batch * t, width]);
+    assert!(gap(&fused, &reference) < 0.02 * largest(&reference));
+    // The first query of a window sees only the first value: its output is that value.
+    let first_value = qkv
+        .as_tensor()
+        .narrow(0, t, 1)
+        .unwrap()
+        .narrow(1, 2 * width, width);
+    let first_out = fused.narrow(0, t, 1).unwrap();
+    assert!(gap(&first_out, &first_value.unwrap()) < 1e-2);
+    let got = grad_of(&fused, &r, qkv.as_tensor());
+    let want = grad_of(&reference, &r, x32.as_tensor());
+    assert!(
+        gap(&got, &want) < 0.03 * largest(&want),
+        "{} of {}",
+        gap(&got, &want),
+        largest(&want)
+    );
 }
 
 #[test]
@@ -180,7 +234,7 @@ fn out_of_range_targets_give_nan_not_a_read_past_the_row() {
 }
 
 #[test]
-fn the_bf16_model_gives_every_parameter_a_finite_nonzero_gradient() {
+fn the_bf16_model_gives_every_parameter_the_f32_cpu_gradient_direction() {
     let dev = gpu();
     let dims = crate::config::ModelDims {
         layers: 2,
@@ -206,9 +260,18 @@ fn the_bf16_model_gives_every_parameter_a_finite_nonzero_gradient() {
     );
     assert!((a - b).abs() < 0.02, "bf16 GPU loss {a}, f32 CPU loss {b}");
     let store = on_gpu.backward().unwrap();
-    for p in gpu_model.params() {
+    let cpu_store = on_cpu.backward().unwrap();
+    let dot = |a: &Tensor, b: &Tensor| -> f32 {
+        (a * b).unwrap().sum_all().unwrap().to_scalar().unwrap()
+    };
+    for (p, q) in gpu_model.params().iter().zip(cpu.params()) {
         let g = store.get(p.var.as_tensor()).expect(&p.name);
         let norm: f32 = g.sqr().unwrap().sum_all().unwrap().to_scalar().unwrap();
         assert!(norm.is_finite() && norm > 0.0, "{}: {norm}", p.name);
+        // The same direction as the f32 CPU model's gradient, bf16 noise aside.
+        let g = g.to_device(&Device::Cpu).unwrap();
+        let want = cpu_store.get(q.var.as_tensor()).expect(&q.name);
+        let cosine = dot(&g, want) / (dot(&g, &g) * dot(want, want)).sqrt();
+        assert!(cosine > 0.98, "{}: cosine {cosine}", p.name);
     }
 }
