@@ -2,10 +2,10 @@
 //!
 //! - [`config`]: the training config (TOML): data and mixture, model shape, optimizer, run.
 //! - [`model`]: a GPT-2-style decoder with tied embeddings; [`ops`]: its numerics, built from
-//!   ops that all record a backward pass; [`attention`]: causal self-attention as one graph
-//!   node with a hand-written backward; [`cross_entropy`]: the fused loss; `cuda_ops` (with the
-//!   `cuda` feature): fused CUDA kernels (attention softmax, layer norm, bias, GELU, loss,
-//!   gradient norm, AdamW).
+//!   ops that all record a backward pass; [`nodes`]: attention and linear layers as single
+//!   graph nodes with hand-written backward passes; [`cross_entropy`]: the fused loss;
+//!   `cuda_ops` (with the `cuda` feature): fused CUDA kernels (attention softmax, layer norm,
+//!   bias, GELU, loss, gradient norm, AdamW).
 //! - [`optimizer`]: AdamW (f32 moments, decay on matrices only, global-norm clipping);
 //!   [`schedule`]: warm-up and cosine decay; [`health`]: loss-spike guard.
 //! - [`data`]: batches from the mixture sampler, held-out validation windows; [`eval`]:
@@ -16,7 +16,6 @@
 //! - [`generate`]: sampling with temperature and top-k; [`device`]: CPU or CUDA, precision;
 //!   [`rng`]: the seeded generator.
 
-pub mod attention;
 pub mod checkpoint;
 pub mod config;
 pub mod cross_entropy;
@@ -30,6 +29,7 @@ pub mod generate;
 pub mod health;
 pub mod metrics;
 pub mod model;
+pub mod nodes;
 pub mod ops;
 pub mod optimizer;
 pub mod replay;

@@ -16,9 +16,9 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Result, Tensor, Var};
 
-use crate::attention::causal_attention;
 use crate::config::ModelDims;
-use crate::ops::{gelu, layer_norm, linear, window_cross_entropy};
+use crate::nodes::{causal_attention, linear};
+use crate::ops::{gelu, layer_norm, window_cross_entropy};
 use crate::rng::Rng;
 
 const LN_EPS: f64 = 1e-5;
@@ -180,8 +180,12 @@ impl Gpt {
             );
         }
         let d = self.dims.width;
-        let wte = self.wte.to_dtype(self.dtype)?;
-        let tokens = wte.index_select(&ids.flatten_all()?, 0)?;
+        // Rows picked from the f32 embedding, then cast: the backward pass adds the rows'
+        // gradients into an f32 table, not a bf16 one.
+        let tokens = self
+            .wte
+            .index_select(&ids.flatten_all()?, 0)?
+            .to_dtype(self.dtype)?;
         let positions = self.wpe.narrow(0, 0, t)?.to_dtype(self.dtype)?;
         let mut x = tokens
             .reshape((b, t, d))?
@@ -197,7 +201,7 @@ impl Gpt {
             x = (x + linear(&h, &block.mlp_proj.0, &block.mlp_proj.1)?)?;
         }
         let x = layer_norm(&x, &self.ln_f.0, &self.ln_f.1, LN_EPS)?;
-        x.matmul(&wte.t()?)
+        x.matmul(&self.wte.to_dtype(self.dtype)?.t()?)
     }
 
     /// Mean cross-entropy of each window: `[B]` (f32).

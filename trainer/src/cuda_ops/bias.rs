@@ -54,9 +54,14 @@ impl CustomOp2 for BiasAdd {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
-        let sums = grad.apply_op1_no_bwd(&ColumnSums)?.sum(0)?;
+        let sums = column_sums(&grad)?;
         Ok((Some(grad), Some(sums.reshape(bias.shape())?)))
     }
+}
+
+/// Column sums of bf16 `g` `[.., cols]`: `[cols]` (f32), the gradient of a bias.
+pub fn column_sums(g: &Tensor) -> Result<Tensor> {
+    g.contiguous()?.apply_op1_no_bwd(&ColumnSums)?.sum(0)
 }
 
 /// `g [.., cols] → [chunks, cols]` (f32): column sums over chunks of rows, to be summed over the

@@ -51,7 +51,7 @@ use candle_core::{CpuStorage, Layout, Result, Shape, bail};
 
 pub use adamw::{AdamStep, adamw_update};
 pub use attention::{causal_softmax, causal_softmax_backward};
-pub use bias::bias_add;
+pub use bias::{bias_add, column_sums};
 pub use gelu::gelu;
 pub use layer_norm::{MAX_NORM_WIDTH, layer_norm};
 pub(crate) use loss::{cross_entropy_backward, cross_entropy_forward};

@@ -3,8 +3,8 @@
 use candle_core::{D, DType, Device, Tensor, Var};
 
 use super::{bias_add, causal_softmax, gelu, layer_norm, sum_of_squares};
-use crate::attention::{attention_composed, causal_attention};
 use crate::cross_entropy::fused_cross_entropy;
+use crate::nodes::{attention_composed, causal_attention, linear};
 use crate::ops;
 
 fn gpu() -> Device {
@@ -219,6 +219,26 @@ fn attention_node_matches_the_composed_attention_and_its_gradient() {
         gap(&got, &want),
         largest(&want)
     );
+}
+
+#[test]
+fn linear_node_matches_the_composed_layer_with_f32_parameter_gradients() {
+    let dev = gpu();
+    let x = bf16_var(Tensor::randn(0f32, 1.0, (96, 64), &dev).unwrap());
+    let w = Var::from_tensor(&Tensor::randn(0f32, 0.1, (48, 64), &dev).unwrap()).unwrap();
+    let b = Var::from_tensor(&Tensor::randn(0f32, 0.1, 48, &dev).unwrap()).unwrap();
+    let r = Tensor::randn(0f32, 1.0, (96, 48), &dev).unwrap();
+    let node = linear(x.as_tensor(), &w, &b).unwrap();
+    let x32 = Var::from_tensor(&x.as_tensor().to_dtype(DType::F32).unwrap()).unwrap();
+    let reference = ops::linear(x32.as_tensor(), &w, &b).unwrap();
+    assert_eq!(node.dtype(), DType::BF16);
+    assert!(gap(&node, &reference) < 0.02 * largest(&reference));
+    for (nv, rv) in [(x.as_tensor(), x32.as_tensor()), (&w, &w), (&b, &b)] {
+        let got = grad_of(&node, &r, nv);
+        let want = grad_of(&reference, &r, rv);
+        assert_eq!(got.dtype(), nv.dtype());
+        assert!(gap(&got, &want) < 0.02 * largest(&want));
+    }
 }
 
 #[test]

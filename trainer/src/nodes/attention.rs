@@ -1,24 +1,23 @@
-//! Causal multi-head self-attention as one graph node with a hand-written backward.
-//!
-//! Composed of primitive ops, a layer's attention records a dozen nodes (reshape, three narrows,
-//! transposes, two matmuls, the softmax, the head merge), and candle's backward pass adds each
-//! node's gradient into a fresh zero tensor: twice over `[B, heads, T, T]` per layer, plus a
-//! zero-padded concatenation for each narrow. Profiled on an H100 (`gpt2-124m`, batch 8), these
-//! additions were 40 % of the backward pass. Here the forward runs on a detached input and a
-//! single node carries its result into the graph; its backward recomputes the attention weights
-//! (one matmul and one softmax) and writes the gradient of `qkv` once. No `[B, heads, T, T]`
-//! tensor is kept for the backward pass either.
+//! Causal multi-head self-attention as one node. Composed, a layer's attention records a dozen
+//! nodes (reshape, three narrows, transposes, two matmuls, the softmax, the head merge), with two
+//! `[B, heads, T, T]` gradient additions and a zero-padded concatenation per narrow in the
+//! backward pass. The node's backward recomputes the attention weights (one matmul and one
+//! softmax) and writes the gradient of `qkv` once; no `[B, heads, T, T]` tensor is kept for it.
 
-use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp2, D, Layout, Result, Shape, Tensor, bail};
+use candle_core::{CpuStorage, CustomOp1, D, Layout, Result, Shape, Tensor};
 
+use super::Precomputed;
 use crate::ops::causal_softmax;
 
 /// Causal multi-head self-attention of `qkv` `[B·T, 3·width]` (queries, keys and values side by
 /// side, each split into `heads` heads) for `batch` windows: `[B·T, width]`, heads merged.
 pub fn causal_attention(qkv: &Tensor, batch: usize, heads: usize) -> Result<Tensor> {
     let out = attention_composed(&qkv.detach(), batch, heads)?;
-    qkv.apply_op2(&out, Attention { batch, heads })
+    qkv.apply_op1(Attention {
+        batch,
+        heads,
+        out: Precomputed::new(out),
+    })
 }
 
 /// [`causal_attention`] as composed ops, each recording its backward (the reference the node is
@@ -69,35 +68,20 @@ fn softmax_backward(y: &Tensor, g: &Tensor, scale: f64) -> Result<Tensor> {
     ((g.broadcast_sub(&dot)? * y)? * scale)?.to_dtype(dtype)
 }
 
-/// `(qkv, precomputed output) → output`, with the gradient for `qkv` only.
+/// `qkv → output` (computed outside the graph), with the gradient for `qkv`.
 struct Attention {
     batch: usize,
     heads: usize,
+    out: Precomputed,
 }
 
-/// Checks that the precomputed output fills its storage from the start, so that a clone of the
-/// storage is the output.
-fn whole(layout: &Layout) -> Result<()> {
-    if layout.contiguous_offsets() != Some((0, layout.shape().elem_count())) {
-        bail!("attention node: the output is not a whole contiguous tensor");
-    }
-    Ok(())
-}
-
-impl CustomOp2 for Attention {
+impl CustomOp1 for Attention {
     fn name(&self) -> &'static str {
         "causal-attention"
     }
 
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        out: &CpuStorage,
-        layout: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        whole(layout)?;
-        Ok((out.try_clone(layout)?, layout.shape().clone()))
+    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+        self.out.cpu()
     }
 
     #[cfg(feature = "cuda")]
@@ -105,20 +89,11 @@ impl CustomOp2 for Attention {
         &self,
         _: &candle_core::CudaStorage,
         _: &Layout,
-        out: &candle_core::CudaStorage,
-        layout: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        whole(layout)?;
-        Ok((out.try_clone(layout)?, layout.shape().clone()))
+        self.out.cuda()
     }
 
-    fn bwd(
-        &self,
-        qkv: &Tensor,
-        _: &Tensor,
-        _: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, qkv: &Tensor, _: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let (b, heads) = (self.batch, self.heads);
         let (rows, width) = (qkv.dim(0)?, qkv.dim(1)? / 3);
         let (t, head_width) = (rows / b, width / heads);
@@ -140,7 +115,7 @@ impl CustomOp2 for Attention {
             .map(|d| d.transpose(1, 2)?.contiguous())
             .collect::<Result<Vec<_>>>()?;
         let d_qkv = Tensor::stack(&merged, 2)?.reshape((rows, 3 * width))?;
-        Ok((Some(d_qkv), None))
+        Ok(Some(d_qkv))
     }
 }
 
