@@ -4,7 +4,7 @@
 //! backward pass. The node's backward recomputes the attention weights (one matmul and one
 //! softmax) and writes the gradient of `qkv` once; no `[B, heads, T, T]` tensor is kept for it.
 
-use candle_core::{CpuStorage, CustomOp1, D, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, D, DType, Layout, Result, Shape, Tensor};
 
 use super::Precomputed;
 use crate::ops::causal_softmax;
@@ -56,14 +56,11 @@ fn split_heads(qkv: &Tensor, batch: usize, heads: usize) -> Result<(Tensor, Tens
 /// the softmax's fused backward kernel.
 fn softmax_backward(y: &Tensor, g: &Tensor, scale: f64) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
-    if y.device().is_cuda() && y.dtype() == candle_core::DType::BF16 {
+    if y.device().is_cuda() && y.dtype() == DType::BF16 {
         return crate::cuda_ops::causal_softmax_backward(y, g, scale);
     }
     let dtype = y.dtype();
-    let (y, g) = (
-        y.to_dtype(candle_core::DType::F32)?,
-        g.to_dtype(candle_core::DType::F32)?,
-    );
+    let (y, g) = (y.to_dtype(DType::F32)?, g.to_dtype(DType::F32)?);
     let dot = (&g * &y)?.sum_keepdim(D::Minus1)?;
     ((g.broadcast_sub(&dot)? * y)? * scale)?.to_dtype(dtype)
 }
