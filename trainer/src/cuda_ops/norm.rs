@@ -18,6 +18,9 @@ pub fn sum_of_squares(grads: &[Tensor]) -> Result<f64> {
     };
     let partials = Tensor::zeros(grads.len() * BLOCKS, DType::F64, first.device())?;
     for (slot, g) in grads.iter().enumerate() {
+        if g.elem_count() == 0 {
+            continue; // its partial sums stay 0
+        }
         let g = g.to_dtype(DType::F32)?.contiguous()?;
         partials.inplace_op2(&g, &SumSquares { slot })?;
     }
