@@ -2,8 +2,8 @@
 //!
 //! - [`config`]: the training config (TOML): data and mixture, model shape, optimizer, run.
 //! - [`model`]: a GPT-2-style decoder with tied embeddings; [`ops`]: its numerics, built from
-//!   ops that all record a backward pass; [`nodes`]: attention and linear layers as single
-//!   graph nodes with hand-written backward passes; [`cross_entropy`]: the fused loss;
+//!   ops that all record a backward pass; [`nodes`]: attention, linear layers and the
+//!   embedding lookup as single graph nodes with hand-written backward passes; [`cross_entropy`]: the fused loss;
 //!   `cuda_ops` (with the `cuda` feature): fused CUDA kernels (attention softmax, layer norm,
 //!   bias, GELU, loss, gradient norm, AdamW).
 //! - [`optimizer`]: AdamW (f32 moments, decay on matrices only, global-norm clipping);

@@ -17,7 +17,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Result, Tensor, Var};
 
 use crate::config::ModelDims;
-use crate::nodes::{causal_attention, linear};
+use crate::nodes::{causal_attention, embedding, linear};
 use crate::ops::{gelu, layer_norm, window_cross_entropy};
 use crate::rng::Rng;
 
@@ -182,10 +182,7 @@ impl Gpt {
         let d = self.dims.width;
         // Rows picked from the f32 embedding, then cast: the backward pass adds the rows'
         // gradients into an f32 table, not a bf16 one.
-        let tokens = self
-            .wte
-            .index_select(&ids.flatten_all()?, 0)?
-            .to_dtype(self.dtype)?;
+        let tokens = embedding(&self.wte, ids)?.to_dtype(self.dtype)?;
         let positions = self.wpe.narrow(0, 0, t)?.to_dtype(self.dtype)?;
         let mut x = tokens
             .reshape((b, t, d))?

@@ -216,6 +216,18 @@ extern "C" __global__ void sum_squares(const float* g, size_t n, double* partial
     }
 }
 
+// Gradient of an embedding table (zeroed by the caller): block s sums the rows of g at positions
+// order[starts[s] .. starts[s + 1]], in that order, into row tokens[s].
+extern "C" __global__ void embedding_bwd(const float* g, const unsigned int* order, const unsigned int* starts, const unsigned int* tokens, float* table, int width) {
+    unsigned int a = starts[blockIdx.x], e = starts[blockIdx.x + 1];
+    float* row = table + (size_t)tokens[blockIdx.x] * width;
+    for (int c = threadIdx.x; c < width; c += blockDim.x) {
+        float acc = 0.f;
+        for (unsigned int i = a; i < e; i++) acc += g[(size_t)order[i] * width + c];
+        row[c] = acc;
+    }
+}
+
 // AdamW, in place: a moment m = beta * m + (1 - beta) * x, x being the gradient times `scale`
 // (the clipping factor), squared when `square`.
 extern "C" __global__ void adam_moment(float* m, const float* g, size_t n, float beta, int square, float scale) {

@@ -7,7 +7,8 @@
 //! [`candle_core::CustomOp1`], so every parameter still gets its gradient. Outside the graph:
 //! AdamW, updated in place in three kernels per parameter instead of a dozen composed ops, with
 //! the clipping factor applied inside; and the sum of squares behind the global gradient norm,
-//! one kernel per gradient instead of three and a stack. The kernels take and give bf16 (the
+//! one kernel per gradient instead of three and a stack; and the gradient of the embedding
+//! table, one block per distinct token (candle's `index_add` walks the tokens serially). The kernels take and give bf16 (the
 //! CUDA compute dtype) and compute in f32. They are compiled once per process with NVRTC, which
 //! ships with the CUDA libraries the binary already needs. The CPU keeps the composed ops of
 //! [`crate::ops`].
@@ -35,6 +36,7 @@ macro_rules! cpu_fwd_refused {
 mod adamw;
 mod attention;
 mod bias;
+mod embedding;
 mod gelu;
 mod layer_norm;
 mod loss;
@@ -52,6 +54,7 @@ use candle_core::{CpuStorage, Layout, Result, Shape, bail};
 pub use adamw::{AdamStep, adamw_update};
 pub use attention::{causal_softmax, causal_softmax_backward};
 pub use bias::{bias_add, column_sums};
+pub use embedding::embedding_backward;
 pub use gelu::gelu;
 pub use layer_norm::{MAX_NORM_WIDTH, layer_norm};
 pub(crate) use loss::{cross_entropy_backward, cross_entropy_forward};

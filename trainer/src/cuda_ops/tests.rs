@@ -4,7 +4,7 @@ use candle_core::{D, DType, Device, Tensor, Var};
 
 use super::{bias_add, causal_softmax, gelu, layer_norm, sum_of_squares};
 use crate::cross_entropy::fused_cross_entropy;
-use crate::nodes::{attention_composed, causal_attention, linear};
+use crate::nodes::{attention_composed, causal_attention, embedding, linear};
 use crate::ops;
 
 fn gpu() -> Device {
@@ -239,6 +239,30 @@ fn linear_node_matches_the_composed_layer_with_f32_parameter_gradients() {
         assert_eq!(got.dtype(), nv.dtype());
         assert!(gap(&got, &want) < 0.02 * largest(&want));
     }
+}
+
+#[test]
+fn embedding_gradient_equals_the_cpu_gradient_bit_for_bit() {
+    let dev = gpu();
+    let table = Tensor::randn(0f32, 1.0, (300, 40), &Device::Cpu).unwrap();
+    // 2,000 positions over 300 tokens: many repeats, some tokens unused.
+    let ids: Vec<u32> = (0..2000u32).map(|i| (i * i + 7 * i) % 257).collect();
+    let r = Tensor::randn(0f32, 1.0, (2000, 40), &Device::Cpu).unwrap();
+    let grad = |device: &Device| {
+        let table = Var::from_tensor(&table.to_device(device).unwrap()).unwrap();
+        let ids = Tensor::from_vec(ids.clone(), (4, 500), device).unwrap();
+        let rows = embedding(&table, &ids).unwrap();
+        let y = (rows * r.to_device(device).unwrap()).unwrap();
+        let store = y.sum_all().unwrap().backward().unwrap();
+        let g = store.get(&table).unwrap().to_device(&Device::Cpu).unwrap();
+        g.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    };
+    let (on_gpu, on_cpu) = (grad(&dev), grad(&Device::Cpu));
+    assert_eq!(on_gpu, on_cpu);
+    assert!(
+        on_cpu[299 * 40..].iter().all(|&v| v == 0.0),
+        "token 299 is unused"
+    );
 }
 
 #[test]
