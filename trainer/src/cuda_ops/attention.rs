@@ -51,17 +51,18 @@ impl CustomOp1 for CausalSoftmax {
     }
 
     fn bwd(&self, _: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(backward(res, grad, self.scale)?))
+        Ok(Some(causal_softmax_backward(
+            res,
+            grad,
+            f64::from(self.scale),
+        )?))
     }
 }
 
 /// The gradient of the scores from that of the weights `y` of [`causal_softmax`] with `scale`
 /// (both bf16, `[.., t, t]`), no backward recorded.
 pub fn causal_softmax_backward(y: &Tensor, g: &Tensor, scale: f64) -> Result<Tensor> {
-    backward(y, g, scale as f32)
-}
-
-fn backward(y: &Tensor, g: &Tensor, scale: f32) -> Result<Tensor> {
+    let scale = scale as f32;
     y.contiguous()?
         .apply_op2_no_bwd(&g.contiguous()?, &CausalSoftmaxGrad { scale })
 }

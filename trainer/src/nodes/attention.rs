@@ -4,7 +4,7 @@
 //! backward pass. The node's backward recomputes the attention weights (one matmul and one
 //! softmax) and writes the gradient of `qkv` once; no `[B, heads, T, T]` tensor is kept for it.
 
-use candle_core::{CpuStorage, CustomOp1, D, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CustomOp1, D, DType, Result, Tensor};
 
 use super::Precomputed;
 use crate::ops::causal_softmax;
@@ -77,18 +77,7 @@ impl CustomOp1 for Attention {
         "causal-attention"
     }
 
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
-        self.out.cpu()
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        _: &candle_core::CudaStorage,
-        _: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        self.out.cuda()
-    }
+    precomputed_fwd!(1);
 
     fn bwd(&self, qkv: &Tensor, _: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let (b, heads) = (self.batch, self.heads);

@@ -4,7 +4,7 @@
 //! (the ids are a few KiB) and sums each token's rows in position order: on CUDA one block per
 //! distinct token. The order is fixed, so the gradient is the same on every run and device.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CustomOp1, DType, Result, Tensor};
 
 use super::Precomputed;
 
@@ -15,7 +15,7 @@ pub fn embedding(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
     let rows = table.detach().index_select(&ids, 0)?;
     table.apply_op1(Embedding {
         ids,
-        rows: Precomputed::new(rows),
+        out: Precomputed::new(rows),
     })
 }
 
@@ -64,7 +64,7 @@ impl TokenGroups {
 /// `table → rows` (computed outside the graph), with the table's gradient.
 struct Embedding {
     ids: Tensor,
-    rows: Precomputed,
+    out: Precomputed,
 }
 
 impl CustomOp1 for Embedding {
@@ -72,18 +72,7 @@ impl CustomOp1 for Embedding {
         "embedding"
     }
 
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
-        self.rows.cpu()
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        _: &candle_core::CudaStorage,
-        _: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        self.rows.cuda()
-    }
+    precomputed_fwd!(1);
 
     fn bwd(&self, table: &Tensor, _: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let groups = TokenGroups::of(&self.ids.to_vec1::<u32>()?);

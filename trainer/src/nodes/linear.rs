@@ -3,7 +3,7 @@
 //! strided transpose) and one the size of the output, each a gradient addition in the backward
 //! pass. The node's backward writes the three gradients directly.
 
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CustomOp3, DType, Result, Tensor};
 
 use super::Precomputed;
 use crate::ops;
@@ -31,30 +31,7 @@ impl CustomOp3 for Linear {
         "linear"
     }
 
-    fn cpu_fwd(
-        &self,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        self.out.cpu()
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        _: &candle_core::CudaStorage,
-        _: &Layout,
-        _: &candle_core::CudaStorage,
-        _: &Layout,
-        _: &candle_core::CudaStorage,
-        _: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        self.out.cuda()
-    }
+    precomputed_fwd!(3);
 
     fn bwd(
         &self,

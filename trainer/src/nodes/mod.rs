@@ -9,6 +9,29 @@
 //! fused kernels on CUDA), and one node carries the result into the graph; its backward computes
 //! the inputs' gradients directly. Each is tested against the composed layer's autograd.
 
+/// The `cpu_fwd` and `cuda_fwd` of a node with 1 or 3 inputs: a copy of its precomputed `out`
+/// (the inputs were used outside the graph already).
+macro_rules! precomputed_fwd {
+    (1) => { precomputed_fwd!(_s1 _l1); };
+    (3) => { precomputed_fwd!(_s1 _l1, _s2 _l2, _s3 _l3); };
+    ($($storage:ident $layout:ident),+) => {
+        fn cpu_fwd(
+            &self,
+            $($storage: &candle_core::CpuStorage, $layout: &candle_core::Layout),+
+        ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+            self.out.cpu()
+        }
+
+        #[cfg(feature = "cuda")]
+        fn cuda_fwd(
+            &self,
+            $($storage: &candle_core::CudaStorage, $layout: &candle_core::Layout),+
+        ) -> candle_core::Result<(candle_core::CudaStorage, candle_core::Shape)> {
+            self.out.cuda()
+        }
+    };
+}
+
 mod attention;
 mod embedding;
 mod linear;
