@@ -114,6 +114,15 @@ mod tests {
     }
 
     #[test]
+    fn an_id_past_the_table_is_an_error_not_a_panic() {
+        let table =
+            Var::from_tensor(&Tensor::ones((4, 3), DType::F32, &Device::Cpu).unwrap()).unwrap();
+        let ids = Tensor::new(&[1u32, 4], &Device::Cpu).unwrap();
+        let err = embedding(&table, &ids).unwrap_err().to_string();
+        assert!(err.contains('4'), "{err}");
+    }
+
+    #[test]
     fn the_node_matches_index_select_and_its_gradient_exactly() {
         let table = Tensor::randn(0f32, 1.0, (11, 6), &Device::Cpu).unwrap();
         let table = Var::from_tensor(&table).unwrap();
