@@ -3,7 +3,9 @@
 //! - [`config`]: the training config (TOML): data and mixture, model shape, optimizer, run.
 //! - [`model`]: a GPT-2-style decoder with tied embeddings; [`ops`]: its numerics, built from
 //!   ops that all record a backward pass; [`nodes`]: attention, linear layers and the
-//!   embedding lookup as single graph nodes with hand-written backward passes; [`cross_entropy`]: the fused loss;
+//!   embedding lookup as single graph nodes with hand-written backward passes
+//!   ([`token_groups`]: the embedding gradient's summation order); [`cross_entropy`]: the fused
+//!   loss;
 //!   `cuda_ops` (with the `cuda` feature): fused CUDA kernels (attention softmax, layer norm,
 //!   bias, GELU, loss, gradient norm, AdamW).
 //! - [`optimizer`]: AdamW (f32 moments, decay on matrices only, global-norm clipping);
@@ -35,6 +37,7 @@ pub mod optimizer;
 pub mod replay;
 pub mod rng;
 pub mod schedule;
+pub mod token_groups;
 pub mod train;
 
 pub use checkpoint::Checkpoint;

@@ -1,12 +1,12 @@
 //! The gradient of an embedding table: one block per distinct token sums that token's rows of
-//! the upstream gradient in position order ([`crate::nodes::TokenGroups`]).
+//! the upstream gradient in position order ([`crate::token_groups::TokenGroups`]).
 
 use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::{CudaStorage, WrapErr};
 use candle_core::{CustomOp2, DType, Layout, Result, Shape, Tensor, bail};
 
 use super::{MODULE, i32_arg, ptx, view, wrap};
-use crate::nodes::TokenGroups;
+use crate::token_groups::TokenGroups;
 
 /// `[vocab, width]` (f32) gradient of a table from `grad` `[positions, width]` (f32, CUDA) of
 /// the rows at the positions `groups` was made from.

@@ -7,6 +7,7 @@
 use candle_core::{CustomOp1, DType, Result, Tensor};
 
 use super::Precomputed;
+use crate::token_groups::TokenGroups;
 
 /// Rows `ids` (u32, any shape, flattened) of `table` `[vocab, width]`: `[ids, width]`, with the
 /// table's gradient.
@@ -17,48 +18,6 @@ pub fn embedding(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
         ids,
         out: Precomputed::new(rows),
     })
-}
-
-/// The positions of a batch of ids grouped by token: the positions of `tokens[s]` are
-/// `order[starts[s]..starts[s + 1]]`, ascending.
-#[derive(Debug, PartialEq)]
-pub struct TokenGroups {
-    /// Positions, sorted by token, ascending within a token.
-    pub order: Vec<u32>,
-    /// Where each token's positions start in `order`, and `order.len()` last.
-    pub starts: Vec<u32>,
-    /// The distinct tokens, ascending.
-    pub tokens: Vec<u32>,
-}
-
-impl TokenGroups {
-    /// Groups `ids` by token.
-    pub fn of(ids: &[u32]) -> Self {
-        let mut order: Vec<u32> = (0..ids.len() as u32).collect();
-        order.sort_by_key(|&p| ids[p as usize]); // stable: positions stay ascending
-        let (mut starts, mut tokens) = (Vec::new(), Vec::new());
-        for (i, &p) in order.iter().enumerate() {
-            let token = ids[p as usize];
-            if tokens.last() != Some(&token) {
-                tokens.push(token);
-                starts.push(i as u32);
-            }
-        }
-        starts.push(order.len() as u32);
-        Self {
-            order,
-            starts,
-            tokens,
-        }
-    }
-
-    /// Each distinct token with its positions.
-    fn iter(&self) -> impl Iterator<Item = (u32, &[u32])> {
-        self.tokens.iter().enumerate().map(|(s, &token)| {
-            let (a, e) = (self.starts[s] as usize, self.starts[s + 1] as usize);
-            (token, &self.order[a..e])
-        })
-    }
 }
 
 /// `table → rows` (computed outside the graph), with the table's gradient.
@@ -101,17 +60,6 @@ impl CustomOp1 for Embedding {
 mod tests {
     use super::*;
     use candle_core::{Device, Var};
-
-    #[test]
-    fn groups_list_each_tokens_positions_in_order() {
-        let groups = TokenGroups::of(&[5, 2, 5, 9, 2, 5]);
-        assert_eq!(groups.tokens, vec![2, 5, 9]);
-        assert_eq!(groups.order, vec![1, 4, 0, 2, 5, 3]);
-        assert_eq!(groups.starts, vec![0, 2, 5, 6]);
-        let empty = TokenGroups::of(&[]);
-        assert!(empty.tokens.is_empty() && empty.order.is_empty());
-        assert_eq!(empty.starts, vec![0]);
-    }
 
     #[test]
     fn an_id_past_the_table_is_an_error_not_a_panic() {

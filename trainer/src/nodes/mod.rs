@@ -42,7 +42,7 @@ use candle_core::backend::BackendStorage;
 use candle_core::{Layout, Result, Shape, Storage, Tensor, bail};
 
 pub use attention::{attention_composed, causal_attention};
-pub use embedding::{TokenGroups, embedding};
+pub use embedding::embedding;
 pub use linear::linear;
 
 /// A forward result computed outside the graph, handed once to the forward of the node that
