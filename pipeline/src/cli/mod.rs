@@ -25,9 +25,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::sql::OutputFormat;
 
-/// Refinery: curate a text corpus into auditable training data.
+/// Refinery: curate raw text into versioned token shards, train a model on them, and trace every
+/// document from input to training step.
+///
+/// New here? `refinery demo` runs the whole job on a sample corpus it writes itself.
 #[derive(Debug, Parser)]
-#[command(name = "refinery", version, about)]
+#[command(name = "refinery", version)]
 pub struct Cli {
     /// Print only warnings and errors, and no progress bar.
     #[arg(long, short, global = true)]
