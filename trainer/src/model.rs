@@ -169,8 +169,9 @@ impl Gpt {
     }
 
     /// Logits as `[B·T, vocab]` rows, window by window. The residual stream stays
-    /// `[B·T, width]` throughout, so the graph holds no reshape nodes (each would cost the
-    /// backward pass a full-size gradient addition).
+    /// `[B·T, width]` through every block and the loss, so the only reshapes in the graph are
+    /// the two around the position embedding's broadcast (each reshape costs the backward pass
+    /// a full-size gradient addition).
     pub fn logit_rows(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         if t > self.dims.context {

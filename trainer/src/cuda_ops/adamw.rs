@@ -2,7 +2,7 @@
 
 use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
 use candle_core::cuda_backend::{CudaStorage, WrapErr};
-use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor, bail};
+use candle_core::{InplaceOp2, InplaceOp3, Layout, Result, Tensor, bail};
 
 use super::{MODULE, elementwise_launch, ptx, view, view_mut};
 
@@ -70,9 +70,7 @@ impl InplaceOp2 for Moment {
         "adam-moment"
     }
 
-    fn cpu_fwd(&self, _: &mut CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<()> {
-        bail!("{} is a CUDA kernel", self.name())
-    }
+    cpu_fwd_refused!(inplace 2);
 
     fn cuda_fwd(
         &self,
@@ -108,17 +106,7 @@ impl InplaceOp3 for WeightUpdate {
         "adam-weight"
     }
 
-    fn cpu_fwd(
-        &self,
-        _: &mut CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-        _: &CpuStorage,
-        _: &Layout,
-    ) -> Result<()> {
-        bail!("{} is a CUDA kernel", self.name())
-    }
+    cpu_fwd_refused!(inplace 3);
 
     fn cuda_fwd(
         &self,

@@ -17,17 +17,30 @@
 //! passes buffers whose lengths are checked against the element counts the kernel reads.
 #![allow(unsafe_code)]
 
-/// The `cpu_fwd` of a custom op with 1, 2 or 3 inputs (the `CustomOp1/2/3` traits require
-/// one): these ops run on CUDA only, and on the CPU the trainer uses the composed ops.
+/// The `cpu_fwd` of a custom op with 1, 2 or 3 inputs, or of an in-place op with 2 or 3 (the
+/// `CustomOp1/2/3` and `InplaceOp2/3` traits require one): these ops run on CUDA only, and on
+/// the CPU the trainer uses the composed ops.
 macro_rules! cpu_fwd_refused {
     (1) => { cpu_fwd_refused!(_s1 _l1); };
     (2) => { cpu_fwd_refused!(_s1 _l1, _s2 _l2); };
     (3) => { cpu_fwd_refused!(_s1 _l1, _s2 _l2, _s3 _l3); };
+    (inplace 2) => { cpu_fwd_refused!(inplace _s1 _l1; _s2 _l2); };
+    (inplace 3) => { cpu_fwd_refused!(inplace _s1 _l1; _s2 _l2, _s3 _l3); };
     ($($storage:ident $layout:ident),+) => {
         fn cpu_fwd(
             &self,
             $($storage: &candle_core::CpuStorage, $layout: &candle_core::Layout),+
         ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+            $crate::cuda_ops::cpu_refused(self.name())
+        }
+    };
+    (inplace $target:ident $target_layout:ident; $($storage:ident $layout:ident),+) => {
+        fn cpu_fwd(
+            &self,
+            $target: &mut candle_core::CpuStorage,
+            $target_layout: &candle_core::Layout,
+            $($storage: &candle_core::CpuStorage, $layout: &candle_core::Layout),+
+        ) -> candle_core::Result<()> {
             $crate::cuda_ops::cpu_refused(self.name())
         }
     };
@@ -49,7 +62,7 @@ use std::sync::OnceLock;
 use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, CudaViewMut, LaunchConfig};
 use candle_core::cuda_backend::cudarc::nvrtc;
 use candle_core::cuda_backend::{CudaDType, CudaDevice, CudaStorage};
-use candle_core::{CpuStorage, Layout, Result, Shape, bail};
+use candle_core::{Layout, Result, bail};
 
 pub use adamw::{AdamStep, adamw_update};
 pub use attention::{causal_softmax, causal_softmax_backward};
@@ -125,7 +138,7 @@ fn elementwise_launch(n: usize) -> LaunchConfig {
     }
 }
 
-fn cpu_refused(op: &str) -> Result<(CpuStorage, Shape)> {
+fn cpu_refused<T>(op: &str) -> Result<T> {
     bail!("{op} is a CUDA kernel; on the CPU the trainer uses the composed ops")
 }
 

@@ -3,7 +3,7 @@
 
 use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::{CudaStorage, WrapErr};
-use candle_core::{CpuStorage, DType, InplaceOp2, Layout, Result, Tensor, bail};
+use candle_core::{DType, InplaceOp2, Layout, Result, Tensor, bail};
 
 use super::{MODULE, ptx, view, view_mut};
 
@@ -37,9 +37,7 @@ impl InplaceOp2 for SumSquares {
         "sum-squares"
     }
 
-    fn cpu_fwd(&self, _: &mut CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<()> {
-        bail!("{} is a CUDA kernel", self.name())
-    }
+    cpu_fwd_refused!(inplace 2);
 
     fn cuda_fwd(
         &self,
