@@ -7,7 +7,12 @@
 #   bench/gpu_run.sh bash -c 'REFINERY_BIN=$GPU/refinery CPU=0 GPU_BATCH=16 bench/train.sh'
 #   bench/gpu_run.sh bash -c 'ncu --metrics gpu__time_duration.sum --csv -s 5000 -c 2900 $GPU/gpu_step 8'
 set -euo pipefail
-payload="$(cd "${PAYLOAD:-$(dirname "$0")/../target/gpu}" && pwd)"
+payload="${PAYLOAD:-$(dirname "$0")/../target/gpu}"
+[ -f "$payload/COMMIT" ] || {
+  echo "no payload in $payload: run bench/gpu_payload.sh on the build machine and carry its folder" >&2
+  exit 2
+}
+payload="$(cd "$payload" && pwd)"
 export GPU=/tmp/refinery-gpu DATA="$payload/bench-data"
 # A folder unpacked from another payload is replaced.
 stamp=$(cd "$payload" && cat COMMIT && ls -l --time-style=+%s ./*.xz)
