@@ -1,6 +1,6 @@
 //! Every kind of bad input from the foundation issue: a clear message naming file and line, the
 //! record quarantined with a reason, the run going on (exit 3 under `--strict`), and the
-//! accounting still exact.
+//! accounting still exact. Also odd input that is not bad: byte-order marks and `\r\n` lines.
 
 use std::io::Write;
 use std::path::Path;
@@ -283,4 +283,36 @@ fn missing_path() {
         at: "missing.jsonl",
         documents: 1,
     });
+}
+
+#[test]
+fn byte_order_marks_and_crlf_lines_are_read_not_quarantined() {
+    const BOM: &[u8] = b"\xEF\xBB\xBF";
+    let dir = scratch("bom");
+    let jsonl = [
+        BOM,
+        b"{\"text\":\"first line\"}\r\n{\"text\":\"second line\"}\r\n",
+    ]
+    .concat();
+    std::fs::write(dir.path().join("a.jsonl"), jsonl).unwrap();
+    std::fs::write(
+        dir.path().join("b.txt"),
+        [BOM, b"a text file".as_slice()].concat(),
+    )
+    .unwrap();
+    // No stages: no normalize to strip a U+FEFF the readers let through.
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[[sources]]\nname = \"s\"\npaths = [\"a.jsonl\", \"b.txt\"]\n\n[output]\npath = \"out\"\n",
+    )
+    .unwrap();
+    let out = run(&["run", "--strict", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", texts(&out).1);
+    let outdir = dir.path().join("out");
+    let mut got = strings(&read_parquet(&outdir.join("ingest")), "text");
+    got.sort();
+    assert_eq!(got, ["a text file", "first line", "second line"]);
+    let src = &manifest(&outdir)["accounting"]["sources"][0];
+    assert_eq!(src["quarantined_records"].as_u64(), Some(0));
 }

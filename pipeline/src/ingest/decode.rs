@@ -64,6 +64,15 @@ pub fn decoded<'a, R: Read + 'a>(raw: R, name: &str) -> io::Result<Box<dyn BufRe
     })
 }
 
+/// Drops a UTF-8 byte-order mark from the start of a file's first bytes: it marks the encoding
+/// (editors on Windows write one) and is not part of the first record or document.
+pub fn drop_bom(bytes: &mut Vec<u8>) {
+    const BOM: &[u8] = b"\xEF\xBB\xBF";
+    if bytes.starts_with(BOM) {
+        bytes.drain(..BOM.len());
+    }
+}
+
 /// Whether an IO error means the data stopped in the middle (truncated compressed input).
 pub fn is_truncation(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::UnexpectedEof || e.to_string().contains("incomplete frame")

@@ -1,5 +1,5 @@
-//! JSONL reader: one JSON object a line, streamed through the decompressor, lines capped so one
-//! giant line cannot exhaust memory.
+//! JSONL reader: one JSON object a line (`\n` or `\r\n`), streamed through the decompressor, lines
+//! capped so one giant line cannot exhaust memory. A byte-order mark opening the file is skipped.
 
 use std::io::{self, BufRead};
 
@@ -55,6 +55,9 @@ pub fn read(
             if line.last() == Some(&b'\r') {
                 line.pop();
             }
+        }
+        if lineno == 1 {
+            decode::drop_bom(&mut line);
         }
         if len > cap {
             let detail = format!(

@@ -1,4 +1,5 @@
-//! Plain-text reader: each file is one document, located by its path.
+//! Plain-text reader: each file is one document, located by its path; a byte-order mark opening
+//! the file is not part of the text.
 
 use std::io::Read;
 
@@ -43,6 +44,7 @@ pub fn read<'r>(
         };
         return em.file_error(uri, None, why, e.to_string(), None);
     }
+    decode::drop_bom(&mut bytes);
     match String::from_utf8(bytes) {
         Ok(text) => em.document(uri, locator, None, &text, "{}"),
         Err(e) => {
