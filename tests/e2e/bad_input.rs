@@ -4,6 +4,12 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BinaryArray, DictionaryArray, LargeStringArray, RecordBatch, StringViewArray,
+};
+use arrow::datatypes::Int32Type;
 
 use tests::{manifest, read_parquet, run, scratch, strings, texts};
 
@@ -315,4 +321,76 @@ fn byte_order_marks_and_crlf_lines_are_read_not_quarantined() {
     assert_eq!(got, ["a text file", "first line", "second line"]);
     let src = &manifest(&outdir)["accounting"]["sources"][0];
     assert_eq!(src["quarantined_records"].as_u64(), Some(0));
+}
+
+/// A Parquet file with `text` as its one column.
+fn parquet_file(text: ArrayRef) -> Vec<u8> {
+    let batch = RecordBatch::try_from_iter([("text", text)]).unwrap();
+    let mut out = Vec::new();
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    out
+}
+
+#[test]
+fn parquet_binary_text_that_is_not_utf8() {
+    let rows: [&[u8]; 3] = [b"good bytes", b"bad \xff byte", b"more good bytes"];
+    let files = vec![(
+        "bin.parquet",
+        parquet_file(Arc::new(BinaryArray::from_iter_values(rows))),
+    )];
+    check(Case {
+        name: "parquet-binary",
+        files,
+        paths: &["bin.parquet"],
+        run_toml: "",
+        reason: "ingest.invalid_utf8",
+        at: "bin.parquet:1",
+        documents: 2,
+    });
+}
+
+#[test]
+fn parquet_text_may_be_any_string_type_a_dictionary_or_binary() {
+    let dir = scratch("parquet-kinds");
+    let columns: [(&str, ArrayRef); 4] = [
+        (
+            "large",
+            Arc::new(LargeStringArray::from(vec!["large a", "large b"])),
+        ),
+        (
+            "view",
+            Arc::new(StringViewArray::from(vec!["view a", "view b"])),
+        ),
+        (
+            "dict",
+            Arc::new(DictionaryArray::<Int32Type>::from_iter(["cat a", "cat a"])),
+        ),
+        (
+            "bin",
+            Arc::new(BinaryArray::from_iter_values([b"bin a", b"bin b"])),
+        ),
+    ];
+    for (name, column) in columns {
+        std::fs::write(
+            dir.path().join(format!("{name}.parquet")),
+            parquet_file(column),
+        )
+        .unwrap();
+    }
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[[sources]]\nname = \"s\"\npaths = [\"*.parquet\"]\n\n[output]\npath = \"out\"\n",
+    )
+    .unwrap();
+    let out = run(&["run", "--strict", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", texts(&out).1);
+    let mut got = strings(&read_parquet(&dir.path().join("out/ingest")), "text");
+    got.sort();
+    let want = [
+        "bin a", "bin b", "cat a", "cat a", "large a", "large b", "view a", "view b",
+    ];
+    assert_eq!(got, want);
 }

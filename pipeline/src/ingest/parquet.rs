@@ -1,10 +1,15 @@
 //! Parquet reader: a named text column becomes the text, the other columns the `meta` JSON.
 //! Reads row group by row group through the object store, never the whole file.
+//!
+//! The text column may be any Arrow string type, a dictionary of strings (pandas categoricals), or
+//! binary (writers that leave out the UTF-8 annotation, such as older Spark): binary values are
+//! checked row by row, and a row that is not UTF-8 is quarantined.
 
 use std::ops::Range;
+use std::str::Utf8Error;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, RecordBatch, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use futures::StreamExt;
@@ -16,6 +21,7 @@ use tokio::runtime::Handle;
 
 use super::emit::{Emitter, Stop};
 use super::reason;
+use crate::schema::RAW_CAP;
 
 /// Reads one Parquet file into `em`; the row number (from 0) is each record's locator.
 pub fn read(
@@ -64,32 +70,33 @@ pub fn read(
         for i in 0..batch.num_rows() {
             let locator = (row + i as u64).to_string();
             let meta = columns.meta(i);
-            if columns.text.is_null(i) {
-                em.reject_record(
-                    uri,
-                    &locator,
+            let (why, detail, raw) = match columns.text.value(i) {
+                Ok(None) => (
                     reason::MISSING_TEXT_FIELD,
                     format!("column `{text_field}` is null"),
-                    Some(meta.as_bytes().to_vec()),
-                )?;
-            } else if columns.id.as_ref().is_some_and(|id| id.is_null(i)) {
-                em.reject_record(
-                    uri,
-                    &locator,
+                    meta.as_bytes(),
+                ),
+                Err(e) => (
+                    reason::INVALID_UTF8,
+                    format!(
+                        "column `{text_field}`: invalid UTF-8 at byte {}",
+                        e.valid_up_to()
+                    ),
+                    columns.text.bytes(i),
+                ),
+                Ok(Some(_)) if columns.id.as_ref().is_some_and(|id| id.is_null(i)) => (
                     reason::MISSING_ID_FIELD,
                     "the id column is null".into(),
-                    Some(meta.as_bytes().to_vec()),
-                )?;
-            } else {
-                let key = columns.id.as_ref().map(|id| id.as_string::<i32>().value(i));
-                em.document(
-                    uri,
-                    &locator,
-                    key,
-                    columns.text.as_string::<i32>().value(i),
-                    meta,
-                )?;
-            }
+                    meta.as_bytes(),
+                ),
+                Ok(Some(text)) => {
+                    let key = columns.id.as_ref().map(|id| id.as_string::<i32>().value(i));
+                    em.document(uri, &locator, key, text, meta)?;
+                    continue;
+                }
+            };
+            let raw = raw[..RAW_CAP.min(raw.len())].to_vec();
+            em.reject_record(uri, &locator, why, detail, Some(raw))?;
         }
         row += batch.num_rows() as u64;
     }
@@ -105,9 +112,63 @@ pub fn read(
     Ok(())
 }
 
+/// A batch's text column: strings, or bytes still to be checked for UTF-8.
+enum TextColumn {
+    Strings(StringArray),
+    Bytes(BinaryArray),
+}
+
+impl TextColumn {
+    /// The column as strings or bytes, or why it cannot hold text.
+    fn of(column: &ArrayRef) -> Result<Self, DataType> {
+        let strings = |c: &ArrayRef| cast(c, &DataType::Utf8).map(|a| a.as_string().clone());
+        let bytes = |c: &ArrayRef| cast(c, &DataType::Binary).map(|a| a.as_binary().clone());
+        let kind = column.data_type();
+        let converted = match kind {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                strings(column).map(Self::Strings)
+            }
+            DataType::Dictionary(_, values) if is_string(values) => {
+                strings(column).map(Self::Strings)
+            }
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
+                bytes(column).map(Self::Bytes)
+            }
+            _ => return Err(kind.clone()),
+        };
+        converted.map_err(|_| kind.clone())
+    }
+
+    /// Row `i`'s text: `None` when null, an error when its bytes are not UTF-8.
+    fn value(&self, i: usize) -> Result<Option<&str>, Utf8Error> {
+        match self {
+            Self::Strings(a) => Ok(a.is_valid(i).then(|| a.value(i))),
+            Self::Bytes(a) => a
+                .is_valid(i)
+                .then(|| std::str::from_utf8(a.value(i)))
+                .transpose(),
+        }
+    }
+
+    /// Row `i`'s bytes, as stored.
+    fn bytes(&self, i: usize) -> &[u8] {
+        match self {
+            Self::Strings(a) => a.value(i).as_bytes(),
+            Self::Bytes(a) => a.value(i),
+        }
+    }
+}
+
+fn is_string(kind: &DataType) -> bool {
+    matches!(
+        kind,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
+}
+
 /// One batch's text, id and meta columns, ready for row access.
 struct Columns {
-    text: Arc<dyn Array>,
+    text: TextColumn,
     id: Option<Arc<dyn Array>>,
     /// The other columns of every row as JSON objects, one a line.
     meta_json: String,
@@ -127,19 +188,12 @@ impl Columns {
                 format!("no column `{text_field}`"),
             )
         })?;
-        if !matches!(
-            text.data_type(),
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-        ) {
-            return Err((
+        let text = TextColumn::of(text).map_err(|kind| {
+            (
                 reason::TEXT_NOT_STRING,
-                format!(
-                    "column `{text_field}` is {}, not a string",
-                    text.data_type()
-                ),
-            ));
-        }
-        let text = cast(text, &DataType::Utf8).map_err(|e| (reason::READ_ERROR, e.to_string()))?;
+                format!("column `{text_field}` is {kind}, not a string"),
+            )
+        })?;
         let id = match id_field {
             None => None,
             Some(f) => {
