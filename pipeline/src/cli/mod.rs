@@ -298,10 +298,25 @@ pub fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("error: {:#}", f.error);
+            eprintln!("error: {}", describe(&f.error));
             ExitCode::from(f.code)
         }
     }
+}
+
+/// The error and its causes joined with `: `, leaving out a cause whose text an outer message
+/// already quotes (many library errors print their source as part of their own message).
+fn describe(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if message.is_empty() {
+            message = text;
+        } else if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+    }
+    message
 }
 
 fn init_logging(quiet: bool, format: LogFormat) {
@@ -319,4 +334,20 @@ fn init_logging(quiet: bool, format: LogFormat) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    #[test]
+    fn describe_joins_causes_but_not_those_already_quoted() {
+        let io = std::io::Error::other("disk full");
+        let quoted = anyhow::Error::new(io)
+            .context("write failed: disk full")
+            .context("saving the run");
+        assert_eq!(describe(&quoted), "saving the run: write failed: disk full");
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(describe(&plain), "outer: inner");
+    }
 }
