@@ -278,6 +278,26 @@ fn empty_file() {
 }
 
 #[test]
+fn json_array_file() {
+    let files = vec![
+        (
+            "arr.json",
+            b"[\n  {\"text\": \"a\"},\n  {\"text\": \"b\"}\n]\n".to_vec(),
+        ),
+        ("b.jsonl", GOOD.as_bytes().to_vec()),
+    ];
+    check(Case {
+        name: "json-array",
+        files,
+        paths: &["arr.json", "b.jsonl"],
+        run_toml: "",
+        reason: "ingest.not_json_lines",
+        at: "arr.json:1",
+        documents: 1,
+    });
+}
+
+#[test]
 fn missing_path() {
     let files = vec![("b.jsonl", GOOD.as_bytes().to_vec())];
     check(Case {

@@ -90,6 +90,17 @@ pub fn read(
         if text.trim().is_empty() {
             continue;
         }
+        if records == 0 && text.trim_start().starts_with('[') {
+            let detail = "the file is one JSON array, not JSON Lines (one object a line); \
+                          convert it with `jq -c '.[]'`";
+            return em.file_error(
+                uri,
+                Some(locator),
+                reason::NOT_JSON_LINES,
+                detail.into(),
+                None,
+            );
+        }
         records += 1;
         match parse_record(text, text_field, id_field, &mut text_buffer) {
             Ok(doc) => em.document(uri, &locator, doc.key.as_deref(), doc.text, &doc.meta)?,

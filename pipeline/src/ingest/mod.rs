@@ -39,6 +39,8 @@ pub mod reason {
     pub const TRUNCATED_INPUT: &str = "ingest.truncated_input";
     /// A file that could not be read (IO or format error).
     pub const READ_ERROR: &str = "ingest.read_error";
+    /// A `.json` file holding one JSON array instead of one object a line.
+    pub const NOT_JSON_LINES: &str = "ingest.not_json_lines";
     /// A file with no records.
     pub const EMPTY_FILE: &str = "ingest.empty_file";
     /// An input spec that names nothing.
