@@ -105,7 +105,7 @@ pub fn load_checked(path: &Path) -> Result<Config, Failure> {
             code: 2,
         }
     };
-    let (config, text) = Config::load(path).map_err(|e| invalid(vec![e]))?;
+    let (config, text) = Config::load(path).map_err(invalid)?;
     let problems = config::validate(&config, &text);
     if !problems.is_empty() {
         return Err(invalid(problems));

@@ -27,6 +27,7 @@
 //! unknown keys; defaults live in `Default` impls, once. [`validate`] checks values and inputs and
 //! reports every problem with its line.
 
+mod sections;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -162,15 +163,28 @@ pub struct OutputConfig {
 }
 
 impl Config {
-    /// Parses a config from TOML text; errors carry their line.
-    pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::from_toml(&e, text))
+    /// Parses a config from TOML text; errors carry their line. Mistakes in different sections
+    /// are all reported (see [`sections`]).
+    pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
+        toml::from_str(text).map_err(|e| {
+            let first = ConfigError::from_toml(&e, text);
+            let mut all = sections::section_errors(text);
+            // The document's first error is one of the sections' unless it is about the top
+            // level (an unknown or missing section).
+            if !all.iter().any(|e| e.message == first.message) {
+                all.insert(0, first);
+            }
+            all
+        })
     }
 
     /// Reads and parses a config file, resolving relative local paths against its folder.
-    pub fn load(path: &Path) -> Result<(Config, String), ConfigError> {
+    pub fn load(path: &Path) -> Result<(Config, String), Vec<ConfigError>> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::plain(format!("cannot read config {}: {e}", path.display()))
+            vec![ConfigError::plain(format!(
+                "cannot read config {}: {e}",
+                path.display()
+            ))]
         })?;
         let mut config = Config::parse(&text)?;
         config.resolve_paths(path.parent().unwrap_or(Path::new(".")));

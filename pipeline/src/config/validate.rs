@@ -51,7 +51,8 @@ impl fmt::Display for ConfigError {
     }
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
+/// The 1-based line of a byte offset in `text`.
+pub(super) fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
         .iter()
         .filter(|&&b| b == b'\n')
@@ -276,7 +277,7 @@ mod tests {
     fn problems(text: &str) -> Vec<String> {
         match Config::parse(text) {
             Ok(c) => validate(&c, text).iter().map(ToString::to_string).collect(),
-            Err(e) => vec![e.to_string()],
+            Err(e) => e.iter().map(ToString::to_string).collect(),
         }
     }
 
@@ -289,6 +290,44 @@ mod tests {
             p[0].starts_with("line 4:") && p[0].contains("txt_field"),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn type_errors_in_different_sections_are_reported_at_once() {
+        let text = "[run]\nbatch_size = -5\n\n[[sources]]\nname = 'a'\npaths = ['x.jsonl']\ntext_feild = 't'\n\n[[sources]]\nname = 'b'\npaths = ['y.jsonl']\n\n[[stages]]\ntype = 'lenght'\n\n[[stages]]\ntype = 'length'\nmin_words = 'five'\n\n[output]\npath = 'o'\ncompression = 'brotli'\n";
+        let p = problems(text);
+        let lines: Vec<&str> = p.iter().map(|e| e.split(':').next().unwrap()).collect();
+        assert_eq!(
+            lines,
+            // A stage's type error has no position of its own: it points at the stage.
+            ["line 2", "line 7", "line 14", "line 16", "line 22"],
+            "{p:#?}"
+        );
+        for (problem, word) in p
+            .iter()
+            .zip(["-5", "text_feild", "lenght", "five", "brotli"])
+        {
+            assert!(problem.contains(word), "{problem} should name {word}");
+        }
+    }
+
+    #[test]
+    fn a_stage_error_is_reported_once_and_a_top_level_one_too() {
+        let text = "[[sources]]\nname = 'a'\npaths = ['x.jsonl']\n\n[[stages]]\ntype = 'length'\nmin_words = 'five'\n\n[output]\npath = 'o'\n\n[extra]\n";
+        let p = problems(text);
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(
+            p.iter()
+                .any(|e| e.starts_with("line 5:") && e.contains("five"))
+        );
+        assert!(p.iter().any(|e| e.contains("extra")));
+    }
+
+    #[test]
+    fn every_syntax_error_is_reported() {
+        let p = problems("[run\nbatch_size = 1\n[output]\npath = = 'o'\n");
+        assert!(p.len() >= 2, "{p:#?}");
+        assert!(p[0].starts_with("line 1:") && p.iter().any(|e| e.starts_with("line 4:")));
     }
 
     #[test]
