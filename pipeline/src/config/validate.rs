@@ -274,6 +274,13 @@ pub async fn validate_inputs(config: &Config, text: &str) -> Vec<ConfigError> {
 mod tests {
     use super::*;
 
+    /// Whether one of `problems` is on `line` and names `word`.
+    fn reports(problems: &[String], line: usize, word: &str) -> bool {
+        problems
+            .iter()
+            .any(|e| e.starts_with(&format!("line {line}:")) && e.contains(word))
+    }
+
     fn problems(text: &str) -> Vec<String> {
         match Config::parse(text) {
             Ok(c) => validate(&c, text).iter().map(ToString::to_string).collect(),
@@ -316,10 +323,7 @@ mod tests {
         let text = "[[sources]]\nname = 'a'\npaths = ['x.jsonl']\n\n[[stages]]\ntype = 'length'\nmin_words = 'five'\n\n[output]\npath = 'o'\n\n[extra]\n";
         let p = problems(text);
         assert_eq!(p.len(), 2, "{p:#?}");
-        assert!(
-            p.iter()
-                .any(|e| e.starts_with("line 5:") && e.contains("five"))
-        );
+        assert!(reports(&p, 5, "five"), "{p:#?}");
         assert!(p.iter().any(|e| e.contains("extra")));
     }
 
@@ -335,26 +339,11 @@ mod tests {
         let text = "[run]\nbatch_size = 0\n\n[[sources]]\nname = 'a b'\npaths = ['x.csv']\n\n[[stages]]\ntype = 'length'\nmin_words = 9\nmax_words = 2\n\n[output]\npath = 'o'\nstages = ['nope']\n";
         let p = problems(text);
         assert_eq!(p.len(), 5, "{p:#?}");
-        assert!(
-            p.iter()
-                .any(|e| e.starts_with("line 2:") && e.contains("batch_size"))
-        );
-        assert!(
-            p.iter()
-                .any(|e| e.starts_with("line 4:") && e.contains("`a b`"))
-        );
-        assert!(
-            p.iter()
-                .any(|e| e.starts_with("line 6:") && e.contains("cannot infer"))
-        );
-        assert!(
-            p.iter()
-                .any(|e| e.starts_with("line 8:") && e.contains("min_words"))
-        );
-        assert!(
-            p.iter()
-                .any(|e| e.starts_with("line 15:") && e.contains("nope"))
-        );
+        assert!(reports(&p, 2, "batch_size"), "{p:#?}");
+        assert!(reports(&p, 4, "`a b`"), "{p:#?}");
+        assert!(reports(&p, 6, "cannot infer"), "{p:#?}");
+        assert!(reports(&p, 8, "min_words"), "{p:#?}");
+        assert!(reports(&p, 15, "nope"), "{p:#?}");
     }
 
     #[test]
@@ -399,15 +388,7 @@ mod tests {
     fn duplicate_names_are_rejected() {
         let text = "[[sources]]\nname='a'\npaths=['x.jsonl']\n[[sources]]\nname='a'\npaths=['y.jsonl']\n[[stages]]\ntype='normalize'\n[[stages]]\ntype='normalize'\n[output]\npath='o'\n";
         let p = problems(text);
-        assert!(
-            p.iter()
-                .any(|e| e.starts_with("line 4:") && e.contains("used twice")),
-            "{p:?}"
-        );
-        assert!(
-            p.iter()
-                .any(|e| e.starts_with("line 9:") && e.contains("used twice")),
-            "{p:?}"
-        );
+        assert!(reports(&p, 4, "used twice"), "{p:#?}");
+        assert!(reports(&p, 9, "used twice"), "{p:#?}");
     }
 }
