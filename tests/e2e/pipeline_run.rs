@@ -2,6 +2,7 @@
 //! for any thread count, and exact resume after the process is killed mid-run.
 
 use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use parquet::basic::Compression;
@@ -121,16 +122,23 @@ fn outputs_are_byte_identical_for_any_thread_count() {
         10_033 + 1_113 + 499,
         "every document of the three files"
     );
-    let (ta, tb) = (
-        tree_bytes(&a.path().join("out")),
-        tree_bytes(&b.path().join("out")),
+    assert_same_outputs(
+        &a.path().join("out"),
+        &b.path().join("out"),
+        "1 and 2 threads",
     );
+}
+
+/// Asserts that two output folders hold the same files with the same bytes (`runs/` aside).
+fn assert_same_outputs(a: &Path, b: &Path, what: &str) {
+    let (ta, tb) = (tree_bytes(a), tree_bytes(b));
     assert_eq!(
         ta.iter().map(|f| &f.0).collect::<Vec<_>>(),
-        tb.iter().map(|f| &f.0).collect::<Vec<_>>()
+        tb.iter().map(|f| &f.0).collect::<Vec<_>>(),
+        "files of {what}"
     );
     for ((name, x), (_, y)) in ta.iter().zip(&tb) {
-        assert!(x == y, "{name} differs between 1 and 2 threads");
+        assert!(x == y, "{name} differs between {what}");
     }
 }
 
@@ -242,13 +250,80 @@ fn killed_run_resumes_to_byte_identical_outputs() {
         stderr.contains("Resuming: "),
         "completed units must be skipped:\n{stderr}"
     );
-    let (ta, tb) = (
-        tree_bytes(&straight.path().join("out")),
-        tree_bytes(&resumed.path().join("out")),
+    assert_same_outputs(
+        &straight.path().join("out"),
+        &resumed.path().join("out"),
+        "a straight and a resumed run",
     );
-    assert_eq!(ta.len(), tb.len());
-    for ((name, x), (other, y)) in ta.iter().zip(&tb) {
-        assert_eq!(name, other);
-        assert!(x == y, "{name} differs after resume");
+}
+
+#[test]
+fn tasks_run_at_once_then_a_whole_run_equal_one_whole_run() {
+    let files = [
+        "wiki_en.jsonl.zst",
+        "news_bbc.jsonl.zst",
+        "manpages_en.jsonl.zst",
+    ];
+    let (whole, split) = (scratch("whole"), scratch("split"));
+    // A two-pass stage too: the tasks stop before it and the finishing run does it.
+    let config = |dir: &Path| {
+        let path = real_config(dir, &files, 1);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text + "\n[[stages]]\ntype = \"exact_dedup\"\n").unwrap();
+        path
+    };
+    let out = run(&["run", "--quiet", config(whole.path()).to_str().unwrap()]);
+    assert!(out.status.success(), "{}", texts(&out).1);
+
+    let config = config(split.path());
+    let config = config.to_str().unwrap();
+    let bad = run(&["run", "--task", "2/2", config]);
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "a task outside 0..N is a usage error"
+    );
+    assert!(texts(&bad).1.contains("0 <= I < N"), "{}", texts(&bad).1);
+    let tasks: Vec<_> = ["0/2", "1/2"]
+        .map(|t| {
+            refinery(&["run", "--quiet", "--task", t, config])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    // Units in plan order: wiki, news, manpages; task 0 takes the first and third.
+    for (task, units, out) in [("0/2", 2, &tasks[0]), ("1/2", 1, &tasks[1])] {
+        let (stdout, stderr) = texts(out);
+        assert!(out.status.success(), "task {task}: {stderr}");
+        assert!(
+            stdout.contains(&format!("Task {task} complete"))
+                && stdout.contains(&format!(": {units} units (0 resumed)")),
+            "{stdout}"
+        );
+        assert!(stdout.contains("through 2 of 3 stages"), "{stdout}");
     }
+    let outdir = split.path().join("out");
+    assert!(
+        !outdir.join("_manifest.json").exists() && !outdir.join("exact_dedup").exists(),
+        "tasks write no manifest and leave the two-pass stage to the finishing run"
+    );
+    assert_eq!(
+        std::fs::read_dir(outdir.join("_units")).unwrap().count(),
+        files.len(),
+        "the tasks did every unit between them"
+    );
+
+    let finish = run(&["run", "--quiet", config]);
+    let (stdout, stderr) = texts(&finish);
+    assert!(finish.status.success(), "{stderr}");
+    assert!(stdout.contains("3 units (3 resumed)"), "{stdout}");
+    assert_same_outputs(
+        &whole.path().join("out"),
+        &outdir,
+        "a whole run and two tasks plus a finishing run",
+    );
 }

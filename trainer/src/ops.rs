@@ -8,7 +8,7 @@
 use candle_core::{D, DType, Result, Tensor};
 
 /// Layer normalisation over the last dimension: `(x - mean) / sqrt(var + eps) * weight + bias`.
-/// On CUDA in bf16 (with f32 `weight` and `bias`) fused kernels ([`crate::cuda_ops`]).
+/// On CUDA in bf16 (with f32 `weight` and `bias`) fused kernels (`cuda_ops`).
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
     if x.device().is_cuda()
@@ -41,7 +41,7 @@ pub fn softmax_last(x: &Tensor) -> Result<Tensor> {
 
 /// Attention weights from raw scores `q·kᵀ` `[.., t, t]`: `softmax(scale · scores + mask)` in
 /// the scores' dtype, `mask` being [`causal_mask`]. On CUDA in bf16 one fused kernel forward and
-/// one backward ([`crate::cuda_ops`]), which masks by position; elsewhere the composed ops, the
+/// one backward (`cuda_ops`), which masks by position; elsewhere the composed ops, the
 /// softmax in f32.
 pub fn causal_softmax(scores: &Tensor, scale: f64) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
@@ -54,7 +54,7 @@ pub fn causal_softmax(scores: &Tensor, scale: f64) -> Result<Tensor> {
 }
 
 /// GELU, tanh approximation. On CUDA in bf16 a fused kernel forward and backward
-/// ([`crate::cuda_ops`]); elsewhere candle's op, whose backward is composed.
+/// (`cuda_ops`); elsewhere candle's op, whose backward is composed.
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
     if x.device().is_cuda() && x.dtype() == DType::BF16 {
@@ -94,7 +94,7 @@ pub fn composed_cross_entropy(x: &Tensor, targets: &Tensor) -> Result<Tensor> {
 }
 
 /// `x @ weightᵀ + bias` for `x` of shape `[N, in]` and `weight` `[out, in]`. On CUDA in bf16
-/// with an f32 bias, the bias is added by a fused kernel ([`crate::cuda_ops`]).
+/// with an f32 bias, the bias is added by a fused kernel (`cuda_ops`).
 pub fn linear(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
     let dtype = x.dtype();
     let product = x.matmul(&weight.to_dtype(dtype)?.t()?)?;

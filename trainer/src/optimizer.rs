@@ -33,7 +33,7 @@ impl AdamW {
 
     /// One update of every parameter with its gradient times `grad_scale` (the factor of
     /// [`clip_scale`]; 1 for none) at learning rate `lr`. On CUDA each parameter and its moments
-    /// are updated in place by fused kernels ([`crate::cuda_ops`]), the scale applied inside.
+    /// are updated in place by fused kernels (`cuda_ops`), the scale applied inside.
     pub fn step(
         &mut self,
         params: &[Param],
@@ -113,7 +113,7 @@ impl AdamW {
 
 /// The global L2 norm of `grads`: each tensor's sum of squares added up on the device, so that
 /// a GPU waits for the result once rather than once per tensor. On CUDA one kernel per tensor
-/// ([`crate::cuda_ops::sum_of_squares`]).
+/// (`cuda_ops::sum_of_squares`).
 pub fn global_norm(grads: &[Tensor]) -> Result<f64> {
     if grads.is_empty() {
         return Ok(0.0);

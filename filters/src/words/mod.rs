@@ -5,7 +5,7 @@
 //! The algorithm is spaCy's (`spacy/tokenizer.pyx`): split on whitespace, then peel prefixes and
 //! suffixes off each chunk until a special case (`don't` is `do`, `n't`) or nothing is left to
 //! peel, keep URLs whole, and split what remains on infixes (`well-known` is `well`, `-`,
-//! `known`). The rules ([`affixes`]) and special cases (`en_special_cases.tsv`) are spaCy 3.8's
+//! `known`). The rules (`affixes`) and special cases (`en_special_cases.tsv`) are spaCy 3.8's
 //! English ones. Known differences, all rare in text: letter classes use Unicode properties
 //! rather than spaCy's script lists, and special cases that span several chunks (spaCy's
 //! special-case matcher) are not applied.

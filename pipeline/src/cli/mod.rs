@@ -66,6 +66,12 @@ pub enum Command {
         /// Stop with exit code 3 at the first bad record or input instead of quarantining it.
         #[arg(long)]
         strict: bool,
+        /// Run only task I of N (I from 0): every Nth input file starting at the Ith, through the
+        /// stages before the first two-pass stage (dedup). Tasks may run at once, on machines
+        /// sharing the output folder (e.g. a Slurm array); then a plain `refinery run CONFIG`
+        /// skips their files and finishes the run.
+        #[arg(long, value_name = "I/N")]
+        task: Option<crate::executor::Task>,
     },
     /// Check a config: unknown keys, bad values, missing inputs, each with its line.
     Validate {
@@ -240,7 +246,17 @@ pub fn run(cli: Cli) -> ExitCode {
             config,
             threads,
             strict,
-        } => run::run(&config, threads, strict, cli.quiet, handle),
+            task,
+        } => run::run(
+            run::RunArgs {
+                config: &config,
+                threads,
+                strict,
+                task,
+                quiet: cli.quiet,
+            },
+            handle,
+        ),
         Command::Validate { config, no_io } => validate::validate(&config, no_io, handle),
         Command::Stats { dir, format } => stats::stats(&dir, format, handle),
         Command::Query {

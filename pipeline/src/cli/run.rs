@@ -7,27 +7,67 @@ use tokio::runtime::Handle;
 
 use super::Failure;
 use crate::config::{self, Config};
-use crate::executor::{self, RunSummary};
+use crate::executor::{self, RunError, RunSummary, Task, TaskSummary};
 use crate::lineage::runs::{Outcome, RunRow};
 use crate::progress::Progress;
 use crate::sql::text_table;
 use crate::tokenize::TokenizeSummary;
 use shards::dataset::manifest::now_rfc3339;
 
-/// Loads, checks and runs a config, then prints the summary.
-pub fn run(
-    path: &Path,
-    threads: Option<usize>,
-    strict: bool,
-    quiet: bool,
-    handle: &Handle,
-) -> Result<(), Failure> {
-    let mut config = load_checked(path)?;
-    if let Some(t) = threads {
+/// How `refinery run` was asked to run, beyond its config.
+pub struct RunArgs<'a> {
+    /// The config file.
+    pub config: &'a Path,
+    /// `--threads`, overriding the config's.
+    pub threads: Option<usize>,
+    /// `--strict`.
+    pub strict: bool,
+    /// `--task I/N`: only this share of the units, and only the stages before the first
+    /// two-pass stage.
+    pub task: Option<Task>,
+    /// `--quiet`.
+    pub quiet: bool,
+}
+
+/// Loads, checks and runs a config (or one task of it), then prints the summary.
+pub fn run(args: RunArgs, handle: &Handle) -> Result<(), Failure> {
+    let mut config = load_checked(args.config)?;
+    if let Some(t) = args.threads {
         config.run.threads = t;
     }
-    config.run.strict |= strict;
-    run_recorded(&config, path, quiet, handle).map(drop)
+    config.run.strict |= args.strict;
+    match args.task {
+        None => run_recorded(&config, args.config, args.quiet, handle).map(drop),
+        Some(task) => {
+            use_threads(&config);
+            let progress = Progress::new(!args.quiet);
+            let summary =
+                executor::execute_task(&config, task, handle, &progress).map_err(failure)?;
+            print_task_summary(&summary, args.config);
+            Ok(())
+        }
+    }
+}
+
+/// Prints what a task did and how the run goes on.
+fn print_task_summary(s: &TaskSummary, config: &Path) {
+    let secs = s.elapsed.as_secs_f64().max(1e-9);
+    outln!(
+        "Task {} complete in {secs:.1} s: {} units ({} resumed), {:.1} MB in ({:.1} MB/s), {} documents, through {} of {} stages",
+        s.task,
+        s.units,
+        s.resumed,
+        s.input_bytes as f64 / 1e6,
+        s.input_bytes as f64 / 1e6 / secs,
+        s.documents,
+        s.stages,
+        s.total_stages,
+    );
+    outln!(
+        "When all {} tasks are complete, `refinery run {}` finishes the run: it skips their units, runs the rest of the stages and writes the manifest.",
+        s.task.count,
+        config.display()
+    );
 }
 
 /// Runs a checked config, prints its summary and tokenizes its output when the config has a
@@ -115,6 +155,13 @@ pub fn load_checked(path: &Path) -> Result<Config, Failure> {
 
 /// Runs a checked config with a progress bar (unless quiet).
 pub fn execute(config: &Config, quiet: bool, handle: &Handle) -> Result<RunSummary, Failure> {
+    use_threads(config);
+    let progress = Progress::new(!quiet);
+    executor::execute(config, handle, &progress).map_err(failure)
+}
+
+/// Sizes rayon's global pool by the config's `run.threads` (0: one per core).
+fn use_threads(config: &Config) {
     let threads = if config.run.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
@@ -124,11 +171,13 @@ pub fn execute(config: &Config, quiet: bool, handle: &Handle) -> Result<RunSumma
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global();
-    let progress = Progress::new(!quiet);
-    executor::execute(config, handle, &progress).map_err(|e| Failure {
+}
+
+fn failure(e: RunError) -> Failure {
+    Failure {
         code: e.exit_code(),
         error: e.into(),
-    })
+    }
 }
 
 /// Prints what a run did: throughput, per-source and per-stage accounting, where outputs are.

@@ -164,7 +164,7 @@ pub struct OutputConfig {
 
 impl Config {
     /// Parses a config from TOML text; errors carry their line. Mistakes in different sections
-    /// are all reported (see [`sections`]).
+    /// are all reported, section by section.
     pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
         toml::from_str(text).map_err(|e| {
             let first = ConfigError::from_toml(&e, text);

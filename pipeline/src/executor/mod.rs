@@ -1,13 +1,16 @@
 //! The executor: runs a config's stages over its sources, unit by unit, and writes the outputs.
 //!
 //! Units (see [`crate::ingest::plan`]) run on `threads` workers; each unit streams through its
-//! own chain of threads and bounded channels ([`unit`]), with rayon inside a stage. Memory is
+//! own chain of threads and bounded channels (`unit`), with rayon inside a stage. Memory is
 //! bounded by workers × stages × `channel_depth` × batch size, plus one row group per open part,
 //! whatever the corpus size. Every unit's outputs depend only on its input and the config, so
 //! outputs are byte-identical for any thread count, and a rerun after an interruption skips the
-//! units whose records are intact and redoes the rest.
+//! units whose records are intact and redoes the rest. [`execute_task`] runs one share of the
+//! units ([`Task`]) through the stages before the first two-pass stage, for runs spread over
+//! processes or machines; a whole run afterwards skips what the tasks did.
 
 mod records;
+mod task;
 mod unit;
 
 use std::ops::Range;
@@ -20,7 +23,7 @@ use tokio::runtime::Handle;
 
 use crate::config::{Config, INGEST};
 use crate::ingest::batch::quarantine_batch;
-use crate::ingest::{Unit, plan_units};
+use crate::ingest::{Quarantined, Unit, plan_units};
 use crate::output::INPUTS_PART;
 use crate::output::manifest::{
     Accounting, FORMAT, FORMAT_VERSION, Manifest, SourceCounts, StageCounts, UnitRecord,
@@ -29,6 +32,7 @@ use crate::output::part::{PartError, PartInfo, PartWriter, read_part};
 use crate::progress::Progress;
 use crate::schema;
 use crate::stage::{PassContext, Passes, Stage, StageError};
+pub use task::{Task, TaskSummary};
 use unit::{UnitContext, run_unit};
 
 /// Why a run failed. [`RunError::exit_code`] maps each to the CLI's exit code.
@@ -91,12 +95,13 @@ pub fn execute(
     handle: &Handle,
     progress: &Progress,
 ) -> Result<RunSummary, RunError> {
-    let stages = config
-        .stages
-        .iter()
-        .map(|s| s.get_ref().build())
-        .collect::<Result<Vec<Arc<dyn Stage>>, _>>()?;
-    execute_stages(config, &stages, handle, progress)
+    execute_stages(config, &build_stages(config)?, handle, progress)
+}
+
+/// The config's `[[stages]]`, built.
+fn build_stages(config: &Config) -> Result<Vec<Arc<dyn Stage>>, RunError> {
+    let stages = config.stages.iter().map(|s| s.get_ref().build());
+    Ok(stages.collect::<Result<_, _>>()?)
 }
 
 /// Runs `config`'s sources and outputs through the given stages (built from its `[[stages]]`).
@@ -111,22 +116,110 @@ pub fn execute_stages(
     progress: &Progress,
 ) -> Result<RunSummary, RunError> {
     let started = Instant::now();
+    let done = run_units_of(config, stages, None, handle, progress)?;
+    let mut inputs_part = PartWriter::create(&done.out, INPUTS_PART, schema::quarantine())?;
+    if !done.input_problems.is_empty() {
+        inputs_part.write(&quarantine_batch(&done.input_problems)?)?;
+    }
+    // Files beside the units' parts: the input-level quarantine and the stages' own tables.
+    let mut run_files = vec![inputs_part.finish()?];
+    run_files.extend(done.tables);
+    let manifest = build_manifest(
+        config,
+        &done.names,
+        &done.datasets,
+        &done.records,
+        run_files,
+        done.input_problems.len() as u64,
+        config.output_hash(),
+    )?;
+    manifest.save(&done.out)?;
+    progress.finish();
+    Ok(RunSummary {
+        manifest,
+        units: done.units,
+        resumed: done.resumed,
+        input_bytes: done.input_bytes,
+        elapsed: started.elapsed(),
+        out: done.out,
+    })
+}
+
+/// Runs one task of a partitioned run: the units `task` owns, through the stages before the
+/// first two-pass stage. Writes their parts and unit records and nothing else, so tasks can run
+/// at the same time (on machines that share the output folder); a whole run of the config
+/// afterwards skips those units and does the rest: the two-pass stages, the manifest.
+pub fn execute_task(
+    config: &Config,
+    task: Task,
+    handle: &Handle,
+    progress: &Progress,
+) -> Result<TaskSummary, RunError> {
+    let started = Instant::now();
+    let stages = build_stages(config)?;
+    let done = run_units_of(config, &stages, Some(task), handle, progress)?;
+    progress.finish();
+    let documents = done.records.iter().map(|r| r.ingest.documents).sum();
+    Ok(TaskSummary {
+        task,
+        units: done.units,
+        resumed: done.resumed,
+        documents,
+        input_bytes: done.input_bytes,
+        elapsed: started.elapsed(),
+        stages: segments(&stages)[0].len(),
+        total_stages: stages.len(),
+    })
+}
+
+/// What the units of a run (or of one task) produced.
+struct UnitsDone {
+    out: PathBuf,
+    units: usize,
+    resumed: usize,
+    input_bytes: u64,
+    input_problems: Vec<Quarantined>,
+    names: Vec<String>,
+    datasets: Vec<(String, usize)>,
+    records: Vec<UnitRecord>,
+    tables: Vec<PartInfo>,
+}
+
+/// Plans the units and runs every segment over them; with a task, only its units and only the
+/// first segment.
+fn run_units_of(
+    config: &Config,
+    stages: &[Arc<dyn Stage>],
+    task: Option<Task>,
+    handle: &Handle,
+    progress: &Progress,
+) -> Result<UnitsDone, RunError> {
     let out = config.output_dir();
     std::fs::create_dir_all(&out).map_err(|source| shards::StoreError::Io {
         op: "create folder",
         path: out.clone(),
         source,
     })?;
-    let stale = shards::atomic::remove_stale_temps(&out)?;
-    if stale > 0 {
-        tracing::info!(stale, "Removed temporary files of an interrupted run");
+    // Tasks may run beside each other: the whole run clears what an interrupted one left.
+    if task.is_none() {
+        let stale = shards::atomic::remove_stale_temps(&out)?;
+        if stale > 0 {
+            tracing::info!(stale, "Removed temporary files of an interrupted run");
+        }
     }
-    let (units, input_problems) = handle.block_on(plan_units(config));
+    let (mut units, input_problems) = handle.block_on(plan_units(config));
     if let (true, Some(q)) = (config.run.strict, input_problems.first()) {
         return Err(RunError::Strict(q.describe()));
     }
     for q in &input_problems {
         tracing::warn!(source = %q.source, reason = q.reason, "Quarantined input {}", q.describe());
+    }
+    if let Some(task) = task {
+        units = units
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, u)| task.owns(i).then_some(u))
+            .collect();
     }
     let config_hash = config.output_hash();
     let names: Vec<String> = stages.iter().map(|s| s.name().to_string()).collect();
@@ -140,7 +233,8 @@ pub fn execute_stages(
     let mut resumed = 0;
     // Once a segment ran a unit again, later segments' records may describe other inputs.
     let mut earlier_ran = false;
-    for (segment, range) in segments.iter().enumerate() {
+    let run_segments = if task.is_some() { 1 } else { segments.len() };
+    for (segment, range) in segments.iter().enumerate().take(run_segments) {
         let input = (segment > 0).then(|| snapshot_name(&names, range.start));
         let written: Vec<(String, usize)> = datasets
             .iter()
@@ -170,32 +264,16 @@ pub fn execute_stages(
         records.extend(run.records);
         tables.extend(run.tables);
     }
-
-    let mut inputs_part = PartWriter::create(&out, INPUTS_PART, schema::quarantine())?;
-    if !input_problems.is_empty() {
-        inputs_part.write(&quarantine_batch(&input_problems)?)?;
-    }
-    // Files beside the units' parts: the input-level quarantine and the stages' own tables.
-    let mut run_files = vec![inputs_part.finish()?];
-    run_files.extend(tables);
-    let manifest = build_manifest(
-        config,
-        &names,
-        &datasets,
-        &records,
-        run_files,
-        input_problems.len() as u64,
-        config_hash,
-    )?;
-    manifest.save(&out)?;
-    progress.finish();
-    Ok(RunSummary {
-        manifest,
+    Ok(UnitsDone {
+        out,
         units: units.len(),
         resumed,
         input_bytes,
-        elapsed: started.elapsed(),
-        out,
+        input_problems,
+        names,
+        datasets,
+        records,
+        tables,
     })
 }
 

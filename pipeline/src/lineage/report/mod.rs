@@ -2,7 +2,7 @@
 //! the lineage tables, and the JSON lists each query with its rows so an auditor can rerun it
 //! with `refinery query` (the `tables` object gives each table's location).
 //!
-//! - [`sections`]: the queries, one per figure; [`checks`]: queries that must return no rows.
+//! - [`sections`]: the queries, one per figure; [`checks`](sections::checks): queries that must return no rows.
 //! - [`html`]: one self-contained HTML file with inline SVG charts ([`svg`]).
 //! - [`openlineage`]: OpenLineage run events for existing lineage services.
 //!

@@ -7,13 +7,13 @@
 //! `verify` its shingle set to a third.
 //!
 //! Between the passes ([`Stage::prepare`]): DataFusion sorts the key rows by bucket under the
-//! `memory_budget`, spilling to disk ([`buckets`]); the candidate pairs (optionally verified by
-//! true Jaccard) are clustered by union-find; each cluster keeps one survivor ([`clusters`]); the
-//! `clusters` table and the index for later runs ([`index`]) are written.
+//! `memory_budget`, spilling to disk (`buckets`); the candidate pairs (optionally verified by
+//! true Jaccard) are clustered by union-find; each cluster keeps one survivor (`clusters`); the
+//! `clusters` table and the index for later runs (`index`) are written.
 //!
 //! Second pass ([`Stage::process`]): a document is dropped when it is a non-survivor.
 //!
-//! Memory held for the whole corpus: 32 bytes per document ([`docs`]), 4 of union-find, 12 more
+//! Memory held for the whole corpus: 32 bytes per document (`docs`), 4 of union-find, 12 more
 //! with `verify`, and for each document in a duplicate cluster about 200 more (its candidate
 //! pairs, cluster row and decision; measured: 3 copies of the corpus instead of 1 add 222 bytes
 //! per added document, every one a duplicate). Key rows, fingerprints and shingle sets live on

@@ -1,0 +1,82 @@
+//! Partitioned runs: task `I` of `N` takes every `N`th unit (input file), starting at unit `I`.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// One share of a partitioned run, written `I/N` (0-based `I`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Task {
+    /// This task's number, from 0.
+    pub index: usize,
+    /// How many tasks share the run.
+    pub count: usize,
+}
+
+impl Task {
+    /// Whether the unit at position `unit` of the run's plan is this task's.
+    pub fn owns(&self, unit: usize) -> bool {
+        unit % self.count == self.index
+    }
+}
+
+impl FromStr for Task {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let usage = || format!("expected I/N with 0 <= I < N (e.g. 0/4), got `{s}`");
+        let (index, count) = s.split_once('/').ok_or_else(usage)?;
+        let (index, count) = (
+            index.trim().parse().map_err(|_| usage())?,
+            count.trim().parse().map_err(|_| usage())?,
+        );
+        if index >= count {
+            return Err(usage());
+        }
+        Ok(Task { index, count })
+    }
+}
+
+impl fmt::Display for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// What a finished task reports.
+#[derive(Debug)]
+pub struct TaskSummary {
+    /// The task.
+    pub task: Task,
+    /// Units this task owns.
+    pub units: usize,
+    /// Of those, units an earlier invocation had finished.
+    pub resumed: usize,
+    /// Documents ingested from its units.
+    pub documents: u64,
+    /// Bytes of its input.
+    pub input_bytes: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Stages the task ran: those before the first two-pass stage.
+    pub stages: usize,
+    /// Stages in the config.
+    pub total_stages: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Task;
+
+    #[test]
+    fn tasks_parse_and_share_the_units_between_them() {
+        let tasks: Vec<Task> = ["0/3", "1/3", "2/3"].map(|t| t.parse().unwrap()).to_vec();
+        for unit in 0..10 {
+            assert_eq!(tasks.iter().filter(|t| t.owns(unit)).count(), 1);
+        }
+        assert_eq!(tasks[1].to_string(), "1/3");
+        for bad in ["3/3", "1", "a/2", "0/0", "-1/2"] {
+            assert!(bad.parse::<Task>().is_err(), "{bad}");
+        }
+    }
+}
