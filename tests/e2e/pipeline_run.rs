@@ -317,6 +317,13 @@ fn tasks_run_at_once_then_a_whole_run_equal_one_whole_run() {
         "the tasks did every unit between them"
     );
 
+    let stats = run(&["stats", outdir.to_str().unwrap()]);
+    assert!(
+        !stats.status.success() && texts(&stats).1.contains("the run has not finished"),
+        "{}",
+        texts(&stats).1
+    );
+
     let finish = run(&["run", "--quiet", config]);
     let (stdout, stderr) = texts(&finish);
     assert!(finish.status.success(), "{stderr}");

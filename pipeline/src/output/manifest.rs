@@ -140,10 +140,13 @@ impl Manifest {
     pub fn load(out: &Path) -> Result<Manifest, String> {
         let path = out.join(MANIFEST);
         let text = std::fs::read(&path).map_err(|e| {
-            format!(
-                "cannot read {}: {e} (is this a finished run's output folder?)",
-                path.display()
-            )
+            let why = if out.join(super::UNITS).is_dir() {
+                "the run has not finished: some units are done (by an interrupted run or by \
+                 `--task` runs), and `refinery run CONFIG` finishes it"
+            } else {
+                "is this a finished run's output folder?"
+            };
+            format!("cannot read {}: {e} ({why})", path.display())
         })?;
         let manifest: Manifest = serde_json::from_slice(&text)
             .map_err(|e| format!("{} is not a run manifest: {e}", path.display()))?;
