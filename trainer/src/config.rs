@@ -271,39 +271,41 @@ impl TrainConfig {
         Ok(config)
     }
 
+    /// Checks values across sections; every problem is reported, one a line.
     fn check(&self, origin: &str) -> Result<()> {
-        let bad = |message: String| {
-            Err(TrainError::Config {
-                path: origin.to_string(),
-                message,
-            })
-        };
+        let mut problems = Vec::new();
         let t = &self.train;
         if t.batch_size == 0 || t.grad_accum == 0 || t.steps == 0 {
-            return bad(
-                "train.steps, train.batch_size and train.grad_accum must be positive".into(),
+            problems.push(
+                "train.steps, train.batch_size and train.grad_accum must be positive".to_string(),
             );
         }
         if self.data.weights.is_some() && !self.data.phases.is_empty() {
-            return bad("give either data.weights or data.phases, not both".into());
+            problems.push("give either data.weights or data.phases, not both".into());
         }
         let o = &self.optim;
         if !(o.lr > 0.0 && o.min_lr >= 0.0 && o.min_lr <= o.lr) {
-            return bad(format!(
+            problems.push(format!(
                 "optim: need 0 <= min_lr <= lr and lr > 0 (lr {}, min_lr {})",
                 o.lr, o.min_lr
             ));
         }
         if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) {
-            return bad("optim.beta1 and optim.beta2 must be in [0, 1)".into());
+            problems.push("optim.beta1 and optim.beta2 must be in [0, 1)".into());
         }
         let m = &self.model;
         if let (Some(w), Some(h)) = (m.width, m.heads)
             && (h == 0 || w % h != 0)
         {
-            return bad(format!("model.heads ({h}) must divide model.width ({w})"));
+            problems.push(format!("model.heads ({h}) must divide model.width ({w})"));
         }
-        Ok(())
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(TrainError::Config {
+            path: origin.to_string(),
+            message: problems.join("\n  "),
+        })
     }
 
     fn resolve_paths(&mut self, base: &Path) {
@@ -391,6 +393,17 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(e.contains(needle) && e.starts_with("cfg.toml"), "{e}");
+        }
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_at_once() {
+        let text = "[data]\nroot = \"t\"\n[train]\nsteps = 0\n[model]\nwidth = 100\nheads = 3\n[optim]\nlr = 0.1\nmin_lr = 0.2\n";
+        let e = TrainConfig::parse(text, "cfg.toml")
+            .unwrap_err()
+            .to_string();
+        for needle in ["must be positive", "must divide", "min_lr"] {
+            assert!(e.contains(needle), "{needle} missing from: {e}");
         }
     }
 }
