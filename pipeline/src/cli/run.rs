@@ -39,8 +39,7 @@ pub fn run(args: RunArgs, handle: &Handle) -> Result<(), Failure> {
     match args.task {
         None => run_recorded(&config, args.config, args.quiet, handle).map(drop),
         Some(task) => {
-            use_threads(&config);
-            let progress = Progress::new(!args.quiet);
+            let progress = start(&config, args.quiet);
             let summary =
                 executor::execute_task(&config, task, handle, &progress).map_err(failure)?;
             print_task_summary(&summary, args.config);
@@ -155,13 +154,13 @@ pub fn load_checked(path: &Path) -> Result<Config, Failure> {
 
 /// Runs a checked config with a progress bar (unless quiet).
 pub fn execute(config: &Config, quiet: bool, handle: &Handle) -> Result<RunSummary, Failure> {
-    use_threads(config);
-    let progress = Progress::new(!quiet);
+    let progress = start(config, quiet);
     executor::execute(config, handle, &progress).map_err(failure)
 }
 
-/// Sizes rayon's global pool by the config's `run.threads` (0: one per core).
-fn use_threads(config: &Config) {
+/// Sizes rayon's global pool by the config's `run.threads` (0: one per core), and returns the
+/// progress bar (hidden when `quiet`).
+fn start(config: &Config, quiet: bool) -> Progress {
     let threads = if config.run.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
@@ -171,6 +170,7 @@ fn use_threads(config: &Config) {
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global();
+    Progress::new(!quiet)
 }
 
 fn failure(e: RunError) -> Failure {

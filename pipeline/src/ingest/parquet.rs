@@ -121,18 +121,13 @@ enum TextColumn {
 impl TextColumn {
     /// The column as strings or bytes, or why it cannot hold text.
     fn of(column: &ArrayRef) -> Result<Self, DataType> {
-        let strings = |c: &ArrayRef| cast(c, &DataType::Utf8).map(|a| a.as_string().clone());
-        let bytes = |c: &ArrayRef| cast(c, &DataType::Binary).map(|a| a.as_binary().clone());
         let kind = column.data_type();
         let converted = match kind {
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-                strings(column).map(Self::Strings)
-            }
-            DataType::Dictionary(_, values) if is_string(values) => {
-                strings(column).map(Self::Strings)
+            k if is_string(k) => {
+                cast(column, &DataType::Utf8).map(|a| Self::Strings(a.as_string().clone()))
             }
             DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
-                bytes(column).map(Self::Bytes)
+                cast(column, &DataType::Binary).map(|a| Self::Bytes(a.as_binary().clone()))
             }
             _ => return Err(kind.clone()),
         };
@@ -159,11 +154,13 @@ impl TextColumn {
     }
 }
 
+/// Whether `kind` holds strings: an Arrow string type, or a dictionary of one.
 fn is_string(kind: &DataType) -> bool {
-    matches!(
-        kind,
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-    )
+    match kind {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, values) => is_string(values),
+        _ => false,
+    }
 }
 
 /// One batch's text, id and meta columns, ready for row access.
