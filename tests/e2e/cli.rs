@@ -62,6 +62,23 @@ fn validate_reports_every_problem_with_its_line_and_exits_2() {
         "{stderr}"
     );
 
+    // An output path that is a file: `validate` names its line, `run` stops before writing.
+    std::fs::write(dir.path().join("out"), "not a folder").unwrap();
+    let out = run(&["validate", config.to_str().unwrap()]);
+    let (_, stderr) = texts(&out);
+    assert!(
+        stderr.contains("line 12: output.path:") && stderr.contains("exists and is not a folder"),
+        "{stderr}"
+    );
+    let out = run(&["run", config.to_str().unwrap()]);
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("exists and is not a folder") && !stderr.contains("WARN"),
+        "{stderr}"
+    );
+    std::fs::remove_file(dir.path().join("out")).unwrap();
+
     std::fs::write(&config, "[[sources]]\nname = \"a\"\npaths = [\"x.jsonl\"]\ntext_feild = \"body\"\n[output]\npath = \"o\"\n").unwrap();
     let out = run(&["validate", config.to_str().unwrap()]);
     let (_, stderr) = texts(&out);

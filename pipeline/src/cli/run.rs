@@ -32,6 +32,10 @@ pub struct RunArgs<'a> {
 /// Loads, checks and runs a config (or one task of it), then prints the summary.
 pub fn run(args: RunArgs, handle: &Handle) -> Result<(), Failure> {
     let mut config = load_checked(args.config)?;
+    crate::output::check_folder(&config.output_dir()).map_err(|e| Failure {
+        error: anyhow!("output.path: {e}"),
+        code: 2,
+    })?;
     if let Some(t) = args.threads {
         config.run.threads = t;
     }

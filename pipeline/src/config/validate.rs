@@ -216,7 +216,8 @@ fn key_offset(text: &str, key: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// Lists every input path and reports the ones that name nothing or cannot be reached.
+/// Lists every input path and reports the ones that name nothing or cannot be reached, and
+/// checks that the output folder can be made.
 pub async fn validate_inputs(config: &Config, text: &str) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     for source in &config.sources {
@@ -266,6 +267,10 @@ pub async fn validate_inputs(config: &Config, text: &str) -> Vec<ConfigError> {
                 ),
             ));
         }
+    }
+    if let Err(e) = crate::output::check_folder(&config.output_dir()) {
+        let message = format!("output.path: {e}");
+        errors.push(ConfigError::at(text, config.output.span(), message));
     }
     errors
 }

@@ -26,6 +26,9 @@ pub mod codec;
 pub mod manifest;
 pub mod part;
 
+use std::io::ErrorKind;
+use std::path::Path;
+
 /// Folder of rejected documents.
 pub const REJECTS: &str = "rejects";
 /// Folder of edits: changes stages made to documents they kept.
@@ -48,3 +51,56 @@ pub const UNITS: &str = "_units";
 pub const MANIFEST: &str = "_manifest.json";
 /// Part holding input-level quarantine rows.
 pub const INPUTS_PART: &str = "quarantine/inputs.parquet";
+
+/// Checks that `out` is a folder or can be made one: the closest of it and its ancestors that
+/// exists must be a folder. Otherwise says which path is in the way.
+pub fn check_folder(out: &Path) -> Result<(), String> {
+    let mut path = out;
+    loop {
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(_) if path == out => {
+                return Err(format!("`{}` exists and is not a folder", out.display()));
+            }
+            Ok(_) => {
+                return Err(format!(
+                    "`{}` cannot be created: `{}` is a file",
+                    out.display(),
+                    path.display()
+                ));
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                match path.parent() {
+                    Some(parent) if !parent.as_os_str().is_empty() => path = parent,
+                    _ => return Ok(()),
+                }
+            }
+            Err(e) => return Err(format!("`{}`: {e}", path.display())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_folder;
+
+    #[test]
+    fn a_file_in_the_way_of_the_output_folder_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, "x").unwrap();
+        assert_eq!(check_folder(dir.path()), Ok(()));
+        assert_eq!(check_folder(&dir.path().join("new/deeper")), Ok(()));
+        assert!(
+            check_folder(&file)
+                .unwrap_err()
+                .ends_with("exists and is not a folder")
+        );
+        let below = check_folder(&file.join("a/b")).unwrap_err();
+        assert!(
+            below.ends_with(&format!("`{}` is a file", file.display())),
+            "{below}"
+        );
+        assert_eq!(check_folder(std::path::Path::new("relative-new")), Ok(()));
+    }
+}
