@@ -1,7 +1,8 @@
 //! Type errors of every config section at once. Serde stops at a document's first error; this
 //! deserializes each section (`[run]`, every `[[sources]]` and `[[stages]]` entry, `[output]`,
 //! `[tokenize]`) on its own, so that a config with mistakes in several sections reports them all
-//! in one go. Within one section the first error still hides the rest.
+//! in one go, and names every unknown section. Within one section the first error still hides
+//! the rest.
 
 use serde::de::DeserializeOwned;
 use toml::Spanned;
@@ -11,6 +12,9 @@ use super::validate::line_of;
 use super::{ConfigError, OutputConfig, RunConfig, SourceConfig};
 use crate::stages::StageConfig;
 use crate::tokenize::TokenizeConfig;
+
+/// The config's sections, in the order of [`super::Config`]'s fields.
+const SECTIONS: &[&str] = &["run", "sources", "stages", "output", "tokenize"];
 
 /// Every problem serde finds in `text`, section by section, in the order of the text; syntax
 /// errors (which leave no sections to check) come all together, as the parser recovers from them.
@@ -31,7 +35,14 @@ pub fn section_errors(text: &str) -> Vec<ConfigError> {
             "stages" => errors.extend(section.each::<StageConfig>()),
             "output" => errors.extend(section.check::<OutputConfig>()),
             "tokenize" => errors.extend(section.check::<TokenizeConfig>()),
-            _ => {}
+            unknown => {
+                // Serde's own wording, so that the document's error matches it.
+                let e = <toml::de::Error as serde::de::Error>::unknown_field(unknown, SECTIONS);
+                errors.push(ConfigError {
+                    line: Some(line_of(text, key.span().start)),
+                    message: e.message().trim().to_string(),
+                });
+            }
         }
     }
     errors.sort_by_key(|e| e.line);

@@ -330,6 +330,11 @@ mod tests {
         assert_eq!(p.len(), 2, "{p:#?}");
         assert!(reports(&p, 5, "five"), "{p:#?}");
         assert!(p.iter().any(|e| e.contains("extra")));
+        // An unknown section ahead of a section with a type error is reported too.
+        let p =
+            problems("[rnu]\n[[sources]]\nname = 'a'\npaths = ['x.jsonl']\n[output]\npath = 3\n");
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(reports(&p, 1, "rnu") && reports(&p, 6, "3"), "{p:#?}");
     }
 
     #[test]

@@ -26,6 +26,8 @@
 //!
 //! Relative local paths are resolved against the config file's folder.
 
+mod sections;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -263,9 +265,18 @@ impl TrainConfig {
 
     /// Parses and checks config text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
-        let config: Self = toml::from_str(text).map_err(|e| TrainError::Config {
-            path: origin.to_string(),
-            message: e.to_string(),
+        let config: Self = toml::from_str(text).map_err(|e| {
+            let mut all = sections::section_errors(text);
+            // The document's first error is one of the sections' unless it is about the top
+            // level (an unknown or missing section).
+            let first = sections::describe_error(&e, text);
+            if !all.contains(&first) {
+                all.insert(0, first);
+            }
+            TrainError::Config {
+                path: origin.to_string(),
+                message: all.join("\n  "),
+            }
         })?;
         config.check(origin)?;
         Ok(config)
@@ -405,5 +416,28 @@ mod tests {
         for needle in ["must be positive", "must divide", "min_lr"] {
             assert!(e.contains(needle), "{needle} missing from: {e}");
         }
+    }
+
+    #[test]
+    fn type_errors_in_every_section_and_unknown_sections_are_reported_at_once() {
+        let text = "[data]\nroot = \"t\"\nseq_len = \"long\"\n[trian]\nsteps = 1\n[optim]\nlr = \"fast\"\n[train]\nstepz = 3\n";
+        let e = TrainConfig::parse(text, "cfg.toml")
+            .unwrap_err()
+            .to_string();
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines.len(), 4, "{e}");
+        for (line, (at, word)) in lines.iter().zip([
+            ("line 3:", "\"long\""),
+            ("line 4:", "`trian`"),
+            ("line 7:", "\"fast\""),
+            ("line 9:", "`stepz`"),
+        ]) {
+            assert!(line.contains(at) && line.contains(word), "{line}");
+        }
+        // One error alone is reported once.
+        let e = TrainConfig::parse("[data]\nroot = \"t\"\n[trian]\n", "cfg.toml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e.matches("trian").count(), 1, "{e}");
     }
 }
