@@ -1,5 +1,7 @@
 //! DataFusion over Parquet outputs: registering tables, running SQL, rendering results.
 
+use std::sync::Arc;
+
 use arrow::record_batch::RecordBatch;
 use arrow::util::pretty::pretty_format_batches;
 use datafusion::error::DataFusionError;
@@ -62,7 +64,7 @@ async fn register_url_glob(
         .with_listing_options(options)
         .infer_schema(&ctx.state())
         .await?;
-    ctx.register_table(name, std::sync::Arc::new(ListingTable::try_new(config)?))?;
+    ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
     Ok(())
 }
 
@@ -78,9 +80,17 @@ pub fn register_bucket(ctx: &SessionContext, location: &str) -> Result<(), DataF
     Ok(())
 }
 
-/// Runs one SQL statement and collects its result.
+/// Runs one SQL statement and collects its result: at least one batch, so that an empty result
+/// still has its columns (a table's header, a CSV header line).
 pub async fn query(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, DataFusionError> {
-    ctx.sql(sql).await?.collect().await
+    let frame = ctx.sql(sql).await?;
+    let schema = Arc::new(frame.schema().as_arrow().clone());
+    let batches = frame.collect().await?;
+    Ok(if batches.is_empty() {
+        vec![RecordBatch::new_empty(schema)]
+    } else {
+        batches
+    })
 }
 
 /// Renders batches in `format`.
@@ -118,7 +128,6 @@ pub fn render(
 /// A text table of string cells, through Arrow's pretty printer.
 pub fn text_table(headers: &[&str], rows: &[Vec<String>]) -> String {
     use arrow::array::{ArrayRef, StringArray};
-    use std::sync::Arc;
     let columns: Vec<(&str, ArrayRef)> = headers
         .iter()
         .enumerate()
@@ -174,14 +183,12 @@ mod tests {
             "docs".to_string(),
             dir.path().join("docs").display().to_string(),
         )];
-        let out = rt.block_on(async {
+        let (out, none) = rt.block_on(async {
             let ctx = context(&tables).await.unwrap();
-            query(
-                &ctx,
-                "SELECT locator, octet_length(text) AS n FROM docs ORDER BY locator",
-            )
-            .await
-            .unwrap()
+            let sql = "SELECT locator, octet_length(text) AS n FROM docs";
+            let all = query(&ctx, &format!("{sql} ORDER BY locator")).await;
+            let none = query(&ctx, &format!("{sql} WHERE text = 'zz'")).await;
+            (all.unwrap(), none.unwrap())
         });
         assert_eq!(
             render(&out, OutputFormat::Json).unwrap(),
@@ -196,6 +203,14 @@ mod tests {
                 .unwrap()
                 .contains("| locator | n |")
         );
+        // An empty result keeps its columns.
+        assert_eq!(render(&none, OutputFormat::Csv).unwrap(), "locator,n\n");
+        assert!(
+            render(&none, OutputFormat::Table)
+                .unwrap()
+                .contains("| locator | n |")
+        );
+        assert_eq!(render(&none, OutputFormat::Json).unwrap(), "[]");
         assert!(text_table(&["a"], &[vec!["x".into()]]).contains("| x |"));
     }
 }
