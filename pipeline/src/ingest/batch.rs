@@ -105,14 +105,21 @@ pub struct Quarantined {
 }
 
 impl Quarantined {
-    /// `uri:locator: reason: detail`, the form printed in warnings and errors.
+    /// `uri:locator: reason: detail`, the form printed in warnings and errors; a locator that
+    /// is the file's path (text files) is not repeated after the uri.
     pub fn describe(&self) -> String {
         let at = match &self.locator {
-            Some(l) => format!("{}:{l}", self.uri),
-            None => self.uri.clone(),
+            Some(l) if !is_path_of(l, &self.uri) => format!("{}:{l}", self.uri),
+            _ => self.uri.clone(),
         };
         format!("{at}: {}: {}", self.reason, self.detail)
     }
+}
+
+/// Whether `locator` is the path at the end of `uri` rather than a line or row number.
+fn is_path_of(locator: &str, uri: &str) -> bool {
+    !locator.bytes().all(|b| b.is_ascii_digit())
+        && uri.strip_suffix(locator).is_some_and(|u| u.ends_with('/'))
 }
 
 /// Builds a quarantine batch from rows.
@@ -171,6 +178,22 @@ mod tests {
             q.describe(),
             "file:///a.jsonl:3: ingest.malformed_json: expected value"
         );
+        // A text file's locator is its path: not repeated; a line number of a file named `3` is.
+        let text_file = Quarantined {
+            uri: "file:///data/docs/a.txt".into(),
+            locator: Some("data/docs/a.txt".into()),
+            ..q.clone()
+        };
+        assert!(
+            text_file
+                .describe()
+                .starts_with("file:///data/docs/a.txt: ingest.")
+        );
+        let digits = Quarantined {
+            uri: "file:///data/3".into(),
+            ..q.clone()
+        };
+        assert!(digits.describe().starts_with("file:///data/3:3: ingest."));
         let batch = quarantine_batch(&[q]).unwrap();
         assert_eq!(batch.num_rows(), 1);
         assert_eq!(batch.column(6).as_binary::<i32>().value(0).len(), RAW_CAP);
