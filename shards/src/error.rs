@@ -60,7 +60,9 @@ pub enum StoreError {
         reason: String,
     },
     /// A dataset root has no such version (or no versions at all).
-    #[error("no version `{version}` under `{root}`")]
+    #[error(
+        "no version `{version}` under `{root}` (a dataset root is the `[tokenize] root` a run writes; `refinery versions list ROOT` lists its versions)"
+    )]
     NoVersion {
         /// The dataset root.
         root: String,
