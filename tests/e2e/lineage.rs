@@ -481,10 +481,14 @@ fn lineage_of_real_text_names_rules_and_decodes_tokens() {
         &stages,
         "train_vocab_size = 1024\nvalidation_fraction = 0.05\nshard_tokens = 65536",
     );
-    run_ok(&["run", config.to_str().unwrap(), "--quiet"]);
+    let stdout = run_ok(&["run", config.to_str().unwrap()]);
     let out = d.join("out");
     let tokens = d.join("tokens");
     let version_dir = tokens.join("versions").join(latest(&tokens));
+    // The summary names the second encoding pass, over the dropped documents.
+    let rejected = query_json(&out, "SELECT count(*) AS n FROM rejects")[0]["n"].clone();
+    let counted = format!("counted the tokens of {rejected} dropped documents");
+    assert!(stdout.contains(&counted), "{stdout}");
 
     assert_dropped_trace(&out, &out, "gopher_quality");
     assert_dropped_trace(&out, &out, "decontaminate");

@@ -100,11 +100,24 @@ pub fn print_summary(s: &TokenizeSummary) {
         );
     } else {
         let secs = s.elapsed.as_secs_f64().max(1e-9);
-        let tokens = train.tokens + val.tokens;
-        outln!(
-            "Tokenized {} documents in {secs:.1} s ({:.1} MB/s, {:.0} tokens/s) into version {} under {}",
+        let (mut bytes, mut tokens) = (s.text_bytes, train.tokens + val.tokens);
+        let mut what = format!(
+            "Tokenized {} documents ({:.1} MB, {tokens} tokens)",
             train.documents + val.documents,
-            s.text_bytes as f64 / 1e6 / secs,
+            s.text_bytes as f64 / 1e6
+        );
+        if let Some(d) = s.dropped {
+            what += &format!(
+                " and counted the tokens of {} dropped documents ({:.1} MB, {} tokens; `count_dropped_tokens = false` skips this)",
+                d.documents,
+                d.text_bytes as f64 / 1e6,
+                d.tokens
+            );
+            (bytes, tokens) = (bytes + d.text_bytes, tokens + d.tokens);
+        }
+        outln!(
+            "{what} in {secs:.1} s ({:.1} MB/s, {:.0} tokens/s) into version {} under {}",
+            bytes as f64 / 1e6 / secs,
             tokens as f64 / secs,
             m.version,
             s.root

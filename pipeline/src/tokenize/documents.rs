@@ -29,6 +29,11 @@ pub fn parts(out: &Path, dataset: &str) -> Result<Vec<PathBuf>, TokenizeError> {
     Ok(parts)
 }
 
+/// A part's size in bytes (0 when it cannot be read: the progress bar is all it feeds).
+pub fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
 /// One batch of documents: ids, sources and texts.
 pub struct DocColumns<'a> {
     /// Document ids.

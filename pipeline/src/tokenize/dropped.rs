@@ -5,7 +5,7 @@
 //! every stage. Costs one more encoding pass over the dropped text; `count_dropped_tokens =
 //! false` skips it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -16,7 +16,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
-use super::documents::{for_each_batch, parts};
+use super::documents::{file_size, for_each_batch, parts};
 use super::{TextTokenizer, TokenizeError};
 use crate::progress::Progress;
 
@@ -32,36 +32,60 @@ pub fn schema() -> SchemaRef {
     ]))
 }
 
-/// Encodes every rejected document of the run in `out` and returns the table as Parquet bytes.
+/// What counting the dropped documents' tokens took.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DroppedCount {
+    /// Documents encoded.
+    pub documents: u64,
+    /// Their text bytes.
+    pub text_bytes: u64,
+    /// Their tokens, end-of-document tokens included.
+    pub tokens: u64,
+}
+
+/// The rejected documents' parts in the run's output `out`, in reading order.
+pub fn rejects(out: &Path) -> Result<Vec<PathBuf>, TokenizeError> {
+    parts(out, crate::output::REJECTS)
+}
+
+/// Encodes every rejected document of the run in `out` and returns the table as Parquet bytes,
+/// with what it encoded. Adds each part's size to `progress` when the part is done.
 pub fn count(
     out: &Path,
     tokenizer: &TextTokenizer,
     batch_size: usize,
     progress: &Progress,
-) -> Result<Bytes, TokenizeError> {
+) -> Result<(Bytes, DroppedCount), TokenizeError> {
     let failed = |e: parquet::errors::ParquetError| TokenizeError::Input(format!("{FILE}: {e}"));
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .build();
     let mut writer = ArrowWriter::try_new(Vec::new(), schema(), Some(props)).map_err(failed)?;
-    let rejects = parts(out, crate::output::REJECTS)?;
-    for_each_batch(&rejects, batch_size, |docs| {
-        let texts: Vec<&str> = docs.texts.iter().flatten().collect();
-        let counts = tokenizer.encode_documents(&texts)?;
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(docs.ids.clone()),
-            Arc::new(docs.sources.clone()),
-            Arc::new(UInt64Array::from_iter_values(
-                counts.iter().map(|t| t.len() as u64),
-            )),
-        ];
-        let batch = RecordBatch::try_new(schema(), columns)
-            .map_err(|e| TokenizeError::Input(format!("{FILE}: {e}")))?;
-        writer.write(&batch).map_err(failed)?;
+    let mut total = DroppedCount::default();
+    for part in rejects(out)? {
+        for_each_batch(std::slice::from_ref(&part), batch_size, |docs| {
+            let texts: Vec<&str> = docs.texts.iter().flatten().collect();
+            let counts = tokenizer.encode_documents(&texts)?;
+            let tokens = UInt64Array::from_iter_values(counts.iter().map(|t| t.len() as u64));
+            total.documents += texts.len() as u64;
+            total.text_bytes += texts.iter().map(|t| t.len() as u64).sum::<u64>();
+            total.tokens += tokens.values().iter().sum::<u64>();
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(docs.ids.clone()),
+                Arc::new(docs.sources.clone()),
+                Arc::new(tokens),
+            ];
+            let batch = RecordBatch::try_new(schema(), columns)
+                .map_err(|e| TokenizeError::Input(format!("{FILE}: {e}")))?;
+            writer.write(&batch).map_err(failed)?;
+            progress
+                .docs
+                .fetch_add(texts.len() as u64, Ordering::Relaxed);
+            Ok(())
+        })?;
         progress
-            .docs
-            .fetch_add(texts.len() as u64, Ordering::Relaxed);
-        Ok(())
-    })?;
-    Ok(Bytes::from(writer.into_inner().map_err(failed)?))
+            .bytes
+            .fetch_add(file_size(&part), Ordering::Relaxed);
+    }
+    Ok((Bytes::from(writer.into_inner().map_err(failed)?), total))
 }

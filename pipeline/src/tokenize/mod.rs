@@ -38,6 +38,7 @@ use tokio::runtime::Handle;
 
 use crate::config::Config;
 use crate::progress::Progress;
+use documents::file_size;
 pub use tokenizer::{TextTokenizer, train_bpe};
 
 /// Where a trained tokenizer is written in the run's output folder.
@@ -119,8 +120,10 @@ pub struct TokenizeSummary {
     pub root: String,
     /// True when the version already existed and nothing was written.
     pub reused: bool,
-    /// Text bytes encoded.
+    /// Text bytes of the kept documents, encoded into shards.
     pub text_bytes: u64,
+    /// What counting the dropped documents' tokens encoded (`None`: not counted, or reused).
+    pub dropped: Option<dropped::DroppedCount>,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -183,6 +186,7 @@ pub fn run(
             root: root.uri().to_string(),
             reused: true,
             text_bytes: 0,
+            dropped: None,
             elapsed: started.elapsed(),
         });
     }
@@ -215,7 +219,14 @@ pub fn run(
         validation_fraction: settings.validation_fraction,
     };
     let mut writer = VersionWriter::new(root.clone(), info, settings.shard_tokens, handle.clone());
-    progress.start(parts.iter().map(|p| file_size(p)).sum());
+    let mut input_bytes: u64 = parts.iter().map(|p| file_size(p)).sum();
+    if settings.count_dropped_tokens {
+        input_bytes += dropped::rejects(&out)?
+            .iter()
+            .map(|p| file_size(p))
+            .sum::<u64>();
+    }
+    progress.start(input_bytes);
     let mut text_bytes = 0u64;
     for part in &parts {
         documents::for_each_batch(std::slice::from_ref(part), config.run.batch_size, |docs| {
@@ -238,10 +249,13 @@ pub fn run(
         })?;
         progress.bytes.fetch_add(file_size(part), Ordering::Relaxed);
     }
-    if settings.count_dropped_tokens {
-        let table = dropped::count(&out, &tokenizer, config.run.batch_size, progress)?;
+    let dropped = if settings.count_dropped_tokens {
+        let (table, counted) = dropped::count(&out, &tokenizer, config.run.batch_size, progress)?;
         writer.attach(dropped::FILE, table)?;
-    }
+        Some(counted)
+    } else {
+        None
+    };
     let manifest = writer.finish()?;
     progress.finish();
     Ok(TokenizeSummary {
@@ -249,12 +263,9 @@ pub fn run(
         root: root.uri().to_string(),
         reused: false,
         text_bytes,
+        dropped,
         elapsed: started.elapsed(),
     })
-}
-
-fn file_size(path: &Path) -> u64 {
-    std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
 fn hash_json(value: &serde_json::Value) -> String {
