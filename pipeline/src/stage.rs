@@ -8,7 +8,8 @@
 //! Stages are pure over their input batch, so they run on any thread and in any number of
 //! partitions (task i of N over input files) with the same result. Stages that need a global view
 //! of the corpus first (deduplication) report [`Passes::Two`]: the executor then gives them every
-//! batch through [`Stage::observe`] before the first [`Stage::process`] call.
+//! batch through [`Stage::observe`] before the first [`Stage::process`] call, or, in a task of a
+//! partitioned run, let it [`Stage::restore`] what an earlier preparation decided.
 
 use std::path::Path;
 
@@ -137,6 +138,14 @@ pub trait Stage: Send + Sync {
     /// writes any tables of its own under `ctx.out`, returning them for the manifest.
     fn prepare(&self, _ctx: &PassContext) -> Result<Vec<PartInfo>, StageError> {
         Ok(Vec::new())
+    }
+
+    /// Instead of `observe` and `prepare`: takes up the decisions an earlier [`Stage::prepare`]
+    /// of the same stage over the same documents wrote under `ctx.out` (a task of a partitioned
+    /// run does this). Returns false when the stage cannot (the default): it is then observed
+    /// and prepared again.
+    fn restore(&self, _ctx: &PassContext) -> Result<bool, StageError> {
+        Ok(false)
     }
 
     /// Decides one batch.

@@ -257,6 +257,29 @@ fn killed_run_resumes_to_byte_identical_outputs() {
     );
 }
 
+/// Starts tasks `0/count` … of `config` at once; returns their standard outputs, in task order,
+/// once each has succeeded.
+fn run_tasks(config: &str, count: usize) -> Vec<String> {
+    let children: Vec<_> = (0..count)
+        .map(|i| {
+            refinery(&["run", "--quiet", "--task", &format!("{i}/{count}"), config])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs = children.into_iter().map(|c| c.wait_with_output().unwrap());
+    outputs
+        .enumerate()
+        .map(|(i, out)| {
+            let (stdout, stderr) = texts(&out);
+            assert!(out.status.success(), "task {i}/{count}: {stderr}");
+            stdout
+        })
+        .collect()
+}
+
 #[test]
 fn tasks_run_at_once_then_a_whole_run_equal_one_whole_run() {
     let files = [
@@ -284,21 +307,9 @@ fn tasks_run_at_once_then_a_whole_run_equal_one_whole_run() {
         "a task outside 0..N is a usage error"
     );
     assert!(texts(&bad).1.contains("0 <= I < N"), "{}", texts(&bad).1);
-    let tasks: Vec<_> = ["0/2", "1/2"]
-        .map(|t| {
-            refinery(&["run", "--quiet", "--task", t, config])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect();
+    let tasks = run_tasks(config, 2);
     // Units in plan order: wiki, news, manpages; task 0 takes the first and third.
-    for (task, units, out) in [("0/2", 2, &tasks[0]), ("1/2", 1, &tasks[1])] {
-        let (stdout, stderr) = texts(out);
-        assert!(out.status.success(), "task {task}: {stderr}");
+    for (task, units, stdout) in [("0/2", 2, &tasks[0]), ("1/2", 1, &tasks[1])] {
         assert!(
             stdout.contains(&format!("Task {task} complete"))
                 && stdout.contains(&format!(": {units} units (0 resumed)")),
@@ -332,5 +343,89 @@ fn tasks_run_at_once_then_a_whole_run_equal_one_whole_run() {
         &whole.path().join("out"),
         &outdir,
         "a whole run and two tasks plus a finishing run",
+    );
+}
+
+#[test]
+fn rounds_of_tasks_between_preparations_run_every_stage_and_equal_one_whole_run() {
+    let files = [
+        "wiki_en.jsonl.zst",
+        "news_bbc.jsonl.zst",
+        "manpages_en.jsonl.zst",
+    ];
+    let (whole, split) = (scratch("whole-rounds"), scratch("rounds"));
+    // Three segments: [normalize, length], [exact_dedup, gopher_repetition],
+    // [minhash_dedup, gopher_quality].
+    let config = |dir: &Path| {
+        let path = real_config(dir, &files, 1);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        for stage in [
+            "exact_dedup",
+            "gopher_repetition",
+            "minhash_dedup",
+            "gopher_quality",
+        ] {
+            text += &format!("\n[[stages]]\ntype = \"{stage}\"\n");
+        }
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let out = run(&["run", "--quiet", config(whole.path()).to_str().unwrap()]);
+    assert!(out.status.success(), "{}", texts(&out).1);
+
+    let config = config(split.path());
+    let config = config.to_str().unwrap();
+    let both = run(&["run", "--prepare", "--task", "0/2", config]);
+    assert_eq!(both.status.code(), Some(2), "--prepare is not for tasks");
+    let prepare = |expect: &str| {
+        let out = run(&["run", "--quiet", "--prepare", config]);
+        let (stdout, stderr) = texts(&out);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stdout.contains(expect), "{stdout}");
+    };
+    let round = |through: &str| {
+        for stdout in run_tasks(config, 2) {
+            assert!(stdout.contains(through), "{stdout}");
+        }
+    };
+    round("through 2 of 6 stages");
+    assert!(run_tasks(config, 2)[0].contains("prepares `exact_dedup`"));
+    prepare("Prepared `exact_dedup` over 3 units");
+
+    // A task runs a prepared stage only over the documents it was prepared from: with another
+    // task's unit record gone, task 0 stops before it again.
+    let units = split.path().join("out/_units");
+    let news = units.join(
+        std::fs::read_dir(&units)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .find(|n| n.starts_with("news_bbc") && n.ends_with(".s0.json"))
+            .unwrap(),
+    );
+    let hidden = units.with_file_name("hidden.json");
+    std::fs::rename(&news, &hidden).unwrap();
+    let alone = run(&["run", "--quiet", "--task", "0/2", config]);
+    assert!(texts(&alone).0.contains("through 2 of 6 stages"));
+    std::fs::rename(&hidden, &news).unwrap();
+
+    round("through 4 of 6 stages");
+    prepare("Prepared `minhash_dedup` over 3 units");
+    round("through 6 of 6 stages");
+    prepare("Every two-pass stage is prepared");
+    let outdir = split.path().join("out");
+    assert!(!outdir.join("_manifest.json").exists());
+
+    let finish = run(&["run", config]);
+    let (stdout, stderr) = texts(&finish);
+    assert!(finish.status.success(), "{stderr}");
+    assert!(stdout.contains("3 units (3 resumed)"), "{stdout}");
+    assert!(
+        !stderr.contains("First pass and preparation done"),
+        "the finishing run restores both preparations instead of observing again: {stderr}"
+    );
+    assert_same_outputs(
+        &whole.path().join("out"),
+        &outdir,
+        "a whole run and three rounds of tasks with preparations between them",
     );
 }

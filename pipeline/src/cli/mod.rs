@@ -67,11 +67,17 @@ pub enum Command {
         #[arg(long)]
         strict: bool,
         /// Run only task I of N (I from 0): every Nth input file starting at the Ith, through the
-        /// stages before the first two-pass stage (dedup). Tasks may run at once, on machines
-        /// sharing the output folder (e.g. a Slurm array); then a plain `refinery run CONFIG`
-        /// skips their files and finishes the run.
+        /// stages before the first two-pass stage (dedup) and on through each two-pass stage
+        /// that `--prepare` prepared. Tasks may run at once, on machines sharing the output
+        /// folder (e.g. a Slurm array); then a plain `refinery run CONFIG` skips their files and
+        /// finishes the run.
         #[arg(long, value_name = "I/N")]
         task: Option<crate::executor::Task>,
+        /// Between rounds of tasks: prepare the next two-pass stage (dedup) over every document
+        /// the tasks brought to it, so that the next round of tasks runs it and the stages after
+        /// it, up to the next two-pass stage.
+        #[arg(long, conflicts_with = "task")]
+        prepare: bool,
     },
     /// Check a config: unknown keys, bad values, missing inputs, each with its line.
     Validate {
@@ -247,12 +253,14 @@ pub fn run(cli: Cli) -> ExitCode {
             threads,
             strict,
             task,
+            prepare,
         } => run::run(
             run::RunArgs {
                 config: &config,
                 threads,
                 strict,
                 task,
+                prepare,
                 quiet: cli.quiet,
             },
             handle,

@@ -7,7 +7,7 @@ use tokio::runtime::Handle;
 
 use super::Failure;
 use crate::config::{self, Config};
-use crate::executor::{self, RunError, RunSummary, Task, TaskSummary};
+use crate::executor::{self, PrepareSummary, RunError, RunSummary, Task, TaskSummary};
 use crate::lineage::runs::{Outcome, RunRow};
 use crate::progress::Progress;
 use crate::sql::text_table;
@@ -23,8 +23,10 @@ pub struct RunArgs<'a> {
     /// `--strict`.
     pub strict: bool,
     /// `--task I/N`: only this share of the units, and only the stages before the first
-    /// two-pass stage.
+    /// two-pass stage that is not prepared.
     pub task: Option<Task>,
+    /// `--prepare`: prepare the next two-pass stage for the tasks.
+    pub prepare: bool,
     /// `--quiet`.
     pub quiet: bool,
 }
@@ -40,15 +42,21 @@ pub fn run(args: RunArgs, handle: &Handle) -> Result<(), Failure> {
         config.run.threads = t;
     }
     config.run.strict |= args.strict;
-    match args.task {
-        None => run_recorded(&config, args.config, args.quiet, handle).map(drop),
-        Some(task) => {
+    match (args.task, args.prepare) {
+        (Some(task), _) => {
             let progress = start(&config, args.quiet);
             let summary =
                 executor::execute_task(&config, task, handle, &progress).map_err(failure)?;
             print_task_summary(&summary, args.config);
             Ok(())
         }
+        (None, true) => {
+            let progress = start(&config, args.quiet);
+            let summary = executor::execute_prepare(&config, handle, &progress).map_err(failure)?;
+            print_prepare_summary(&summary, args.config);
+            Ok(())
+        }
+        (None, false) => run_recorded(&config, args.config, args.quiet, handle).map(drop),
     }
 }
 
@@ -66,10 +74,37 @@ fn print_task_summary(s: &TaskSummary, config: &Path) {
         s.stages,
         s.total_stages,
     );
+    let config = config.display();
+    let count = s.task.count;
+    match &s.stopped_before {
+        Some(stage) => outln!(
+            "When all {count} tasks are complete: `refinery run {config} --prepare` prepares `{stage}` for another round of tasks, or `refinery run {config}` finishes the run here (it skips their units, runs the rest of the stages and writes the manifest)."
+        ),
+        None => outln!(
+            "When all {count} tasks are complete, `refinery run {config}` finishes the run: it skips their units and writes the manifest."
+        ),
+    }
+}
+
+/// Prints what `--prepare` did and what comes next.
+fn print_prepare_summary(s: &PrepareSummary, config: &Path) {
+    let secs = s.elapsed.as_secs_f64().max(1e-9);
+    let config = config.display();
+    let Some(stage) = &s.prepared else {
+        outln!(
+            "Every two-pass stage is prepared: tasks (`--task I/N`) run every stage, and `refinery run {config}` finishes the run."
+        );
+        return;
+    };
+    let then = match &s.next {
+        Some(next) => {
+            format!("up to `{next}`; then `refinery run {config} --prepare` prepares `{next}`")
+        }
+        None => format!("to the end; then `refinery run {config}` finishes the run"),
+    };
     outln!(
-        "When all {} tasks are complete, `refinery run {}` finishes the run: it skips their units, runs the rest of the stages and writes the manifest.",
-        s.task.count,
-        config.display()
+        "Prepared `{stage}` over {} units in {secs:.1} s. Next, the tasks again (`refinery run {config} --task I/N`): they run the stages from `{stage}` {then}.",
+        s.units
     );
 }
 

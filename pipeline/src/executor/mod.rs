@@ -6,10 +6,12 @@
 //! whatever the corpus size. Every unit's outputs depend only on its input and the config, so
 //! outputs are byte-identical for any thread count, and a rerun after an interruption skips the
 //! units whose records are intact and redoes the rest. [`execute_task`] runs one share of the
-//! units ([`Task`]) through the stages before the first two-pass stage, for runs spread over
-//! processes or machines; a whole run afterwards skips what the tasks did.
+//! units ([`Task`]) through the stages before the first two-pass stage, and on through the
+//! two-pass stages [`execute_prepare`] prepared (`prepared`), for runs spread over processes or
+//! machines; a whole run afterwards skips what the tasks did.
 
 mod accounting;
+mod prepared;
 mod records;
 mod task;
 mod unit;
@@ -32,7 +34,7 @@ use crate::progress::Progress;
 use crate::schema;
 use crate::stage::{PassContext, Passes, Stage, StageError};
 use accounting::build_manifest;
-pub use task::{Task, TaskSummary};
+pub use task::{Mode, PrepareSummary, Task, TaskSummary};
 use unit::{UnitContext, run_unit};
 
 /// Why a run failed. [`RunError::exit_code`] maps each to the CLI's exit code.
@@ -116,7 +118,7 @@ pub fn execute_stages(
     progress: &Progress,
 ) -> Result<RunSummary, RunError> {
     let started = Instant::now();
-    let done = run_units_of(config, stages, None, handle, progress)?;
+    let done = run_units_of(config, stages, Mode::Whole, handle, progress)?;
     let mut inputs_part = PartWriter::create(&done.out, INPUTS_PART, schema::quarantine())?;
     if !done.input_problems.is_empty() {
         inputs_part.write(&quarantine_batch(&done.input_problems)?)?;
@@ -146,9 +148,10 @@ pub fn execute_stages(
 }
 
 /// Runs one task of a partitioned run: the units `task` owns, through the stages before the
-/// first two-pass stage. Writes their parts and unit records and nothing else, so tasks can run
-/// at the same time (on machines that share the output folder); a whole run of the config
-/// afterwards skips those units and does the rest: the two-pass stages, the manifest.
+/// first two-pass stage, and on through each two-pass stage whose preparation (by
+/// [`execute_prepare`]) is recorded for the documents now reaching it. Writes their parts and
+/// unit records and nothing else, so tasks can run at the same time (on machines that share the
+/// output folder); a whole run of the config afterwards skips those units and does the rest.
 pub fn execute_task(
     config: &Config,
     task: Task,
@@ -157,7 +160,7 @@ pub fn execute_task(
 ) -> Result<TaskSummary, RunError> {
     let started = Instant::now();
     let stages = build_stages(config)?;
-    let done = run_units_of(config, &stages, Some(task), handle, progress)?;
+    let done = run_units_of(config, &stages, Mode::Task(task), handle, progress)?;
     progress.finish();
     let documents = done.records.iter().map(|r| r.ingest.documents).sum();
     Ok(TaskSummary {
@@ -167,8 +170,35 @@ pub fn execute_task(
         documents,
         input_bytes: done.input_bytes,
         elapsed: started.elapsed(),
-        stages: segments(&stages)[0].len(),
+        stages: done.stages_run,
         total_stages: stages.len(),
+        stopped_before: stages.get(done.stages_run).map(|s| s.name().to_string()),
+    })
+}
+
+/// Prepares the next two-pass stage for the tasks of a partitioned run: runs every unit (skipping
+/// those the tasks finished) up to the first two-pass stage without a recorded preparation,
+/// which observes every document, prepares and is recorded. Writes no manifest.
+pub fn execute_prepare(
+    config: &Config,
+    handle: &Handle,
+    progress: &Progress,
+) -> Result<PrepareSummary, RunError> {
+    let started = Instant::now();
+    let stages = build_stages(config)?;
+    let done = run_units_of(config, &stages, Mode::Prepare, handle, progress)?;
+    progress.finish();
+    let prepared = done.prepared.map(|i| stages[i].name().to_string());
+    let next = done.prepared.and_then(|i| {
+        (i + 1..stages.len())
+            .find(|&j| stages[j].passes() == Passes::Two)
+            .map(|j| stages[j].name().to_string())
+    });
+    Ok(PrepareSummary {
+        prepared,
+        next,
+        units: done.units,
+        elapsed: started.elapsed(),
     })
 }
 
@@ -183,14 +213,17 @@ struct UnitsDone {
     datasets: Vec<(String, usize)>,
     records: Vec<UnitRecord>,
     tables: Vec<PartInfo>,
+    /// Stages every unit went through: all but those after a stop (see [`Mode`]).
+    stages_run: usize,
+    /// The index of the two-pass stage a `--prepare` invocation prepared.
+    prepared: Option<usize>,
 }
 
-/// Plans the units and runs every segment over them; with a task, only its units and only the
-/// first segment.
+/// Plans the units and runs the segments over them, as `mode` says (see [`Mode`]).
 fn run_units_of(
     config: &Config,
     stages: &[Arc<dyn Stage>],
-    task: Option<Task>,
+    mode: Mode,
     handle: &Handle,
     progress: &Progress,
 ) -> Result<UnitsDone, RunError> {
@@ -201,7 +234,7 @@ fn run_units_of(
         source,
     })?;
     // Tasks may run beside each other: the whole run clears what an interrupted one left.
-    if task.is_none() {
+    if mode == Mode::Whole {
         let stale = shards::atomic::remove_stale_temps(&out)?;
         if stale > 0 {
             tracing::info!(stale, "Removed temporary files of an interrupted run");
@@ -214,7 +247,9 @@ fn run_units_of(
     for q in &input_problems {
         tracing::warn!(source = %q.source, reason = q.reason, "Quarantined input {}", q.describe());
     }
-    if let Some(task) = task {
+    // Every unit: a two-pass stage observes them all, and its preparation is keyed by them all.
+    let all_units = units.clone();
+    if let Mode::Task(task) = mode {
         units = units
             .into_iter()
             .enumerate()
@@ -233,8 +268,8 @@ fn run_units_of(
     let mut resumed = 0;
     // Once a segment ran a unit again, later segments' records may describe other inputs.
     let mut earlier_ran = false;
-    let run_segments = if task.is_some() { 1 } else { segments.len() };
-    for (segment, range) in segments.iter().enumerate().take(run_segments) {
+    let (mut stages_run, mut prepared) = (0, None);
+    for (segment, range) in segments.iter().enumerate() {
         let input = (segment > 0).then(|| snapshot_name(&names, range.start));
         let written: Vec<(String, usize)> = datasets
             .iter()
@@ -256,13 +291,35 @@ fn run_units_of(
             handle,
             progress,
         };
+        if let (Some(dataset), Some(stage)) = (ctx.input, ctx.stages.first()) {
+            let pass = PassContext { out: &out, handle };
+            let recorded =
+                prepared::recorded(&out, &all_units, segment, stage.name(), &config_hash);
+            // Prepared for these very documents: the decisions are in the stage's tables.
+            let restored = match recorded {
+                Some(recorded) if stage.restore(&pass)? => Some(recorded),
+                _ => None,
+            };
+            match (mode, restored) {
+                (_, Some(recorded)) => tables.extend(recorded),
+                (Mode::Whole, None) => {
+                    tables.extend(prepare(stage.as_ref(), &units, &ctx, dataset)?);
+                }
+                (Mode::Task(_), None) => break,
+                (Mode::Prepare, None) => {
+                    prepare(stage.as_ref(), &units, &ctx, dataset)?;
+                    prepared = Some(range.start);
+                    break;
+                }
+            }
+        }
         let run = run_segment(&units, &ctx, config, earlier_ran)?;
         if segment == 0 {
             resumed = run.skipped;
         }
         earlier_ran |= run.skipped < units.len();
         records.extend(run.records);
-        tables.extend(run.tables);
+        stages_run = range.end;
     }
     Ok(UnitsDone {
         out,
@@ -274,6 +331,8 @@ fn run_units_of(
         datasets,
         records,
         tables,
+        stages_run,
+        prepared,
     })
 }
 
@@ -376,33 +435,12 @@ fn run_segment(
             ctx.progress.bytes.fetch_add(done, Ordering::Relaxed);
         }
     }
-    // A two-pass stage observes and prepares even when every unit is done: its own tables go
-    // into the manifest, and rebuilding them gives the same bytes.
-    let mut tables = Vec::new();
-    if let (Some(dataset), Some(stage)) = (ctx.input, ctx.stages.first()) {
-        let pass = PassContext {
-            out: ctx.out,
-            handle: ctx.handle,
-        };
-        let started = Instant::now();
-        observe(stage.as_ref(), units, ctx, dataset, &pass)?;
-        let observed = started.elapsed();
-        let _span = tracing::info_span!("prepare", stage = stage.name()).entered();
-        tables = stage.prepare(&pass)?;
-        tracing::info!(
-            stage = stage.name(),
-            observe_s = observed.as_secs_f64(),
-            prepare_s = (started.elapsed() - observed).as_secs_f64(),
-            "First pass and preparation done"
-        );
-    }
     for (i, record) in run_units(units, &todo, ctx, config.run.threads)? {
         records[i] = Some(record);
     }
     Ok(SegmentRun {
         records: records.into_iter().flatten().collect(),
         skipped,
-        tables,
     })
 }
 
@@ -412,26 +450,44 @@ struct SegmentRun {
     records: Vec<UnitRecord>,
     /// Units skipped because an earlier run had finished them.
     skipped: usize,
-    /// Tables written by the segment's two-pass stage.
-    tables: Vec<PartInfo>,
 }
 
-/// The first pass of a two-pass stage: every document reaching it, unit by unit, in order.
-fn observe(
+/// Both passes' preparation of the two-pass stage starting the segment of `ctx`: it observes
+/// every document of `dataset`, unit by unit, in order, then prepares; the preparation is
+/// recorded for tasks. Returns the stage's own tables.
+fn prepare(
     stage: &dyn Stage,
     units: &[Unit],
     ctx: &UnitContext,
     dataset: &str,
-    pass: &PassContext,
-) -> Result<(), RunError> {
-    let _span = tracing::info_span!("observe", stage = stage.name()).entered();
-    for unit in units {
-        for batch in read_part(&unit::part_path(ctx.out, dataset, unit), ctx.run.batch_size)? {
-            let batch = batch.map_err(RunError::Arrow)?;
-            stage.observe(&batch, pass)?;
+) -> Result<Vec<PartInfo>, RunError> {
+    let pass = PassContext {
+        out: ctx.out,
+        handle: ctx.handle,
+    };
+    let started = Instant::now();
+    {
+        let _span = tracing::info_span!("observe", stage = stage.name()).entered();
+        for unit in units {
+            let part = unit::part_path(ctx.out, dataset, unit);
+            for batch in read_part(&part, ctx.run.batch_size)? {
+                stage.observe(&batch.map_err(RunError::Arrow)?, &pass)?;
+            }
         }
     }
-    Ok(())
+    let observed = started.elapsed();
+    let _span = tracing::info_span!("prepare", stage = stage.name()).entered();
+    let tables = stage.prepare(&pass)?;
+    tracing::info!(
+        stage = stage.name(),
+        observe_s = observed.as_secs_f64(),
+        prepare_s = (started.elapsed() - observed).as_secs_f64(),
+        "First pass and preparation done"
+    );
+    if let Some(key) = prepared::input_key(ctx.out, units, ctx.segment, ctx.config_hash) {
+        prepared::record(ctx.out, ctx.segment, stage.name(), &key, &tables)?;
+    }
+    Ok(tables)
 }
 
 /// Runs the units listed in `todo` on `threads` workers (0 = one per core); stops at the first error.

@@ -1,4 +1,6 @@
-//! Partitioned runs: task `I` of `N` takes every `N`th unit (input file), starting at unit `I`.
+//! Partitioned runs: task `I` of `N` takes every `N`th unit (input file), starting at unit `I`;
+//! a `--prepare` invocation prepares one two-pass stage at a time for the tasks (see
+//! [`Mode`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -43,6 +45,32 @@ impl fmt::Display for Task {
     }
 }
 
+/// Which share of a run's work one invocation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Every unit through every stage, then the manifest.
+    Whole,
+    /// One task's units, through the stages before the first two-pass stage and on through
+    /// every two-pass stage whose preparation is recorded for the documents now reaching it.
+    Task(Task),
+    /// Every unit, up to the first two-pass stage whose preparation is not recorded: that stage
+    /// observes every document, prepares and records it; nothing runs after it.
+    Prepare,
+}
+
+/// What a finished `--prepare` invocation reports.
+#[derive(Debug)]
+pub struct PrepareSummary {
+    /// The two-pass stage prepared now; `None` when every one was prepared already.
+    pub prepared: Option<String>,
+    /// The next two-pass stage after it, which a later `--prepare` prepares.
+    pub next: Option<String>,
+    /// Units in the run.
+    pub units: usize,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
 /// What a finished task reports.
 #[derive(Debug)]
 pub struct TaskSummary {
@@ -58,10 +86,13 @@ pub struct TaskSummary {
     pub input_bytes: u64,
     /// Wall time.
     pub elapsed: Duration,
-    /// Stages the task ran: those before the first two-pass stage.
+    /// Stages the task ran: those before the first two-pass stage without a recorded
+    /// preparation.
     pub stages: usize,
     /// Stages in the config.
     pub total_stages: usize,
+    /// The two-pass stage the task stopped before, if it did not run every stage.
+    pub stopped_before: Option<String>,
 }
 
 #[cfg(test)]

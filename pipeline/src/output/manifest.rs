@@ -8,7 +8,6 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use shards::checksum::{checksum_file, to_hex};
 
 use super::part::PartInfo;
 use super::{MANIFEST, UNITS};
@@ -80,9 +79,8 @@ impl UnitRecord {
     ) -> Option<UnitRecord> {
         let text = std::fs::read(Self::path(out, unit, segment)).ok()?;
         let record: UnitRecord = serde_json::from_slice(&text).ok()?;
-        let intact =
-            |p: &PartInfo| checksum_file(&out.join(&p.path)).is_ok_and(|sum| to_hex(sum) == p.xxh3);
-        (record.config_hash == config_hash && record.parts.iter().all(intact)).then_some(record)
+        let intact = record.parts.iter().all(|p| p.is_intact(out));
+        (record.config_hash == config_hash && intact).then_some(record)
     }
 
     /// Writes the record atomically.
@@ -176,6 +174,7 @@ fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shards::checksum::{checksum_file, to_hex};
 
     #[test]
     fn a_unit_record_is_valid_only_while_its_parts_are_intact() {

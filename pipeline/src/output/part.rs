@@ -34,6 +34,15 @@ pub struct PartInfo {
     pub xxh3: String,
 }
 
+impl PartInfo {
+    /// Whether the part is in `out` with the size and checksum recorded.
+    pub fn is_intact(&self, out: &Path) -> bool {
+        let path = out.join(&self.path);
+        std::fs::metadata(&path).is_ok_and(|m| m.len() == self.bytes)
+            && shards::checksum::checksum_file(&path).is_ok_and(|sum| to_hex(sum) == self.xxh3)
+    }
+}
+
 /// Errors writing a part.
 #[derive(Debug, thiserror::Error)]
 pub enum PartError {

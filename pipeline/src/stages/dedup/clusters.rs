@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use super::buckets::Pair;
 use super::{Decision, Docs};
 use crate::output::CLUSTERS;
-use crate::output::part::{PartInfo, PartWriter};
+use crate::output::part::{PartInfo, PartWriter, read_part};
 
 /// A cluster member's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -183,4 +183,55 @@ pub(super) fn write(out: &Path, stage: &str, st: &Docs, found: &Found) -> Result
         part.write(&batch).map_err(|e| e.to_string())?;
     }
     part.finish().map_err(|e| e.to_string())
+}
+
+/// The decisions a `clusters/<stage>.parquet` written by [`write`] implies: every `dropped`
+/// member, with its cluster's `kept` member as survivor. The same map [`cluster`] returned.
+pub(super) fn read_decisions(out: &Path, stage: &str) -> Result<HashMap<u128, Decision>, String> {
+    let path = out.join(CLUSTERS).join(format!("{stage}.parquet"));
+    let reader = read_part(&path, 64 * 1024).map_err(|e| e.to_string())?;
+    let parse = |hex: &str| {
+        u128::from_str_radix(hex, 16)
+            .map_err(|_| format!("{}: `{hex}` is not an id", path.display()))
+    };
+    let mut survivors: HashMap<u128, u128> = HashMap::new();
+    let mut dropped: Vec<(u128, u128, f64)> = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| format!("{}: {e}", path.display()))?;
+        let strings = |name: &str| {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                .ok_or_else(|| format!("{}: no string column `{name}`", path.display()))
+        };
+        let (clusters, ids, roles) = (strings("cluster")?, strings("id")?, strings("role")?);
+        let jaccard = batch
+            .column_by_name("jaccard")
+            .and_then(|c| c.as_any().downcast_ref::<Float64Array>())
+            .ok_or_else(|| format!("{}: no column `jaccard`", path.display()))?;
+        for row in 0..batch.num_rows() {
+            let (cluster, id) = (parse(clusters.value(row))?, parse(ids.value(row))?);
+            match roles.value(row) {
+                "kept" => {
+                    survivors.insert(cluster, id);
+                }
+                "dropped" => dropped.push((id, cluster, jaccard.value(row))),
+                _ => {}
+            }
+        }
+    }
+    Ok(dropped
+        .into_iter()
+        .map(|(id, cluster, jaccard)| {
+            let survivor = survivors.get(&cluster).copied().unwrap_or_default();
+            (
+                id,
+                Decision {
+                    survivor,
+                    cluster,
+                    jaccard,
+                },
+            )
+        })
+        .collect())
 }

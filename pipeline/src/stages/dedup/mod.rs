@@ -381,6 +381,13 @@ impl Stage for Dedup {
         Ok(tables)
     }
 
+    fn restore(&self, ctx: &PassContext) -> Result<bool, StageError> {
+        let decisions =
+            clusters::read_decisions(ctx.out, &self.name).map_err(|e| self.failed(e))?;
+        *self.decisions.write().unwrap_or_else(|e| e.into_inner()) = decisions;
+        Ok(true)
+    }
+
     fn process(&self, batch: &RecordBatch) -> Result<StageOutput, StageError> {
         let ids = string_column(batch, col::ID, &self.name)?;
         let decisions = self.decisions.read().unwrap_or_else(|e| e.into_inner());

@@ -78,6 +78,23 @@ fn run(toml: &str, batches: &[RecordBatch], out: &Path) -> Outcome {
             dropped.insert(ids.value(r.row).to_string(), r);
         }
     }
+    // The same stage built afresh, restoring the preparation from its tables (as a task of a
+    // partitioned run does), decides every document the same way.
+    let restored = toml::from_str::<StageConfig>(toml)
+        .unwrap()
+        .build()
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ctx = PassContext {
+        out,
+        handle: rt.handle(),
+    };
+    assert!(restored.restore(&ctx).unwrap());
+    for b in batches {
+        let (again, first) = (restored.process(b).unwrap(), stage.process(b).unwrap());
+        assert_eq!(again.rejected, first.rejected);
+        assert_eq!(again.kept, first.kept);
+    }
     let path = out.join(&tables[0].path);
     let mut clusters = Vec::new();
     for b in read_part(&path, 1024).unwrap() {

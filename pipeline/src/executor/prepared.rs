@@ -1,0 +1,91 @@
+//! Recorded preparations of two-pass stages, which let tasks run the segments after them.
+//!
+//! A two-pass stage decides from every document that reached it: the parts that the segment
+//! before it wrote for every unit. After preparing such a stage, a run writes
+//! `_units/prepared.s<segment>.json`: the stage's name and a key of its input, the xxh3 of every
+//! unit's record of the segment before (records list each part with its checksum). A task runs
+//! segment `k` only when that file names the same stage and key as the records in the folder
+//! now and the tables the preparation wrote are intact; it then restores the stage's decisions
+//! from them ([`crate::stage::Stage::restore`]) instead of observing every document itself. A
+//! whole run does the same, so the run that finishes a partitioned one does not observe again.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use shards::checksum::to_hex;
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::ingest::Unit;
+use crate::output::UNITS;
+use crate::output::manifest::UnitRecord;
+use crate::output::part::PartInfo;
+
+/// What `_units/prepared.s<segment>.json` holds.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Preparation {
+    /// The two-pass stage that starts the segment.
+    stage: String,
+    /// The key of its input (see [`input_key`]).
+    input: String,
+    /// The tables the preparation wrote, which hold its decisions.
+    tables: Vec<PartInfo>,
+}
+
+fn path(out: &Path, segment: usize) -> PathBuf {
+    out.join(UNITS).join(format!("prepared.s{segment}.json"))
+}
+
+/// The key of the documents reaching segment `segment` (> 0): the xxh3 of every unit's record
+/// of the segment before, in plan order. `None` while a unit has no such record from this
+/// config.
+pub(super) fn input_key(
+    out: &Path,
+    units: &[Unit],
+    segment: usize,
+    config_hash: &str,
+) -> Option<String> {
+    let mut hasher = Xxh3::new();
+    for unit in units {
+        let bytes = std::fs::read(UnitRecord::path(out, &unit.id, segment - 1)).ok()?;
+        let record: UnitRecord = serde_json::from_slice(&bytes).ok()?;
+        if record.config_hash != config_hash {
+            return None;
+        }
+        hasher.update(&bytes);
+    }
+    Some(to_hex(hasher.digest()))
+}
+
+/// Records that `stage`, which starts `segment`, was prepared from the input with `key` and
+/// wrote `tables`.
+pub(super) fn record(
+    out: &Path,
+    segment: usize,
+    stage: &str,
+    key: &str,
+    tables: &[PartInfo],
+) -> Result<(), shards::StoreError> {
+    let preparation = Preparation {
+        stage: stage.to_string(),
+        input: key.to_string(),
+        tables: tables.to_vec(),
+    };
+    let json = serde_json::to_vec_pretty(&preparation).unwrap_or_default();
+    shards::atomic::write_file(&path(out, segment), &json)
+}
+
+/// The tables of the preparation of `stage`, which starts `segment`, when one is recorded for
+/// the documents the folder holds now and its tables are intact.
+pub(super) fn recorded(
+    out: &Path,
+    units: &[Unit],
+    segment: usize,
+    stage: &str,
+    config_hash: &str,
+) -> Option<Vec<PartInfo>> {
+    let bytes = std::fs::read(path(out, segment)).ok()?;
+    let preparation: Preparation = serde_json::from_slice(&bytes).ok()?;
+    let key = input_key(out, units, segment, config_hash)?;
+    let intact = preparation.tables.iter().all(|t| t.is_intact(out));
+    (preparation.stage == stage && preparation.input == key && intact).then_some(preparation.tables)
+}
