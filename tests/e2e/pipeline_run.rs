@@ -418,7 +418,10 @@ fn rounds_of_tasks_between_preparations_run_every_stage_and_equal_one_whole_run(
     let finish = run(&["run", config]);
     let (stdout, stderr) = texts(&finish);
     assert!(finish.status.success(), "{stderr}");
-    assert!(stdout.contains("3 units (3 resumed)"), "{stdout}");
+    assert!(
+        stdout.contains("3 units (3 resumed)") && stdout.contains("MB in (all resumed)"),
+        "{stdout}"
+    );
     assert!(
         !stderr.contains("First pass and preparation done"),
         "the finishing run restores both preparations instead of observing again: {stderr}"

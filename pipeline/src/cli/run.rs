@@ -60,16 +60,30 @@ pub fn run(args: RunArgs, handle: &Handle) -> Result<(), Failure> {
     }
 }
 
+/// `12.3 MB in (45.6 MB/s)`; when units were resumed, the rate is of the bytes read now.
+fn input_read(input: u64, resumed: u64, secs: f64) -> String {
+    let mb = |b: u64| b as f64 / 1e6;
+    match input - resumed.min(input) {
+        0 if input > 0 => format!("{:.1} MB in (all resumed)", mb(input)),
+        read if read == input => format!("{:.1} MB in ({:.1} MB/s)", mb(input), mb(read) / secs),
+        read => format!(
+            "{:.1} MB in, {:.1} MB read now ({:.1} MB/s)",
+            mb(input),
+            mb(read),
+            mb(read) / secs
+        ),
+    }
+}
+
 /// Prints what a task did and how the run goes on.
 fn print_task_summary(s: &TaskSummary, config: &Path) {
     let secs = s.elapsed.as_secs_f64().max(1e-9);
     outln!(
-        "Task {} complete in {secs:.1} s: {} units ({} resumed), {:.1} MB in ({:.1} MB/s), {} documents, through {} of {} stages",
+        "Task {} complete in {secs:.1} s: {} units ({} resumed), {}, {} documents, through {} of {} stages",
         s.task,
         s.units,
         s.resumed,
-        s.input_bytes as f64 / 1e6,
-        s.input_bytes as f64 / 1e6 / secs,
+        input_read(s.input_bytes, s.resumed_bytes, secs),
         s.documents,
         s.stages,
         s.total_stages,
@@ -224,13 +238,16 @@ pub fn print_summary(s: &RunSummary) {
     let secs = s.elapsed.as_secs_f64().max(1e-9);
     let acc = &s.manifest.accounting;
     let docs: u64 = acc.sources.iter().map(|c| c.counts.documents).sum();
+    let rate = if s.resumed == 0 {
+        format!(" ({:.0} docs/s)", docs as f64 / secs)
+    } else {
+        String::new()
+    };
     outln!(
-        "Run complete in {secs:.1} s: {} units ({} resumed), {:.1} MB in ({:.1} MB/s), {docs} documents ({:.0} docs/s)",
+        "Run complete in {secs:.1} s: {} units ({} resumed), {}, {docs} documents{rate}",
         s.units,
         s.resumed,
-        s.input_bytes as f64 / 1e6,
-        s.input_bytes as f64 / 1e6 / secs,
-        docs as f64 / secs
+        input_read(s.input_bytes, s.resumed_bytes, secs),
     );
     let rows: Vec<Vec<String>> = acc
         .sources

@@ -85,6 +85,8 @@ pub struct RunSummary {
     pub resumed: usize,
     /// Bytes of input.
     pub input_bytes: u64,
+    /// Of those, bytes of the resumed units (not read again).
+    pub resumed_bytes: u64,
     /// Wall time.
     pub elapsed: Duration,
     /// The output folder.
@@ -142,6 +144,7 @@ pub fn execute_stages(
         units: done.units,
         resumed: done.resumed,
         input_bytes: done.input_bytes,
+        resumed_bytes: done.resumed_bytes,
         elapsed: started.elapsed(),
         out: done.out,
     })
@@ -169,6 +172,7 @@ pub fn execute_task(
         resumed: done.resumed,
         documents,
         input_bytes: done.input_bytes,
+        resumed_bytes: done.resumed_bytes,
         elapsed: started.elapsed(),
         stages: done.stages_run,
         total_stages: stages.len(),
@@ -208,6 +212,7 @@ struct UnitsDone {
     units: usize,
     resumed: usize,
     input_bytes: u64,
+    resumed_bytes: u64,
     input_problems: Vec<Quarantined>,
     names: Vec<String>,
     datasets: Vec<(String, usize)>,
@@ -265,7 +270,7 @@ fn run_units_of(
 
     let mut records = Vec::new();
     let mut tables = Vec::new();
-    let mut resumed = 0;
+    let (mut resumed, mut resumed_bytes) = (0, 0);
     // Once a segment ran a unit again, later segments' records may describe other inputs.
     let mut earlier_ran = false;
     let (mut stages_run, mut prepared) = (0, None);
@@ -315,7 +320,7 @@ fn run_units_of(
         }
         let run = run_segment(&units, &ctx, config, earlier_ran)?;
         if segment == 0 {
-            resumed = run.skipped;
+            (resumed, resumed_bytes) = (run.skipped, run.skipped_bytes);
         }
         earlier_ran |= run.skipped < units.len();
         records.extend(run.records);
@@ -326,6 +331,7 @@ fn run_units_of(
         units: units.len(),
         resumed,
         input_bytes,
+        resumed_bytes,
         input_problems,
         names,
         datasets,
@@ -425,15 +431,17 @@ fn run_segment(
             "Resuming: {skipped} of {} units already complete",
             units.len()
         );
-        if ctx.segment == 0 {
-            let done: u64 = units
-                .iter()
-                .zip(&records)
-                .filter(|(_, r)| r.is_some())
-                .map(|(u, _)| u.bytes())
-                .sum();
-            ctx.progress.bytes.fetch_add(done, Ordering::Relaxed);
-        }
+    }
+    let skipped_bytes: u64 = units
+        .iter()
+        .zip(&records)
+        .filter(|(_, r)| r.is_some())
+        .map(|(u, _)| u.bytes())
+        .sum();
+    if ctx.segment == 0 {
+        ctx.progress
+            .bytes
+            .fetch_add(skipped_bytes, Ordering::Relaxed);
     }
     for (i, record) in run_units(units, &todo, ctx, config.run.threads)? {
         records[i] = Some(record);
@@ -441,6 +449,7 @@ fn run_segment(
     Ok(SegmentRun {
         records: records.into_iter().flatten().collect(),
         skipped,
+        skipped_bytes,
     })
 }
 
@@ -450,6 +459,8 @@ struct SegmentRun {
     records: Vec<UnitRecord>,
     /// Units skipped because an earlier run had finished them.
     skipped: usize,
+    /// Their input bytes.
+    skipped_bytes: u64,
 }
 
 /// Both passes' preparation of the two-pass stage starting the segment of `ctx`: it observes

@@ -84,6 +84,8 @@ pub struct TaskSummary {
     pub documents: u64,
     /// Bytes of its input.
     pub input_bytes: u64,
+    /// Of those, bytes of the resumed units (not read again).
+    pub resumed_bytes: u64,
     /// Wall time.
     pub elapsed: Duration,
     /// Stages the task ran: those before the first two-pass stage without a recorded
