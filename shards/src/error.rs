@@ -60,13 +60,20 @@ pub enum StoreError {
         reason: String,
     },
     /// A dataset root has no such version (or no versions at all).
-    #[error(
-        "no version `{version}` under `{root}` (a dataset root is the `[tokenize] root` a run writes; `refinery versions list ROOT` lists its versions)"
-    )]
+    #[error("no version `{version}` under `{root}` ({})", version_hint(.version))]
     NoVersion {
         /// The dataset root.
         root: String,
         /// The version asked for (`latest` when none was named).
         version: String,
     },
+}
+
+/// What to try when a version is missing: for `latest`, that nothing was tokenized there.
+fn version_hint(version: &str) -> &'static str {
+    if version == crate::dataset::root::LATEST {
+        "nothing was tokenized there: a dataset root is the `[tokenize] root` a run writes"
+    } else {
+        "`refinery versions list ROOT` lists the versions there are"
+    }
 }

@@ -334,9 +334,14 @@ fn stats_and_query_fail_clearly_on_a_folder_that_is_not_a_run() {
         "{}",
         texts(&out).1
     );
+    // Mistakes in the SQL are usage errors (exit 2), each reported once.
     let out = run(&["query", "SELECT * FROM nope"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(texts(&out).1.contains("nope"));
+    let out = run(&["query", "SELEC 1"]);
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.matches("found: SELEC").count(), 1, "{stderr}");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use datafusion::error::DataFusionError;
 use tokio::runtime::Handle;
 
 use super::Failure;
@@ -23,10 +24,24 @@ pub fn query(
     if let Some(dir) = dir {
         tables.extend(run_tables(dir)?);
     }
-    let batches = handle.block_on(async {
-        let ctx = sql::context(&tables).await?;
-        sql::query(&ctx, sql_text).await
-    })?;
+    let batches = handle
+        .block_on(async {
+            let ctx = sql::context(&tables).await?;
+            sql::query(&ctx, sql_text).await
+        })
+        .map_err(|e| match e.find_root() {
+            // The parser's own message, once, as a usage error.
+            DataFusionError::SQL(parser, _) => Failure {
+                error: anyhow::anyhow!("{parser}"),
+                code: 2,
+            },
+            // A column or table that is not there: the query's fault too.
+            DataFusionError::SchemaError(..) | DataFusionError::Plan(_) => Failure {
+                error: e.into(),
+                code: 2,
+            },
+            _ => e.into(),
+        })?;
     outln!("{}", sql::render(&batches, format)?);
     Ok(())
 }
