@@ -106,7 +106,7 @@ pub fn trace(id: &str, lineage: &Lineage, handle: &Handle) -> Result<Trace, Line
         [one] => one.clone(),
         [] => {
             return Err(LineageError::NotFound(format!(
-                "no document `{id}` in {}",
+                "no document `{id}` in {} (give a document id, 32 hex digits, or FILE:LINE such as `wiki.jsonl:12`; FILE is matched against the end of the input's path)",
                 run.display()
             )));
         }
