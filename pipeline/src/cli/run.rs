@@ -105,8 +105,13 @@ fn print_prepare_summary(s: &PrepareSummary, config: &Path) {
     let secs = s.elapsed.as_secs_f64().max(1e-9);
     let config = config.display();
     let Some(stage) = &s.prepared else {
+        let why = if s.any_two_pass {
+            "Every two-pass stage is prepared"
+        } else {
+            "The config has no two-pass stage to prepare"
+        };
         outln!(
-            "Every two-pass stage is prepared: tasks (`--task I/N`) run every stage, and `refinery run {config}` finishes the run."
+            "{why}: tasks (`--task I/N`) run every stage, and `refinery run {config}` finishes the run."
         );
         return;
     };

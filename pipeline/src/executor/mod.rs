@@ -201,6 +201,7 @@ pub fn execute_prepare(
     Ok(PrepareSummary {
         prepared,
         next,
+        any_two_pass: stages.iter().any(|s| s.passes() == Passes::Two),
         units: done.units,
         elapsed: started.elapsed(),
     })

@@ -65,6 +65,8 @@ pub struct PrepareSummary {
     pub prepared: Option<String>,
     /// The next two-pass stage after it, which a later `--prepare` prepares.
     pub next: Option<String>,
+    /// Whether the config has a two-pass stage at all.
+    pub any_two_pass: bool,
     /// Units in the run.
     pub units: usize,
     /// Wall time.
