@@ -391,6 +391,14 @@ fn rounds_of_tasks_between_preparations_run_every_stage_and_equal_one_whole_run(
     round("through 2 of 6 stages");
     assert!(run_tasks(config, 2)[0].contains("prepares `exact_dedup`"));
     prepare("Prepared `exact_dedup` over 3 units");
+    let outdir = split.path().join("out");
+    let stats = run(&["stats", outdir.to_str().unwrap()]);
+    let (_, stderr) = texts(&stats);
+    assert!(
+        stderr.contains("the run has not finished: unit records: 3 of segment 0")
+            && stderr.contains("; prepared: exact_dedup"),
+        "stats says how far a partitioned run got: {stderr}"
+    );
 
     // A task runs a prepared stage only over the documents it was prepared from: with another
     // task's unit record gone, task 0 stops before it again.
@@ -412,7 +420,6 @@ fn rounds_of_tasks_between_preparations_run_every_stage_and_equal_one_whole_run(
     prepare("Prepared `minhash_dedup` over 3 units");
     round("through 6 of 6 stages");
     prepare("Every two-pass stage is prepared");
-    let outdir = split.path().join("out");
     assert!(!outdir.join("_manifest.json").exists());
 
     let finish = run(&["run", config]);

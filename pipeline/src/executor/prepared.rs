@@ -9,15 +9,14 @@
 //! from them ([`crate::stage::Stage::restore`]) instead of observing every document itself. A
 //! whole run does the same, so the run that finishes a partitioned one does not observe again.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use shards::checksum::to_hex;
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::ingest::Unit;
-use crate::output::UNITS;
-use crate::output::manifest::UnitRecord;
+use crate::output::manifest::{UnitRecord, prepared_path};
 use crate::output::part::PartInfo;
 
 /// What `_units/prepared.s<segment>.json` holds.
@@ -29,10 +28,6 @@ struct Preparation {
     input: String,
     /// The tables the preparation wrote, which hold its decisions.
     tables: Vec<PartInfo>,
-}
-
-fn path(out: &Path, segment: usize) -> PathBuf {
-    out.join(UNITS).join(format!("prepared.s{segment}.json"))
 }
 
 /// The key of the documents reaching segment `segment` (> 0): the xxh3 of every unit's record
@@ -71,7 +66,7 @@ pub(super) fn record(
         tables: tables.to_vec(),
     };
     let json = serde_json::to_vec_pretty(&preparation).unwrap_or_default();
-    shards::atomic::write_file(&path(out, segment), &json)
+    shards::atomic::write_file(&prepared_path(out, segment), &json)
 }
 
 /// The tables of the preparation of `stage`, which starts `segment`, when one is recorded for
@@ -83,7 +78,7 @@ pub(super) fn recorded(
     stage: &str,
     config_hash: &str,
 ) -> Option<Vec<PartInfo>> {
-    let bytes = std::fs::read(path(out, segment)).ok()?;
+    let bytes = std::fs::read(prepared_path(out, segment)).ok()?;
     let preparation: Preparation = serde_json::from_slice(&bytes).ok()?;
     let key = input_key(out, units, segment, config_hash)?;
     let intact = preparation.tables.iter().all(|t| t.is_intact(out));

@@ -138,11 +138,11 @@ impl Manifest {
     pub fn load(out: &Path) -> Result<Manifest, String> {
         let path = out.join(MANIFEST);
         let text = std::fs::read(&path).map_err(|e| {
-            let why = if out.join(super::UNITS).is_dir() {
-                "the run has not finished: some units are done (by an interrupted run or by \
-                 `--task` runs), and `refinery run CONFIG` finishes it"
-            } else {
-                "is this a finished run's output folder?"
+            let why = match unfinished(out) {
+                Some(done) => format!(
+                    "the run has not finished: {done}, by an interrupted run or by `--task` runs; `refinery run CONFIG` finishes it"
+                ),
+                None => "is this a finished run's output folder?".into(),
             };
             format!("cannot read {}: {e} ({why})", path.display())
         })?;
@@ -163,6 +163,55 @@ impl Manifest {
     pub fn save(&self, out: &Path) -> Result<(), shards::StoreError> {
         shards::atomic::write_file(&out.join(MANIFEST), &to_json(self))
     }
+}
+
+/// Where the preparation of the two-pass stage starting `segment` is recorded.
+pub fn prepared_path(out: &Path, segment: usize) -> std::path::PathBuf {
+    out.join(UNITS).join(format!("prepared.s{segment}.json"))
+}
+
+/// What an unfinished run left in `out/_units`: unit records by segment and the two-pass stages
+/// prepared, e.g. `unit records: 10 of segment 0, 4 of segment 1 (…); prepared: exact_dedup`.
+/// `None` when there is no such folder.
+fn unfinished(out: &Path) -> Option<String> {
+    let entries = std::fs::read_dir(out.join(UNITS)).ok()?;
+    let mut records: std::collections::BTreeMap<usize, usize> = Default::default();
+    let mut prepared = Vec::new();
+    for name in entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+    {
+        let Some((stem, segment)) = name
+            .strip_suffix(".json")
+            .and_then(|n| n.rsplit_once(".s"))
+            .and_then(|(stem, k)| Some((stem, k.parse::<usize>().ok()?)))
+        else {
+            continue;
+        };
+        if stem == "prepared" {
+            let stage = std::fs::read(prepared_path(out, segment))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .and_then(|v| v["stage"].as_str().map(String::from));
+            prepared.push((segment, stage.unwrap_or_else(|| "?".into())));
+        } else {
+            *records.entry(segment).or_default() += 1;
+        }
+    }
+    let counts: Vec<String> = records
+        .iter()
+        .map(|(segment, n)| format!("{n} of segment {segment}"))
+        .collect();
+    let mut done = format!(
+        "unit records: {} (a segment runs up to the next two-pass stage)",
+        counts.join(", ")
+    );
+    if !prepared.is_empty() {
+        prepared.sort();
+        let names: Vec<String> = prepared.into_iter().map(|(_, s)| s).collect();
+        done += &format!("; prepared: {}", names.join(", "));
+    }
+    Some(done)
 }
 
 fn to_json<T: Serialize>(value: &T) -> Vec<u8> {

@@ -14,7 +14,8 @@
 //! <out>/quarantine/inputs.parquet  input specs that named nothing or could not be reached
 //! <out>/clusters/<stage>.parquet   duplicate clusters found by a dedup stage, one row a member
 //! <out>/dedup_index/<stage>.parquet documents a dedup stage kept, for later runs' `against`
-//! <out>/_units/<unit>.json         one finished unit: counts, inputs, parts with checksums
+//! <out>/_units/<unit>.s<k>.json    one unit through segment k: counts, inputs, parts with checksums
+//! <out>/_units/prepared.s<k>.json  the preparation of the two-pass stage starting segment k
 //! <out>/_manifest.json             the run: written last, only when every unit is done
 //! ```
 //!
