@@ -395,7 +395,7 @@ fn rounds_of_tasks_between_preparations_run_every_stage_and_equal_one_whole_run(
     let stats = run(&["stats", outdir.to_str().unwrap()]);
     let (_, stderr) = texts(&stats);
     assert!(
-        stderr.contains("the run has not finished: unit records: 3 of segment 0")
+        stderr.contains("the run has not finished; so far, unit records: 3 of segment 0")
             && stderr.contains("; prepared: exact_dedup"),
         "stats says how far a partitioned run got: {stderr}"
     );

@@ -140,7 +140,7 @@ impl Manifest {
         let text = std::fs::read(&path).map_err(|e| {
             let why = match unfinished(out) {
                 Some(done) => format!(
-                    "the run has not finished: {done}, by an interrupted run or by `--task` runs; `refinery run CONFIG` finishes it"
+                    "the run has not finished; so far, {done}. `refinery run CONFIG` finishes it"
                 ),
                 None => "is this a finished run's output folder?".into(),
             };
@@ -171,7 +171,8 @@ pub fn prepared_path(out: &Path, segment: usize) -> std::path::PathBuf {
 }
 
 /// What an unfinished run left in `out/_units`: unit records by segment and the two-pass stages
-/// prepared, e.g. `unit records: 10 of segment 0, 4 of segment 1 (…); prepared: exact_dedup`.
+/// prepared, e.g. `unit records: 10 of segment 0, 4 of segment 1; prepared: exact_dedup` (a
+/// segment is the stages up to the next two-pass stage).
 /// `None` when there is no such folder.
 fn unfinished(out: &Path) -> Option<String> {
     let entries = std::fs::read_dir(out.join(UNITS)).ok()?;
@@ -202,10 +203,7 @@ fn unfinished(out: &Path) -> Option<String> {
         .iter()
         .map(|(segment, n)| format!("{n} of segment {segment}"))
         .collect();
-    let mut done = format!(
-        "unit records: {} (a segment runs up to the next two-pass stage)",
-        counts.join(", ")
-    );
+    let mut done = format!("unit records: {}", counts.join(", "));
     if !prepared.is_empty() {
         prepared.sort();
         let names: Vec<String> = prepared.into_iter().map(|(_, s)| s).collect();
