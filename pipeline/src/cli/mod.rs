@@ -66,11 +66,11 @@ pub enum Command {
         /// Stop with exit code 3 at the first bad record or input instead of quarantining it.
         #[arg(long)]
         strict: bool,
-        /// Run only task I of N (I from 0): every Nth input file starting at the Ith, through the
-        /// stages before the first two-pass stage (dedup) and on through each two-pass stage
-        /// that `--prepare` prepared. Tasks may run at once, on machines sharing the output
-        /// folder (e.g. a Slurm array); then a plain `refinery run CONFIG` skips their files and
-        /// finishes the run.
+        /// Run only task I of N (I from 0): a share of the input files holding about 1/N of the
+        /// bytes (the same shares in every task), through the stages before the first two-pass
+        /// stage (dedup) and on through each two-pass stage that `--prepare` prepared. Tasks may
+        /// run at once, on machines sharing the output folder (e.g. a Slurm array); then a plain
+        /// `refinery run CONFIG` skips their files and finishes the run.
         #[arg(long, value_name = "I/N")]
         task: Option<crate::executor::Task>,
         /// Between rounds of tasks: prepare the next two-pass stage (dedup) over every document

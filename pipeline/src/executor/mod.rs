@@ -256,10 +256,12 @@ fn run_units_of(
     // Every unit: a two-pass stage observes them all, and its preparation is keyed by them all.
     let all_units = units.clone();
     if let Mode::Task(task) = mode {
+        let sizes: Vec<u64> = units.iter().map(Unit::bytes).collect();
+        let owned = task.owned(&sizes);
         units = units
             .into_iter()
-            .enumerate()
-            .filter_map(|(i, u)| task.owns(i).then_some(u))
+            .zip(owned)
+            .filter_map(|(u, mine)| mine.then_some(u))
             .collect();
     }
     let config_hash = config.output_hash();

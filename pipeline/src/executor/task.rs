@@ -1,4 +1,5 @@
-//! Partitioned runs: task `I` of `N` takes every `N`th unit (input file), starting at unit `I`;
+//! Partitioned runs: task `I` of `N` takes a share of the units (input files) of about `1/N` of
+//! the input bytes;
 //! a `--prepare` invocation prepares one two-pass stage at a time for the tasks (see
 //! [`Mode`]).
 
@@ -16,9 +17,21 @@ pub struct Task {
 }
 
 impl Task {
-    /// Whether the unit at position `unit` of the run's plan is this task's.
-    pub fn owns(&self, unit: usize) -> bool {
-        unit % self.count == self.index
+    /// Which of the plan's units, given their input sizes in plan order, are this task's. Every
+    /// unit, largest first (equal sizes in plan order), goes to the task with the fewest bytes
+    /// so far (on a tie, the lowest-numbered): tasks get similar shares of the input whatever
+    /// the file sizes, and every task of the run computes the same shares from the same plan.
+    pub fn owned(&self, sizes: &[u64]) -> Vec<bool> {
+        let mut order: Vec<usize> = (0..sizes.len()).collect();
+        order.sort_by_key(|&i| (std::cmp::Reverse(sizes[i]), i));
+        let mut load = vec![0u64; self.count];
+        let mut owned = vec![false; sizes.len()];
+        for unit in order {
+            let lightest = (0..self.count).min_by_key(|&t| (load[t], t)).unwrap_or(0);
+            load[lightest] += sizes[unit];
+            owned[unit] = lightest == self.index;
+        }
+        owned
     }
 }
 
@@ -104,11 +117,25 @@ mod tests {
     use super::Task;
 
     #[test]
-    fn tasks_parse_and_share_the_units_between_them() {
+    fn tasks_parse_and_share_the_units_between_them_by_size() {
         let tasks: Vec<Task> = ["0/3", "1/3", "2/3"].map(|t| t.parse().unwrap()).to_vec();
-        for unit in 0..10 {
-            assert_eq!(tasks.iter().filter(|t| t.owns(unit)).count(), 1);
+        let sizes = [44, 6, 35, 25, 13, 12, 11, 8, 7, 5];
+        let owned: Vec<Vec<bool>> = tasks.iter().map(|t| t.owned(&sizes)).collect();
+        for unit in 0..sizes.len() {
+            assert_eq!(owned.iter().filter(|o| o[unit]).count(), 1, "unit {unit}");
         }
+        // Round robin would give 44 + 25 + 11 + 5 = 85 to task 0 and 6 + 13 + 8 = 27 to task 1.
+        let loads: Vec<u64> = owned
+            .iter()
+            .map(|o| (0..sizes.len()).filter(|&u| o[u]).map(|u| sizes[u]).sum())
+            .collect();
+        assert_eq!(loads, [57, 54, 55]);
+        assert_eq!(tasks[0].owned(&[]), Vec::<bool>::new());
+        assert_eq!(
+            tasks[2].owned(&[1, 1]),
+            [false, false],
+            "more tasks than units"
+        );
         assert_eq!(tasks[1].to_string(), "1/3");
         for bad in ["3/3", "1", "a/2", "0/0", "-1/2"] {
             assert!(bad.parse::<Task>().is_err(), "{bad}");
