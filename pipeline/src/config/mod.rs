@@ -247,13 +247,21 @@ impl Config {
     }
 
     /// Hash of everything that decides the outputs' bytes (not threads, depth or strictness),
-    /// including the contents of the files stages read (benchmarks, bad-words lists), so that a
-    /// changed file is not mixed with decisions made from the old one on resume.
+    /// including the contents of the files stages read (benchmarks, bad-words lists) and the
+    /// manifest of each dedup stage's `against` run (which lists its index's checksum), so that
+    /// a changed file or earlier run is not mixed with decisions made from the old one on resume.
     pub fn output_hash(&self) -> String {
+        let earlier_runs: Vec<PathBuf> = self
+            .stages
+            .iter()
+            .filter_map(|s| s.get_ref().against())
+            .map(|a| a.join(crate::output::MANIFEST))
+            .collect();
         let files: Vec<String> = self
             .stages
             .iter()
             .flat_map(|s| s.get_ref().files())
+            .chain(earlier_runs.iter().map(PathBuf::as_path))
             .map(|f| match std::fs::read(f) {
                 Ok(bytes) => format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes)),
                 Err(_) => "unreadable".to_string(),
@@ -318,6 +326,20 @@ mod tests {
         let before = config.output_hash();
         assert_eq!(before, config.output_hash());
         std::fs::write(&words, "frobnicate\nwidget\n").unwrap();
+        assert_ne!(before, config.output_hash());
+
+        // A dedup stage's earlier run: its manifest changes when that run is redone.
+        let earlier = dir.path().join("v1");
+        std::fs::create_dir_all(&earlier).unwrap();
+        std::fs::write(earlier.join(crate::output::MANIFEST), "{\"v\":1}").unwrap();
+        let text = format!(
+            "[[sources]]\nname='a'\npaths=['x.jsonl']\n[[stages]]\ntype='exact_dedup'\nagainst='{}'\n[output]\npath='o'\n",
+            earlier.display()
+        );
+        let config = Config::parse(&text).unwrap();
+        let before = config.output_hash();
+        assert_eq!(before, config.output_hash());
+        std::fs::write(earlier.join(crate::output::MANIFEST), "{\"v\":2}").unwrap();
         assert_ne!(before, config.output_hash());
     }
 
