@@ -11,24 +11,12 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
 use shards::checksum::to_hex;
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::ingest::Unit;
-use crate::output::manifest::{UnitRecord, prepared_path};
+use crate::output::manifest::{Preparation, UnitRecord};
 use crate::output::part::PartInfo;
-
-/// What `_units/prepared.s<segment>.json` holds.
-#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct Preparation {
-    /// The two-pass stage that starts the segment.
-    stage: String,
-    /// The key of its input (see [`input_key`]).
-    input: String,
-    /// The tables the preparation wrote, which hold its decisions.
-    tables: Vec<PartInfo>,
-}
 
 /// The key of the documents reaching segment `segment` (> 0): the xxh3 of every unit's record
 /// of the segment before, in plan order. `None` while a unit has no such record from this
@@ -60,13 +48,13 @@ pub(super) fn record(
     key: &str,
     tables: &[PartInfo],
 ) -> Result<(), shards::StoreError> {
-    let preparation = Preparation {
+    Preparation {
+        segment,
         stage: stage.to_string(),
         input: key.to_string(),
         tables: tables.to_vec(),
-    };
-    let json = serde_json::to_vec_pretty(&preparation).unwrap_or_default();
-    shards::atomic::write_file(&prepared_path(out, segment), &json)
+    }
+    .save(out)
 }
 
 /// The tables of the preparation of `stage`, which starts `segment`, when one is recorded for
@@ -78,8 +66,7 @@ pub(super) fn recorded(
     stage: &str,
     config_hash: &str,
 ) -> Option<Vec<PartInfo>> {
-    let bytes = std::fs::read(prepared_path(out, segment)).ok()?;
-    let preparation: Preparation = serde_json::from_slice(&bytes).ok()?;
+    let preparation = Preparation::load(out, segment)?;
     let key = input_key(out, units, segment, config_hash)?;
     let intact = preparation.tables.iter().all(|t| t.is_intact(out));
     (preparation.stage == stage && preparation.input == key && intact).then_some(preparation.tables)

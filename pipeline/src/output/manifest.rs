@@ -165,9 +165,36 @@ impl Manifest {
     }
 }
 
-/// Where the preparation of the two-pass stage starting `segment` is recorded.
-pub fn prepared_path(out: &Path, segment: usize) -> std::path::PathBuf {
-    out.join(UNITS).join(format!("prepared.s{segment}.json"))
+/// The record of a two-pass stage's preparation, which lets tasks run the segment it starts
+/// (see `executor::prepared`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preparation {
+    /// The segment the stage starts.
+    pub segment: usize,
+    /// The two-pass stage.
+    pub stage: String,
+    /// The key of the documents it observed: the unit records of the segment before.
+    pub input: String,
+    /// The tables the preparation wrote, which hold its decisions.
+    pub tables: Vec<PartInfo>,
+}
+
+impl Preparation {
+    /// Where the preparation of the stage starting `segment` is recorded.
+    pub fn path(out: &Path, segment: usize) -> std::path::PathBuf {
+        out.join(UNITS).join(format!("prepared.s{segment}.json"))
+    }
+
+    /// The recorded preparation of the stage starting `segment`, if one can be read.
+    pub fn load(out: &Path, segment: usize) -> Option<Preparation> {
+        let bytes = std::fs::read(Self::path(out, segment)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Writes the record atomically.
+    pub fn save(&self, out: &Path) -> Result<(), shards::StoreError> {
+        shards::atomic::write_file(&Self::path(out, self.segment), &to_json(self))
+    }
 }
 
 /// What an unfinished run left in `out/_units`: unit records by segment and the two-pass stages
@@ -190,11 +217,8 @@ fn unfinished(out: &Path) -> Option<String> {
             continue;
         };
         if stem == "prepared" {
-            let stage = std::fs::read(prepared_path(out, segment))
-                .ok()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                .and_then(|v| v["stage"].as_str().map(String::from));
-            prepared.push((segment, stage.unwrap_or_else(|| "?".into())));
+            let stage = Preparation::load(out, segment).map_or_else(|| "?".into(), |p| p.stage);
+            prepared.push((segment, stage));
         } else {
             *records.entry(segment).or_default() += 1;
         }

@@ -16,9 +16,11 @@ use dedup::union_find::UnionFind;
 use rayon::prelude::*;
 
 use super::buckets::Pair;
-use super::{Decision, Docs};
+use super::{Decision, Docs, parse_id};
 use crate::output::CLUSTERS;
 use crate::output::part::{PartInfo, PartWriter, read_part};
+use crate::stage::StageError;
+use crate::stages::string_column;
 
 /// A cluster member's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -187,36 +189,34 @@ pub(super) fn write(out: &Path, stage: &str, st: &Docs, found: &Found) -> Result
 
 /// The decisions a `clusters/<stage>.parquet` written by [`write`] implies: every `dropped`
 /// member, with its cluster's `kept` member as survivor. The same map [`cluster`] returned.
-pub(super) fn read_decisions(out: &Path, stage: &str) -> Result<HashMap<u128, Decision>, String> {
+pub(super) fn read_decisions(
+    out: &Path,
+    stage: &str,
+) -> Result<HashMap<u128, Decision>, StageError> {
     let path = out.join(CLUSTERS).join(format!("{stage}.parquet"));
-    let reader = read_part(&path, 64 * 1024).map_err(|e| e.to_string())?;
-    let parse = |hex: &str| {
-        u128::from_str_radix(hex, 16)
-            .map_err(|_| format!("{}: `{hex}` is not an id", path.display()))
+    let failed = |message: String| StageError::Failed {
+        stage: stage.to_string(),
+        message: format!("{}: {message}", path.display()),
     };
+    let reader = read_part(&path, 64 * 1024).map_err(|e| failed(e.to_string()))?;
     let mut survivors: HashMap<u128, u128> = HashMap::new();
     let mut dropped: Vec<(u128, u128, f64)> = Vec::new();
     for batch in reader {
-        let batch = batch.map_err(|e| format!("{}: {e}", path.display()))?;
-        let strings = |name: &str| {
-            batch
-                .column_by_name(name)
-                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-                .ok_or_else(|| format!("{}: no string column `{name}`", path.display()))
-        };
-        let (clusters, ids, roles) = (strings("cluster")?, strings("id")?, strings("role")?);
+        let batch = batch.map_err(|e| failed(e.to_string()))?;
+        let column = |name| string_column(&batch, name, stage);
+        let (clusters, ids, roles) = (column("cluster")?, column("id")?, column("role")?);
         let jaccard = batch
             .column_by_name("jaccard")
             .and_then(|c| c.as_any().downcast_ref::<Float64Array>())
-            .ok_or_else(|| format!("{}: no column `jaccard`", path.display()))?;
+            .ok_or_else(|| failed("no column `jaccard`".into()))?;
         for row in 0..batch.num_rows() {
-            let (cluster, id) = (parse(clusters.value(row))?, parse(ids.value(row))?);
-            match roles.value(row) {
-                "kept" => {
-                    survivors.insert(cluster, id);
-                }
-                "dropped" => dropped.push((id, cluster, jaccard.value(row))),
-                _ => {}
+            let cluster = parse_id(clusters.value(row), stage)?;
+            let id = parse_id(ids.value(row), stage)?;
+            let role = roles.value(row);
+            if role == Role::Kept.as_str() {
+                survivors.insert(cluster, id);
+            } else if role == Role::Dropped.as_str() {
+                dropped.push((id, cluster, jaccard.value(row)));
             }
         }
     }

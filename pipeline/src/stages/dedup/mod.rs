@@ -382,8 +382,7 @@ impl Stage for Dedup {
     }
 
     fn restore(&self, ctx: &PassContext) -> Result<bool, StageError> {
-        let decisions =
-            clusters::read_decisions(ctx.out, &self.name).map_err(|e| self.failed(e))?;
+        let decisions = clusters::read_decisions(ctx.out, &self.name)?;
         *self.decisions.write().unwrap_or_else(|e| e.into_inner()) = decisions;
         Ok(true)
     }
