@@ -414,7 +414,12 @@ fn rounds_of_tasks_between_preparations_run_every_stage_and_equal_one_whole_run(
     let hidden = units.with_file_name("hidden.json");
     std::fs::rename(&news, &hidden).unwrap();
     let alone = run(&["run", "--quiet", "--task", "0/2", config]);
-    assert!(texts(&alone).0.contains("through 2 of 6 stages"));
+    let (stdout, stderr) = texts(&alone);
+    assert!(stdout.contains("through 2 of 6 stages"), "{stdout}");
+    assert!(
+        stderr.contains("Not using the preparation") && stderr.contains("not those it saw"),
+        "a task says why it stops before a prepared stage: {stderr}"
+    );
     std::fs::rename(&hidden, &news).unwrap();
 
     round("through 4 of 6 stages");

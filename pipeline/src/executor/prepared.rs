@@ -58,7 +58,8 @@ pub(super) fn record(
 }
 
 /// The tables of the preparation of `stage`, which starts `segment`, when one is recorded for
-/// the documents the folder holds now and its tables are intact.
+/// the documents the folder holds now and its tables are intact. A record that exists but does
+/// not fit is not used, with a warning saying why.
 pub(super) fn recorded(
     out: &Path,
     units: &[Unit],
@@ -66,8 +67,23 @@ pub(super) fn recorded(
     stage: &str,
     config_hash: &str,
 ) -> Option<Vec<PartInfo>> {
-    let preparation = Preparation::load(out, segment)?;
-    let key = input_key(out, units, segment, config_hash)?;
-    let intact = preparation.tables.iter().all(|t| t.is_intact(out));
-    (preparation.stage == stage && preparation.input == key && intact).then_some(preparation.tables)
+    let path = Preparation::path(out, segment);
+    if !path.exists() {
+        return None;
+    }
+    let why = match Preparation::load(out, segment) {
+        None => "it cannot be read",
+        Some(p) if p.stage != stage => "it is of another stage",
+        Some(p) if Some(&p.input) != input_key(out, units, segment, config_hash).as_ref() => {
+            "the documents reaching the stage are not those it saw"
+        }
+        Some(p) if !p.tables.iter().all(|t| t.is_intact(out)) => "its tables have changed",
+        Some(p) => return Some(p.tables),
+    };
+    tracing::warn!(
+        stage,
+        "Not using the preparation recorded in {}: {why}",
+        path.display()
+    );
+    None
 }
