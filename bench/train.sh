@@ -8,7 +8,9 @@
 #    the steps after the first five, peak RSS.
 # 3. GPU (when `nvidia-smi` works and the binary was built with `--features cuda`):
 #    `refinery train` of `gpt2-124m` (bf16, seq 1024) and `bench/train_torch.py` with the same
-#    shape (bf16 autocast, same AdamW, clipping); tokens/s and MFU of both and their ratio.
+#    shape (bf16 autocast, same AdamW, clipping); tokens/s and MFU of both. PyTorch runs twice:
+#    attention written out as matmul + softmax (the same computation as Refinery's), then with
+#    its fused flash-attention kernel (`--attention sdpa`).
 #
 # Usage: [PROFILE=release|dev] [STEPS=30] [GPU_BATCH=16] [CPU=0: skip step 2] bench/train.sh
 #        REFINERY_BIN=./refinery DATA=./bench-data bench/train.sh   (a prebuilt binary, no cargo:
@@ -76,7 +78,10 @@ fi
 if nvidia-smi -L > /dev/null 2>&1; then
   echo "== GPU: $(nvidia-smi -L | head -1)"
   train gpt2 'preset = "gpt2-124m"' 1024 "${GPU_BATCH:-16}" cuda
-  python3 bench/train_torch.py --shards "$work/tokens" --batch "${GPU_BATCH:-16}" --steps "$steps"
+  for attention in matmul sdpa; do
+    python3 bench/train_torch.py --shards "$work/tokens" --batch "${GPU_BATCH:-16}" \
+      --steps "$steps" --attention "$attention"
+  done
 else
   echo "== GPU: none here (nvidia-smi not found); the GPU comparison needs a CUDA machine"
 fi

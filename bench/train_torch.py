@@ -2,6 +2,8 @@
 (learned positions, pre-LayerNorm, causal attention written out as matmul + softmax, tanh GELU,
 tied embeddings), the same batch shape, bf16 autocast with fp32 weights, AdamW with decay on
 matrices only (fused kernels off, as stated in BENCHMARKS.md), global-norm clipping at 1.0.
+`--attention sdpa` computes the same attention with PyTorch's fused
+`scaled_dot_product_attention` (flash attention) instead, for comparison.
 
 Reads windows from the train shards of a Refinery version (llm.c layout, 1024-byte header) so
 both trainers see real tokens. Prints median tokens/s and MFU over the steps after warm-up.
@@ -22,9 +24,9 @@ import torch.nn.functional as F
 
 
 class Block(nn.Module):
-    def __init__(self, d, heads):
+    def __init__(self, d, heads, sdpa):
         super().__init__()
-        self.heads = heads
+        self.heads, self.sdpa = heads, sdpa
         self.ln_1, self.ln_2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
         self.fc, self.out = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
@@ -33,17 +35,20 @@ class Block(nn.Module):
         b, t, d = x.shape
         q, k, v = self.qkv(self.ln_1(x)).view(b, t, 3, self.heads, d // self.heads).unbind(2)
         q, k, v = (z.transpose(1, 2) for z in (q, k, v))
-        scores = (q @ k.transpose(-1, -2)) / math.sqrt(d // self.heads) + mask[:t, :t]
-        att = torch.softmax(scores.float(), dim=-1).to(v.dtype) @ v
+        if self.sdpa:
+            att = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            scores = (q @ k.transpose(-1, -2)) / math.sqrt(d // self.heads) + mask[:t, :t]
+            att = torch.softmax(scores.float(), dim=-1).to(v.dtype) @ v
         x = x + self.proj(att.transpose(1, 2).reshape(b, t, d))
         return x + self.out(F.gelu(self.fc(self.ln_2(x)), approximate="tanh"))
 
 
 class Gpt(nn.Module):
-    def __init__(self, vocab, context, layers, heads, d):
+    def __init__(self, vocab, context, layers, heads, d, sdpa):
         super().__init__()
         self.wte, self.wpe = nn.Embedding(vocab, d), nn.Embedding(context, d)
-        self.blocks = nn.ModuleList(Block(d, heads) for _ in range(layers))
+        self.blocks = nn.ModuleList(Block(d, heads, sdpa) for _ in range(layers))
         self.ln_f = nn.LayerNorm(d)
         mask = torch.full((context, context), float("-inf")).triu(1)
         self.register_buffer("mask", mask, persistent=False)
@@ -81,10 +86,12 @@ def main():
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--peak-flops", type=float, default=989e12)
+    p.add_argument("--attention", choices=["matmul", "sdpa"], default="matmul")
     a = p.parse_args()
     dev = "cuda"
     torch.manual_seed(0)
-    model = Gpt(a.vocab, a.context, a.layers, a.heads, a.width).to(dev)
+    sdpa = a.attention == "sdpa"
+    model = Gpt(a.vocab, a.context, a.layers, a.heads, a.width, sdpa).to(dev)
     decay = [q for q in model.parameters() if q.dim() >= 2]
     rest = [q for q in model.parameters() if q.dim() < 2]
     opt = torch.optim.AdamW(
@@ -110,7 +117,7 @@ def main():
             rates.append(a.batch * a.context / (time.perf_counter() - start))
     tps = statistics.median(rates)
     print(
-        f"pytorch eager {torch.__version__}: {tps:,.0f} tokens/s, "
+        f"pytorch eager {torch.__version__}, {a.attention} attention: {tps:,.0f} tokens/s, "
         f"MFU {100 * tps * flops_per_token / a.peak_flops:.1f}% ({n / 1e6:.1f}M parameters)"
     )
 

@@ -1,13 +1,12 @@
-//! Where the time of one `gpt2-124m` training step goes on a CUDA GPU: forward, loss, backward,
-//! gradient norm and AdamW (with clipping), each timed between device synchronisations, on random
-//! tokens. Build with `--features cuda` and run on the GPU machine:
+//! Where the time of one `gpt2-124m` training step goes on a CUDA GPU: forward (with the loss),
+//! backward, gradient norm and AdamW (with clipping), each timed between device
+//! synchronisations, on random tokens. Build with `--features cuda` and run on the GPU machine:
 //! `gpu_step [BATCH]` (default 8; sequence 1024, vocabulary 50,304, bf16).
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use trainer::config::{ModelDims, OptimConfig};
 use trainer::model::Gpt;
-use trainer::ops::window_cross_entropy;
 use trainer::optimizer::{AdamW, clip_scale, global_norm};
 
 /// Runs `f` between two synchronisations and prints its wall time.
@@ -46,9 +45,8 @@ fn main() -> candle_core::Result<()> {
     let mut optimizer = AdamW::new(OptimConfig::default(), model.params())?;
     for step in 0..4 {
         println!("-- step {step}, batch {batch} x {}", dims.context);
-        let logits = timed(&device, "forward", || model.logit_rows(&inputs));
-        let loss = timed(&device, "loss", || {
-            window_cross_entropy(&logits, &targets)?.mean_all()
+        let loss = timed(&device, "forward", || {
+            model.window_losses(&inputs, &targets)?.mean_all()
         });
         let store = timed(&device, "backward", || loss.backward());
         let grads = model

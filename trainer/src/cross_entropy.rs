@@ -91,9 +91,23 @@ impl CustomOp2 for CrossEntropy {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let g = logits.apply_op3_no_bwd(targets, &grad.contiguous()?, &CrossEntropyGrad)?;
-        Ok((Some(g), None))
+        Ok((Some(cross_entropy_grad(logits, targets, grad)?), None))
     }
+}
+
+/// The gradient of the logits of [`fused_cross_entropy`] for the gradient `grad` `[rows]` (f32)
+/// of its per-row losses: `grad · (softmax(logits) − one-hot(target))` per row, in the logits'
+/// dtype; no backward of its own.
+pub(crate) fn cross_entropy_grad(
+    logits: &Tensor,
+    targets: &Tensor,
+    grad: &Tensor,
+) -> Result<Tensor> {
+    logits.contiguous()?.apply_op3_no_bwd(
+        &targets.contiguous()?,
+        &grad.contiguous()?,
+        &CrossEntropyGrad,
+    )
 }
 
 impl CustomOp3 for CrossEntropyGrad {
@@ -150,6 +164,34 @@ mod tests {
     use crate::ops::composed_cross_entropy as composed;
     use candle_core::{Device, Var};
     use proptest::prelude::*;
+
+    #[test]
+    fn per_row_losses_match_the_formula() {
+        let logits = Tensor::new(&[[1.0f32, 2.0, 3.0], [0.5, -1.0, 0.0]], &Device::Cpu).unwrap();
+        let targets = Tensor::new(&[2u32, 1], &Device::Cpu).unwrap();
+        let ce = fused_cross_entropy(&logits, &targets)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let nll = |row: [f32; 3], t: usize| row.iter().map(|v| v.exp()).sum::<f32>().ln() - row[t];
+        let expect = [nll([1.0, 2.0, 3.0], 2), nll([0.5, -1.0, 0.0], 1)];
+        for (got, want) in ce.iter().zip(expect) {
+            assert!((got - want).abs() < 1e-6, "{ce:?} vs {expect:?}");
+        }
+    }
+
+    #[test]
+    fn uniform_logits_give_log_vocab() {
+        let logits = Tensor::zeros((6, 50), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let targets = Tensor::new(&[1u32, 2, 3, 4, 5, 49], &Device::Cpu).unwrap();
+        let ce = fused_cross_entropy(&logits, &targets)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        for v in ce {
+            assert!((v - 50f32.ln()).abs() < 1e-5);
+        }
+    }
 
     proptest! {
         #[test]

@@ -14,11 +14,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{DType, Device, Result, Tensor, Var};
+use candle_core::{D, DType, Device, Result, Tensor, Var};
 
 use crate::config::ModelDims;
-use crate::nodes::{causal_attention, embedding, linear};
-use crate::ops::{gelu, layer_norm, window_cross_entropy};
+use crate::nodes::{causal_attention, embedding, head_cross_entropy, linear};
+use crate::ops::{gelu, layer_norm};
 use crate::rng::Rng;
 
 const LN_EPS: f64 = 1e-5;
@@ -165,14 +165,27 @@ impl Gpt {
     /// Logits `[B, T, vocab]` (compute dtype) for token ids `[B, T]` (u32, `T ≤ context`).
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
-        self.logit_rows(ids)?.reshape((b, t, self.dims.vocab))
+        self.hidden_rows(ids)?
+            .matmul(&self.wte.to_dtype(self.dtype)?.t()?)?
+            .reshape((b, t, self.dims.vocab))
     }
 
-    /// Logits as `[B·T, vocab]` rows, window by window. The residual stream stays
+    /// Mean cross-entropy of each window: `[B]` (f32), for token ids `inputs` and their next
+    /// tokens `targets` (`[B, T]`, u32). The head and the loss are one node of the graph
+    /// ([`head_cross_entropy`]).
+    pub fn window_losses(&self, inputs: &Tensor, targets: &Tensor) -> Result<Tensor> {
+        let (b, t) = targets.dims2()?;
+        let hidden = self.hidden_rows(inputs)?;
+        head_cross_entropy(&hidden, &self.wte, &targets.flatten_all()?)?
+            .reshape((b, t))?
+            .mean(D::Minus1)
+    }
+
+    /// The final LayerNorm's output `[B·T, width]`, window by window. The residual stream stays
     /// `[B·T, width]` through every block and the loss, so the only reshapes in the graph are
     /// the two around the position embedding's broadcast (each reshape costs the backward pass
     /// a full-size gradient addition).
-    pub fn logit_rows(&self, ids: &Tensor) -> Result<Tensor> {
+    fn hidden_rows(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         if t > self.dims.context {
             candle_core::bail!(
@@ -198,13 +211,7 @@ impl Gpt {
             let h = gelu(&linear(&h, &block.fc.0, &block.fc.1)?)?;
             x = (x + linear(&h, &block.mlp_proj.0, &block.mlp_proj.1)?)?;
         }
-        let x = layer_norm(&x, &self.ln_f.0, &self.ln_f.1, LN_EPS)?;
-        x.matmul(&self.wte.to_dtype(self.dtype)?.t()?)
-    }
-
-    /// Mean cross-entropy of each window: `[B]` (f32).
-    pub fn window_losses(&self, inputs: &Tensor, targets: &Tensor) -> Result<Tensor> {
-        window_cross_entropy(&self.logit_rows(inputs)?, targets)
+        layer_norm(&x, &self.ln_f.0, &self.ln_f.1, LN_EPS)
     }
 
     /// The weights by name (f32), as saved in `model.safetensors`.

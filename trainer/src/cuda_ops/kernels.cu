@@ -95,32 +95,72 @@ extern "C" __global__ void layer_norm_bwd_x(const bf16_t* x, const float* w, con
 
 // Per block, dw[j] = sum over its rows of g * xhat and db[j] = sum of g, written to
 // partial[block] = [dw; db] (f32, 2 * d). Each warp strides over rows summing in registers
-// (d <= 32 * 32), then the block adds its warps in order through shared memory (warps * 2 * d
+// (d <= 32 * 32; the loops over a lane's columns are unrolled so that the sums stay in
+// registers), then the block adds its warps in order through shared memory (warps * 2 * d
 // floats): no atomics, so the sums do not depend on scheduling.
 extern "C" __global__ void layer_norm_bwd_wb(const bf16_t* x, const bf16_t* g, float* partial, int rows, int d, float eps) {
     extern __shared__ float acc[];
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     float aw[32], ab[32];
+#pragma unroll
     for (int k = 0; k < 32; k++) { aw[k] = 0.f; ab[k] = 0.f; }
     for (int row = blockIdx.x * warps + warp; row < rows; row += gridDim.x * warps) {
         size_t base = (size_t)row * d;
         float m, r;
         row_stats(x + base, d, eps, &m, &r);
-        for (int j = lane, k = 0; j < d; j += 32, k++) {
-            float gv = load(g[base + j]);
-            aw[k] += gv * (load(x[base + j]) - m) * r;
-            ab[k] += gv;
+#pragma unroll
+        for (int k = 0; k < 32; k++) {
+            int j = lane + 32 * k;
+            if (j < d) {
+                float gv = load(g[base + j]);
+                aw[k] += gv * (load(x[base + j]) - m) * r;
+                ab[k] += gv;
+            }
         }
     }
-    for (int j = lane, k = 0; j < d; j += 32, k++) {
-        acc[warp * 2 * d + j] = aw[k];
-        acc[warp * 2 * d + d + j] = ab[k];
+#pragma unroll
+    for (int k = 0; k < 32; k++) {
+        int j = lane + 32 * k;
+        if (j < d) {
+            acc[warp * 2 * d + j] = aw[k];
+            acc[warp * 2 * d + d + j] = ab[k];
+        }
     }
     __syncthreads();
     for (int j = threadIdx.x; j < 2 * d; j += blockDim.x) {
         float s = 0.f;
         for (int w = 0; w < warps; w++) s += acc[w * 2 * d + j];
         partial[(size_t)blockIdx.x * 2 * d + j] = s;
+    }
+}
+
+// Attention's heads, moved as 16-byte vectors (8 bf16; `hv` = head width / 8). `heads_split`:
+// src [B*T, parts * heads * head width] (row b*T+s holds part p's head h at vector column
+// (p * heads + h) * hv) to dst [parts, B, heads, T, head width].
+extern "C" __global__ void heads_split(const bf16_t* src, bf16_t* dst, int batch, int t, int heads, int hv, int parts) {
+    const uint4* from = (const uint4*)src;
+    uint4* to = (uint4*)dst;
+    int n = parts * batch * heads * t * hv;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        int c = i % hv, r = i / hv;
+        int s = r % t; r /= t;
+        int h = r % heads; r /= heads;
+        int b = r % batch, p = r / batch;
+        to[i] = from[((size_t)(b * t + s) * parts + p) * heads * hv + h * hv + c];
+    }
+}
+
+// The inverse of `heads_split` for part p: src [B, heads, T, head width] to part p's columns of
+// dst [B*T, parts * heads * head width].
+extern "C" __global__ void heads_merge(const bf16_t* src, bf16_t* dst, int batch, int t, int heads, int hv, int parts, int p) {
+    const uint4* from = (const uint4*)src;
+    uint4* to = (uint4*)dst;
+    int n = batch * heads * t * hv;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        int c = i % hv, r = i / hv;
+        int s = r % t; r /= t;
+        int h = r % heads, b = r / heads;
+        to[((size_t)(b * t + s) * parts + p) * heads * hv + h * hv + c] = from[i];
     }
 }
 

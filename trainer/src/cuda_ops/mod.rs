@@ -8,10 +8,11 @@
 //! AdamW, updated in place in three kernels per parameter instead of a dozen composed ops, with
 //! the clipping factor applied inside; and the sum of squares behind the global gradient norm,
 //! one kernel per gradient instead of three and a stack; and the gradient of the embedding
-//! table, one block per distinct token (candle's `index_add` walks the tokens serially). The kernels take and give bf16 (the
-//! CUDA compute dtype) and compute in f32. They are compiled once per process with NVRTC, which
-//! ships with the CUDA libraries the binary already needs. The CPU keeps the composed ops of
-//! [`crate::ops`].
+//! table, one block per distinct token (candle's `index_add` walks the tokens serially); and
+//! attention's head split and merge, permutations that candle runs as slow strided copies. The
+//! kernels take and give bf16 (the CUDA compute dtype) and compute in f32. They are compiled
+//! once per process with NVRTC, which ships with the CUDA libraries the binary already needs.
+//! The CPU keeps the composed ops of [`crate::ops`].
 //!
 //! This is the one module allowed `unsafe`: launching a kernel is unsafe in cudarc. Every launch
 //! passes buffers whose lengths are checked against the element counts the kernel reads.
@@ -51,6 +52,7 @@ mod attention;
 mod bias;
 mod embedding;
 mod gelu;
+mod heads;
 mod layer_norm;
 mod loss;
 mod norm;
@@ -69,6 +71,7 @@ pub use attention::{causal_softmax, causal_softmax_backward};
 pub use bias::{bias_add, column_sums};
 pub use embedding::embedding_backward;
 pub use gelu::gelu;
+pub use heads::{merge_heads, split_heads};
 pub use layer_norm::{MAX_NORM_WIDTH, layer_norm};
 pub(crate) use loss::{cross_entropy_backward, cross_entropy_forward};
 pub use norm::sum_of_squares;

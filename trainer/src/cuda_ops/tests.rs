@@ -2,9 +2,9 @@
 //! gradients. These need a GPU: `cargo test -p trainer --features cuda cuda_ops` on one.
 use candle_core::{D, DType, Device, Tensor, Var};
 
-use super::{bias_add, causal_softmax, gelu, layer_norm, sum_of_squares};
+use super::{bias_add, causal_softmax, gelu, layer_norm, merge_heads, split_heads, sum_of_squares};
 use crate::cross_entropy::fused_cross_entropy;
-use crate::nodes::{attention_composed, causal_attention, embedding, linear};
+use crate::nodes::{attention_composed, causal_attention, embedding, head_cross_entropy, linear};
 use crate::ops;
 
 fn gpu() -> Device {
@@ -219,6 +219,68 @@ fn attention_node_matches_the_composed_attention_and_its_gradient() {
         gap(&got, &want),
         largest(&want)
     );
+}
+
+#[test]
+fn head_permutations_equal_the_composed_transposes_exactly() {
+    let dev = gpu();
+    let (batch, t, heads, hw) = (3, 40, 4, 16);
+    let width = heads * hw;
+    let x = Tensor::randn(0f32, 1.0, (batch * t, 3 * width), &dev)
+        .unwrap()
+        .to_dtype(DType::BF16)
+        .unwrap();
+    let split = split_heads(&x, batch, heads, 3).unwrap();
+    assert_eq!(split.dims(), &[3, batch, heads, t, hw]);
+    let composed = x
+        .reshape((batch, t, 3, heads, hw))
+        .unwrap()
+        .permute((2, 0, 3, 1, 4))
+        .unwrap()
+        .contiguous()
+        .unwrap();
+    assert_eq!(gap(&split, &composed), 0.0);
+    let parts: Vec<Tensor> = (0..3).map(|i| split.get(i).unwrap()).collect();
+    let merged = merge_heads(&[&parts[0], &parts[1], &parts[2]]).unwrap();
+    assert_eq!(merged.dims(), x.dims());
+    assert_eq!(gap(&merged, &x), 0.0, "merge undoes split");
+    // One part: the gradient of attention's output and the output itself.
+    let one = x.narrow(1, width, width).unwrap();
+    let back = merge_heads(&[&split_heads(&one, batch, heads, 1)
+        .unwrap()
+        .squeeze(0)
+        .unwrap()]);
+    assert_eq!(gap(&back.unwrap(), &one), 0.0);
+    let odd = split_heads(&x, batch, 16, 3).unwrap_err().to_string();
+    assert!(odd.contains("head width 4 is not a multiple of 8"), "{odd}");
+}
+
+#[test]
+fn head_loss_node_matches_the_composed_head_and_loss() {
+    let dev = gpu();
+    let (rows, width, vocab) = (64, 48, 1000);
+    let x = bf16_var(Tensor::randn(0f32, 1.0, (rows, width), &dev).unwrap());
+    let e = Var::from_tensor(&Tensor::randn(0f32, 0.2, (vocab, width), &dev).unwrap()).unwrap();
+    let ids: Vec<u32> = (0..rows as u32).map(|i| i * 37 % vocab as u32).collect();
+    let targets = Tensor::new(ids.as_slice(), &dev).unwrap();
+    let r = Tensor::randn(0f32, 1.0, rows, &dev).unwrap();
+    let node = head_cross_entropy(x.as_tensor(), &e, &targets).unwrap();
+    assert_eq!((node.dims(), node.dtype()), (&[rows][..], DType::F32));
+    let x32 = Var::from_tensor(&x.as_tensor().to_dtype(DType::F32).unwrap()).unwrap();
+    let logits = x32.matmul(&e.t().unwrap()).unwrap();
+    let reference = ops::composed_cross_entropy(&logits, &targets).unwrap();
+    assert!(gap(&node, &reference) < 0.02 * largest(&reference));
+    for (nv, rv) in [(x.as_tensor(), x32.as_tensor()), (&e, &e)] {
+        let got = grad_of(&node, &r, nv);
+        let want = grad_of(&reference, &r, rv);
+        assert_eq!(got.dtype(), nv.dtype(), "gradient in the input's dtype");
+        assert!(
+            gap(&got, &want) < 0.02 * largest(&want),
+            "{} of {}",
+            gap(&got, &want),
+            largest(&want)
+        );
+    }
 }
 
 #[test]

@@ -12,7 +12,9 @@ use crate::ops::causal_softmax;
 /// Causal multi-head self-attention of `qkv` `[B·T, 3·width]` (queries, keys and values side by
 /// side, each split into `heads` heads) for `batch` windows: `[B·T, width]`, heads merged.
 pub fn causal_attention(qkv: &Tensor, batch: usize, heads: usize) -> Result<Tensor> {
-    let out = attention_composed(&qkv.detach(), batch, heads)?;
+    let (q, k, v) = split_heads(&qkv.detach(), batch, heads)?;
+    let weights = causal_softmax(&q.matmul(&k.t()?)?, scale(qkv.dim(1)? / 3 / heads))?;
+    let out = merge_heads(&[&weights.matmul(&v)?])?;
     qkv.apply_op1(Attention {
         batch,
         heads,
@@ -21,15 +23,11 @@ pub fn causal_attention(qkv: &Tensor, batch: usize, heads: usize) -> Result<Tens
 }
 
 /// [`causal_attention`] as composed ops, each recording its backward (the reference the node is
-/// tested against, and its forward).
+/// tested against).
 pub fn attention_composed(qkv: &Tensor, batch: usize, heads: usize) -> Result<Tensor> {
-    let (rows, width) = (qkv.dim(0)?, qkv.dim(1)? / 3);
-    let (q, k, v) = split_heads(qkv, batch, heads)?;
-    causal_softmax(&q.matmul(&k.t()?)?, scale(width / heads))?
-        .matmul(&v)?
-        .transpose(1, 2)?
-        .contiguous()?
-        .reshape((rows, width))
+    let (q, k, v) = qkv_composed(qkv, batch, heads)?;
+    let weights = causal_softmax(&q.matmul(&k.t()?)?, scale(qkv.dim(1)? / 3 / heads))?;
+    merge_heads_composed(&weights.matmul(&v)?)
 }
 
 /// `1/√(head width)`, the scale of the scores.
@@ -37,18 +35,60 @@ fn scale(head_width: usize) -> f64 {
     1.0 / (head_width as f64).sqrt()
 }
 
-/// Queries, keys and values `[B, heads, T, head width]` (contiguous) of `qkv` `[B·T, 3·width]`.
+/// Queries, keys and values `[B, heads, T, head width]` (contiguous) of `qkv` `[B·T, 3·width]`:
+/// on CUDA in bf16 one permutation kernel ([`crate::cuda_ops::split_heads`]).
 fn split_heads(qkv: &Tensor, batch: usize, heads: usize) -> Result<(Tensor, Tensor, Tensor)> {
-    let (rows, width3) = qkv.dims2()?;
-    let (t, head_width) = (rows / batch, width3 / 3 / heads);
-    let qkv = qkv.reshape((batch, t, 3, heads, head_width))?;
-    let part = |i: usize| -> Result<Tensor> {
-        qkv.narrow(2, i, 1)?
-            .squeeze(2)?
-            .transpose(1, 2)?
-            .contiguous()
-    };
-    Ok((part(0)?, part(1)?, part(2)?))
+    #[cfg(feature = "cuda")]
+    if qkv.device().is_cuda() && qkv.dtype() == DType::BF16 {
+        let all = crate::cuda_ops::split_heads(qkv, batch, heads, 3)?;
+        return Ok((all.get(0)?, all.get(1)?, all.get(2)?));
+    }
+    qkv_composed(qkv, batch, heads)
+}
+
+/// The `parts` `[B, heads, T, head width]` tensors of `x` `[B·T, parts·width]` from composed ops.
+fn split_heads_composed(
+    x: &Tensor,
+    batch: usize,
+    heads: usize,
+    parts: usize,
+) -> Result<Vec<Tensor>> {
+    let (rows, cols) = x.dims2()?;
+    let (t, head_width) = (rows / batch, cols / parts / heads);
+    let x = x.reshape((batch, t, parts, heads, head_width))?;
+    (0..parts)
+        .map(|i| x.narrow(2, i, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous())
+        .collect()
+}
+
+/// The three tensors of [`split_heads_composed`] of `qkv`.
+fn qkv_composed(qkv: &Tensor, batch: usize, heads: usize) -> Result<(Tensor, Tensor, Tensor)> {
+    let [q, k, v]: [Tensor; 3] = split_heads_composed(qkv, batch, heads, 3)?
+        .try_into()
+        .expect("three parts were split");
+    Ok((q, k, v))
+}
+
+/// `parts` `[B, heads, T, head width]` merged side by side into `[B·T, parts·width]`: on CUDA in
+/// bf16 one permutation kernel per part ([`crate::cuda_ops::merge_heads`]).
+fn merge_heads(parts: &[&Tensor]) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if parts[0].device().is_cuda() && parts[0].dtype() == DType::BF16 {
+        return crate::cuda_ops::merge_heads(parts);
+    }
+    let merged = parts
+        .iter()
+        .map(|p| merge_heads_composed(p))
+        .collect::<Result<Vec<_>>>()?;
+    Tensor::cat(&merged, 1)
+}
+
+/// One `[B, heads, T, head width]` merged into `[B·T, width]` from composed ops.
+fn merge_heads_composed(x: &Tensor) -> Result<Tensor> {
+    let (b, heads, t, head_width) = x.dims4()?;
+    x.transpose(1, 2)?
+        .contiguous()?
+        .reshape((b * t, heads * head_width))
 }
 
 /// The gradient of the scores from that of the attention weights `y = softmax(scale · scores)`
@@ -81,28 +121,27 @@ impl CustomOp1 for Attention {
 
     fn bwd(&self, qkv: &Tensor, _: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let (b, heads) = (self.batch, self.heads);
-        let (rows, width) = (qkv.dim(0)?, qkv.dim(1)? / 3);
-        let (t, head_width) = (rows / b, width / heads);
-        let scale = scale(head_width);
+        let scale = scale(qkv.dim(1)? / 3 / heads);
         let (q, k, v) = split_heads(&qkv.detach(), b, heads)?;
         let weights = causal_softmax(&q.matmul(&k.t()?)?, scale)?;
-        let d_out = grad
-            .reshape((b, t, heads, head_width))?
-            .transpose(1, 2)?
-            .contiguous()?;
+        let d_out = split_grad(grad, b, heads)?;
         let d_weights = d_out.matmul(&v.t()?)?;
         let d_v = weights.t()?.matmul(&d_out)?;
         let d_scores = softmax_backward(&weights, &d_weights, scale)?;
         let d_q = d_scores.matmul(&k)?;
         let d_k = d_scores.t()?.matmul(&q)?;
-        // [B, heads, T, hw] ×3 → [B, T, 3, heads, hw] → [B·T, 3·width].
-        let merged = [d_q, d_k, d_v]
-            .iter()
-            .map(|d| d.transpose(1, 2)?.contiguous())
-            .collect::<Result<Vec<_>>>()?;
-        let d_qkv = Tensor::stack(&merged, 2)?.reshape((rows, 3 * width))?;
-        Ok(Some(d_qkv))
+        Ok(Some(merge_heads(&[&d_q, &d_k, &d_v])?))
     }
+}
+
+/// The output's gradient `[B·T, width]` as `[B, heads, T, head width]`.
+fn split_grad(grad: &Tensor, batch: usize, heads: usize) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if grad.device().is_cuda() && grad.dtype() == DType::BF16 {
+        return crate::cuda_ops::split_heads(grad, batch, heads, 1)?.squeeze(0);
+    }
+    let mut parts = split_heads_composed(grad, batch, heads, 1)?;
+    Ok(parts.remove(0))
 }
 
 #[cfg(test)]

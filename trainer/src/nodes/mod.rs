@@ -4,7 +4,8 @@
 //! the graph costs a full-size memset and addition. Profiled on an H100 (`gpt2-124m`, batch 8),
 //! these additions were half of the backward pass: over `[B, heads, T, T]` attention tensors, the
 //! zero-padded concatenations that back-propagate a `narrow`, the strided transposes of weights.
-//! The embedding node replaces a slow backward instead (candle's serial `index_add`).
+//! The embedding node replaces a slow backward instead (candle's serial `index_add`); the head
+//! node keeps the logits, the largest tensor of a step, out of the graph.
 //! A layer here runs its forward on detached inputs (the composed ops of [`crate::ops`], or the
 //! fused kernels on CUDA), and one node carries the result into the graph; its backward computes
 //! the inputs' gradients directly. Each is tested against the composed layer's autograd.
@@ -34,6 +35,7 @@ macro_rules! precomputed_fwd {
 
 mod attention;
 mod embedding;
+mod head_loss;
 mod linear;
 
 use std::sync::Mutex;
@@ -43,6 +45,7 @@ use candle_core::{Layout, Result, Shape, Storage, Tensor, bail};
 
 pub use attention::{attention_composed, causal_attention};
 pub use embedding::embedding;
+pub use head_loss::head_cross_entropy;
 pub use linear::linear;
 
 /// A forward result computed outside the graph, handed once to the forward of the node that
