@@ -5,7 +5,7 @@ use candle_core::cuda_backend::{CudaStorage, WrapErr};
 use candle_core::{CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 use half::bf16;
 
-use super::{MODULE, elementwise_launch, i32_arg, ptx, view, wrap};
+use super::{MODULE, i32_arg, ptx, view, wrap};
 
 /// `x + bias` for bf16 `x` `[.., cols]` and the f32 `bias` `[cols]` (a master weight, whose
 /// gradient, the column sums of the output's gradient, comes back in f32).
@@ -35,14 +35,20 @@ impl CustomOp2 for BiasAdd {
         }
         let (x, b) = (view::<bf16>(xs, xl)?, view::<f32>(bs, bl)?);
         let n = xl.shape().elem_count();
+        let rows = n / cols;
         let dev = &xs.device;
         let mut y = dev.alloc_zeros::<bf16>(n)?;
         let func = dev.get_or_load_custom_func("bias_add_fwd", MODULE, ptx()?)?;
-        let c = i32_arg(cols)?;
+        let (r, c) = (i32_arg(rows)?, i32_arg(cols)?);
         let mut l = func.builder();
-        l.arg(&x).arg(&b).arg(&mut y).arg(&n).arg(&c);
-        // SAFETY: x and y hold n bf16 values and b cols f32 values, indexed modulo cols.
-        unsafe { l.launch(elementwise_launch(n)) }.w()?;
+        l.arg(&x).arg(&b).arg(&mut y).arg(&r).arg(&c);
+        let config = LaunchConfig {
+            grid_dim: (rows.clamp(1, 1 << 16) as u32, 1, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: x and y hold rows × cols bf16 values and b cols f32 values.
+        unsafe { l.launch(config) }.w()?;
         Ok((wrap(dev, y), xl.shape().clone()))
     }
 
