@@ -62,11 +62,13 @@ TOML
   python3 - "$work/$1/metrics.jsonl" "$(cat "$work/rss")" "$1" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-steps = [r for r in rows if r["event"] == "train"][5:]
+train = [r for r in rows if r["event"] == "train"]
+steps = train[5:]
 tps = statistics.median(r["tokens_per_s"] for r in steps)
 mfu = [r["mfu"] for r in steps if r.get("mfu") is not None]
 mfu = f", MFU {100 * statistics.median(mfu):.1f}%" if mfu else ""
-print(f"{sys.argv[3]}: refinery {tps:,.0f} tokens/s{mfu}, peak RSS {int(sys.argv[2]) // 1024} MiB")
+loss = f"loss {train[0]['loss']:.2f} at step 1, {train[-1]['loss']:.2f} at step {len(train)}"
+print(f"{sys.argv[3]}: refinery {tps:,.0f} tokens/s{mfu}, peak RSS {int(sys.argv[2]) // 1024} MiB, {loss}")
 PY
 }
 
