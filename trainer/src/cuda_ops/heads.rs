@@ -10,8 +10,8 @@ use half::bf16;
 
 use super::{MODULE, cpu_refused, elementwise_launch, i32_arg, ptx, view, wrap};
 
-/// bf16 values in a 16-byte vector, the unit the kernels move.
-const VECTOR: usize = 8;
+/// bf16 values in a 16-byte vector, the unit the kernels move: head widths must be multiples.
+pub const HEAD_VECTOR: usize = 8;
 
 /// `[B·T, parts·heads·hw]` bf16 (each row holding its token's parts side by side, each part its
 /// heads side by side) as `[parts, B, heads, T, hw]`, for `batch` windows.
@@ -51,22 +51,22 @@ const MERGE: &str = "merge-heads";
 /// The kernels' `int` arguments `(batch, t, heads, hv)`, after checking that the head width is
 /// a whole number of vectors and every index fits an `int`.
 fn dims(batch: usize, t: usize, heads: usize, hw: usize, total: usize) -> Result<[i32; 4]> {
-    if !hw.is_multiple_of(VECTOR) {
-        bail!("head permutation: head width {hw} is not a multiple of {VECTOR}");
+    if !hw.is_multiple_of(HEAD_VECTOR) {
+        bail!("head permutation: head width {hw} is not a multiple of {HEAD_VECTOR}");
     }
     i32_arg(total)?;
     Ok([
         i32_arg(batch)?,
         i32_arg(t)?,
         i32_arg(heads)?,
-        i32_arg(hw / VECTOR)?,
+        i32_arg(hw / HEAD_VECTOR)?,
     ])
 }
 
 /// Checks that a view starts on a 16-byte boundary (allocations do; an offset must be a whole
 /// number of vectors).
 fn aligned(layout: &Layout) -> Result<()> {
-    if !layout.start_offset().is_multiple_of(VECTOR) {
+    if !layout.start_offset().is_multiple_of(HEAD_VECTOR) {
         bail!(
             "head permutation: input starts at element {}, not on a 16-byte boundary",
             layout.start_offset()
@@ -107,7 +107,7 @@ impl Merge {
             launch.arg(&parts).arg(&part);
             // SAFETY: src holds n bf16 values and out n · parts, 16-byte aligned (checked), and
             // the kernel writes part p's n values of out.
-            unsafe { launch.launch(elementwise_launch(n / VECTOR)) }.w()?;
+            unsafe { launch.launch(elementwise_launch(n / HEAD_VECTOR)) }.w()?;
         }
         Ok((wrap(dev, out), Shape::from((b * t, count * heads * hw))))
     }
@@ -147,7 +147,7 @@ impl CustomOp1 for Split {
         launch.arg(&parts);
         // SAFETY: src and out hold n bf16 values, 16-byte aligned (checked); the kernel moves
         // n / 8 vectors.
-        unsafe { launch.launch(elementwise_launch(n / VECTOR)) }.w()?;
+        unsafe { launch.launch(elementwise_launch(n / HEAD_VECTOR)) }.w()?;
         let shape = Shape::from((self.parts, self.batch, self.heads, t, hw));
         Ok((wrap(dev, out), shape))
     }

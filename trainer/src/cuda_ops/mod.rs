@@ -71,7 +71,7 @@ pub use attention::{causal_softmax, causal_softmax_backward};
 pub use bias::{bias_add, column_sums};
 pub use embedding::embedding_backward;
 pub use gelu::gelu;
-pub use heads::{merge_heads, split_heads};
+pub use heads::{HEAD_VECTOR, merge_heads, split_heads};
 pub use layer_norm::{MAX_NORM_WIDTH, layer_norm};
 pub(crate) use loss::{cross_entropy_backward, cross_entropy_forward};
 pub use norm::sum_of_squares;

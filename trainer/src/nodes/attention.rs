@@ -13,8 +13,7 @@ use crate::ops::causal_softmax;
 /// side, each split into `heads` heads) for `batch` windows: `[B·T, width]`, heads merged.
 pub fn causal_attention(qkv: &Tensor, batch: usize, heads: usize) -> Result<Tensor> {
     let (q, k, v) = split_heads(&qkv.detach(), batch, heads)?;
-    let weights = causal_softmax(&q.matmul(&k.t()?)?, scale(qkv.dim(1)? / 3 / heads))?;
-    let out = merge_heads(&[&weights.matmul(&v)?])?;
+    let out = merge_heads(&[&weights(&q, &k, scale(qkv, heads)?)?.matmul(&v)?])?;
     qkv.apply_op1(Attention {
         batch,
         heads,
@@ -26,20 +25,34 @@ pub fn causal_attention(qkv: &Tensor, batch: usize, heads: usize) -> Result<Tens
 /// tested against).
 pub fn attention_composed(qkv: &Tensor, batch: usize, heads: usize) -> Result<Tensor> {
     let (q, k, v) = qkv_composed(qkv, batch, heads)?;
-    let weights = causal_softmax(&q.matmul(&k.t()?)?, scale(qkv.dim(1)? / 3 / heads))?;
-    merge_heads_composed(&weights.matmul(&v)?)
+    merge_heads_composed(&weights(&q, &k, scale(qkv, heads)?)?.matmul(&v)?)
 }
 
-/// `1/√(head width)`, the scale of the scores.
-fn scale(head_width: usize) -> f64 {
-    1.0 / (head_width as f64).sqrt()
+/// `1/√(head width)`, the scale of the scores, for `qkv` `[B·T, 3·width]` of `heads` heads.
+fn scale(qkv: &Tensor, heads: usize) -> Result<f64> {
+    let head_width = qkv.dim(1)? / 3 / heads;
+    Ok(1.0 / (head_width as f64).sqrt())
+}
+
+/// The attention weights `softmax(scale · q·kᵀ)`, causal.
+fn weights(q: &Tensor, k: &Tensor, scale: f64) -> Result<Tensor> {
+    causal_softmax(&q.matmul(&k.t()?)?, scale)
+}
+
+/// Whether the head split and merge of `t` (`heads` heads of `width / heads`) run as CUDA
+/// kernels: bf16 on a GPU, each head a whole number of the kernels' 16-byte vectors.
+#[cfg(feature = "cuda")]
+fn permute_on_gpu(t: &Tensor, width: usize, heads: usize) -> bool {
+    t.device().is_cuda()
+        && t.dtype() == DType::BF16
+        && (width / heads).is_multiple_of(crate::cuda_ops::HEAD_VECTOR)
 }
 
 /// Queries, keys and values `[B, heads, T, head width]` (contiguous) of `qkv` `[B·T, 3·width]`:
 /// on CUDA in bf16 one permutation kernel ([`crate::cuda_ops::split_heads`]).
 fn split_heads(qkv: &Tensor, batch: usize, heads: usize) -> Result<(Tensor, Tensor, Tensor)> {
     #[cfg(feature = "cuda")]
-    if qkv.device().is_cuda() && qkv.dtype() == DType::BF16 {
+    if permute_on_gpu(qkv, qkv.dim(1)? / 3, heads) {
         let all = crate::cuda_ops::split_heads(qkv, batch, heads, 3)?;
         return Ok((all.get(0)?, all.get(1)?, all.get(2)?));
     }
@@ -73,7 +86,7 @@ fn qkv_composed(qkv: &Tensor, batch: usize, heads: usize) -> Result<(Tensor, Ten
 /// bf16 one permutation kernel per part ([`crate::cuda_ops::merge_heads`]).
 fn merge_heads(parts: &[&Tensor]) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
-    if parts[0].device().is_cuda() && parts[0].dtype() == DType::BF16 {
+    if permute_on_gpu(parts[0], parts[0].dim(3)?, 1) {
         return crate::cuda_ops::merge_heads(parts);
     }
     let merged = parts
@@ -121,9 +134,9 @@ impl CustomOp1 for Attention {
 
     fn bwd(&self, qkv: &Tensor, _: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let (b, heads) = (self.batch, self.heads);
-        let scale = scale(qkv.dim(1)? / 3 / heads);
+        let scale = scale(qkv, heads)?;
         let (q, k, v) = split_heads(&qkv.detach(), b, heads)?;
-        let weights = causal_softmax(&q.matmul(&k.t()?)?, scale)?;
+        let weights = weights(&q, &k, scale)?;
         let d_out = split_grad(grad, b, heads)?;
         let d_weights = d_out.matmul(&v.t()?)?;
         let d_v = weights.t()?.matmul(&d_out)?;
@@ -137,7 +150,7 @@ impl CustomOp1 for Attention {
 /// The output's gradient `[B·T, width]` as `[B, heads, T, head width]`.
 fn split_grad(grad: &Tensor, batch: usize, heads: usize) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
-    if grad.device().is_cuda() && grad.dtype() == DType::BF16 {
+    if permute_on_gpu(grad, grad.dim(1)?, heads) {
         return crate::cuda_ops::split_heads(grad, batch, heads, 1)?.squeeze(0);
     }
     let mut parts = split_heads_composed(grad, batch, heads, 1)?;
