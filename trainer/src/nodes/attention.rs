@@ -39,20 +39,20 @@ fn weights(q: &Tensor, k: &Tensor, scale: f64) -> Result<Tensor> {
     causal_softmax(&q.matmul(&k.t()?)?, scale)
 }
 
-/// Whether the head split and merge of `t` (`heads` heads of `width / heads`) run as CUDA
-/// kernels: bf16 on a GPU, each head a whole number of the kernels' 16-byte vectors.
+/// Whether the head split and merge of `t`, with heads `head_width` wide, run as CUDA kernels:
+/// bf16 on a GPU, each head a whole number of the kernels' 16-byte vectors.
 #[cfg(feature = "cuda")]
-fn permute_on_gpu(t: &Tensor, width: usize, heads: usize) -> bool {
+fn permute_on_gpu(t: &Tensor, head_width: usize) -> bool {
     t.device().is_cuda()
         && t.dtype() == DType::BF16
-        && (width / heads).is_multiple_of(crate::cuda_ops::HEAD_VECTOR)
+        && head_width.is_multiple_of(crate::cuda_ops::HEAD_VECTOR)
 }
 
 /// Queries, keys and values `[B, heads, T, head width]` (contiguous) of `qkv` `[B·T, 3·width]`:
 /// on CUDA in bf16 one permutation kernel ([`crate::cuda_ops::split_heads`]).
 fn split_heads(qkv: &Tensor, batch: usize, heads: usize) -> Result<(Tensor, Tensor, Tensor)> {
     #[cfg(feature = "cuda")]
-    if permute_on_gpu(qkv, qkv.dim(1)? / 3, heads) {
+    if permute_on_gpu(qkv, qkv.dim(1)? / 3 / heads) {
         let all = crate::cuda_ops::split_heads(qkv, batch, heads, 3)?;
         return Ok((all.get(0)?, all.get(1)?, all.get(2)?));
     }
@@ -86,7 +86,7 @@ fn qkv_composed(qkv: &Tensor, batch: usize, heads: usize) -> Result<(Tensor, Ten
 /// bf16 one permutation kernel per part ([`crate::cuda_ops::merge_heads`]).
 fn merge_heads(parts: &[&Tensor]) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
-    if permute_on_gpu(parts[0], parts[0].dim(3)?, 1) {
+    if permute_on_gpu(parts[0], parts[0].dim(3)?) {
         return crate::cuda_ops::merge_heads(parts);
     }
     let merged = parts
@@ -150,7 +150,7 @@ impl CustomOp1 for Attention {
 /// The output's gradient `[B·T, width]` as `[B, heads, T, head width]`.
 fn split_grad(grad: &Tensor, batch: usize, heads: usize) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
-    if permute_on_gpu(grad, grad.dim(1)?, heads) {
+    if permute_on_gpu(grad, grad.dim(1)? / heads) {
         return crate::cuda_ops::split_heads(grad, batch, heads, 1)?.squeeze(0);
     }
     let mut parts = split_heads_composed(grad, batch, heads, 1)?;

@@ -4,7 +4,7 @@
 //! f32 embedding (three more vocabulary-sized additions). The node's backward turns the loss's
 //! gradient into the logits' gradient and that into the two inputs' gradients directly.
 
-use candle_core::{CustomOp3, DType, Result, Tensor};
+use candle_core::{CustomOp3, Result, Tensor};
 
 use super::Precomputed;
 use crate::cross_entropy::{cross_entropy_grad, fused_cross_entropy};
@@ -51,7 +51,7 @@ impl CustomOp3 for HeadLoss {
         _: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let d_logits = cross_entropy_grad(&self.logits, targets, &grad.to_dtype(DType::F32)?)?;
+        let d_logits = cross_entropy_grad(&self.logits, targets, grad)?;
         let d_x = d_logits.matmul(&self.weight)?;
         let d_embedding = d_logits
             .t()?
