@@ -305,8 +305,20 @@ impl TrainConfig {
             problems.push("optim.beta1 and optim.beta2 must be in [0, 1)".into());
         }
         let m = &self.model;
+        let sizes = [
+            ("model.layers", m.layers),
+            ("model.heads", m.heads),
+            ("model.width", m.width),
+            ("model.context", m.context),
+            ("model.vocab_size", m.vocab_size),
+            ("data.seq_len", self.data.seq_len),
+        ];
+        for (name, _) in sizes.iter().filter(|(_, v)| *v == Some(0)) {
+            problems.push(format!("{name} must be positive"));
+        }
         if let (Some(w), Some(h)) = (m.width, m.heads)
-            && (h == 0 || w % h != 0)
+            && h != 0
+            && w % h != 0
         {
             problems.push(format!("model.heads ({h}) must divide model.width ({w})"));
         }
@@ -390,6 +402,14 @@ mod tests {
             (
                 "[data]\nroot = \"t\"\n[model]\nwidth = 100\nheads = 3\n",
                 "must divide",
+            ),
+            (
+                "[data]\nroot = \"t\"\n[model]\nwidth = 0\n",
+                "model.width must be positive",
+            ),
+            (
+                "[data]\nroot = \"t\"\nseq_len = 0\n",
+                "data.seq_len must be positive",
             ),
             (
                 "[data]\nroot = \"t\"\nweights = { a = 1 }\n[[data.phases]]\nweights = { a = 1 }\n",
