@@ -192,7 +192,7 @@ fn is_changed_char(c: char, opts: &NormalizeOptions) -> bool {
     is_dropped_control(c, opts) || (opts.whitespace && is_odd_space(c))
 }
 
-/// Bytes looked at together by the chunked scans ([`plain_chunk`], [`find_byte`]).
+/// Bytes looked at together by the chunked scans ([`plain_chunk`], [`find_byte`], [`stop_mask`]).
 const CHUNK: usize = 32;
 
 /// Lead bytes of the only non-ASCII characters the rules can change: C1 controls, U+0085 and
@@ -201,25 +201,23 @@ fn is_rule_lead_byte(c: u8) -> bool {
     (c == 0xC2) | (0xE1..=0xE3).contains(&c) | (c == 0xEF)
 }
 
-/// True when `clean` would change nothing (the common case): one pass over the bytes, without
-/// allocating. Chunks of [`CHUNK`] bytes that hold nothing the rules might touch are passed in a
+/// Where the rules first change a byte of `text` ([`changed_at`]), or `None`; spaces at the
+/// text's end, which [`clean`] checks itself, are not seen here. One pass over the bytes, without
+/// allocating: chunks of [`CHUNK`] bytes that hold nothing the rules might touch are passed in a
 /// few vector instructions ([`plain_chunk`]); the rest are looked at byte by byte
 /// ([`changed_at`]).
-fn is_clean(text: &str, opts: &NormalizeOptions) -> bool {
+fn first_change(text: &str, opts: &NormalizeOptions) -> Option<usize> {
     let b = text.as_bytes();
-    if opts.whitespace && (b.first() == Some(&b'\n') || text.trim_end().len() != text.len()) {
-        return false;
-    }
     let mut i = 0;
     while i < b.len() {
         let end = (i + CHUNK).min(b.len());
         let fast = i >= 2 && <&[u8; CHUNK + 2]>::try_from(&b[i - 2..end]).is_ok_and(plain_chunk);
-        if !fast && (i..end).any(|j| changed_at(text, j, opts)) {
-            return false;
+        if !fast && let Some(at) = (i..end).find(|&j| changed_at(text, j, opts)) {
+            return Some(at);
         }
         i = end;
     }
-    true
+    None
 }
 
 /// True when no byte of `window[2..]` can be changed under any options: printable ASCII, tab,
@@ -261,96 +259,142 @@ fn changed_at(text: &str, i: usize, opts: &NormalizeOptions) -> bool {
 }
 
 fn clean<'a>(text: &'a str, opts: &NormalizeOptions) -> Cow<'a, str> {
+    if !opts.whitespace {
+        return match first_change(text, opts) {
+            None => Cow::Borrowed(text),
+            Some(_) => Cow::Owned(rewrite(text, opts)),
+        };
+    }
     // Most texts that need work only have blank lines around them (a file's final line break):
-    // the clean text is then a slice of the input. A clean text has no outer blank lines, so one
-    // scan of the text without them decides both cases.
-    let inner = if opts.whitespace {
-        without_outer_blank_lines(text)
-    } else {
-        text
-    };
-    if is_clean(inner, opts) {
+    // the clean text is then a slice of the input. The text after its leading blank lines is
+    // scanned first, and its end looked at only after the scan has brought it into the cache.
+    let body = without_leading_blank_lines(text);
+    let unchanged = first_change(body, opts).unwrap_or(body.len());
+    let inner = body.trim_end_matches([' ', '\t', '\r', '\n']);
+    if unchanged >= inner.len() && inner.trim_end().len() == inner.len() {
         return Cow::Borrowed(inner);
     }
-    let mut out = String::with_capacity(text.len());
-    if !opts.whitespace {
-        push_cleaned(&mut out, text, opts);
-        return Cow::Owned(out);
-    }
-    // Line breaks seen since the last line with content; at most two are written (one blank line).
-    let mut breaks = 0usize;
-    for line in Lines(text) {
-        let mark = out.len();
-        if !out.is_empty() {
-            out.push_str(&"\n\n"[..breaks.min(2)]);
-        }
-        let start = out.len();
-        push_cleaned(&mut out, line, opts);
-        let kept = out[start..].trim_end_matches([' ', '\t']).len();
-        if kept == 0 {
-            out.truncate(mark);
-        } else {
-            out.truncate(start + kept);
-            breaks = 0;
-        }
-        breaks += 1;
-    }
-    out.truncate(out.trim_end().len());
-    Cow::Owned(out)
+    Cow::Owned(rewrite(text, opts))
 }
 
-/// `text` without its leading blank lines and its trailing spaces, tabs and line breaks.
-fn without_outer_blank_lines(text: &str) -> &str {
-    let blank = |c: char| matches!(c, ' ' | '\t' | '\r' | '\n');
-    let end = text.trim_end_matches(blank).len();
-    let lead = text[..end].len() - text[..end].trim_start_matches(blank).len();
+/// `text` from the start of its first line that is not blank (or from its end).
+fn without_leading_blank_lines(text: &str) -> &str {
+    let lead = text.len() - text.trim_start_matches([' ', '\t', '\r', '\n']).len();
     let start = text[..lead].rfind(['\n', '\r']).map_or(0, |i| i + 1);
-    &text[start..end]
+    &text[start..]
 }
 
-/// Appends `text` with dropped controls removed and, under `whitespace`, odd spaces made plain.
-/// Runs of bytes that no rule touches are copied whole.
-fn push_cleaned(out: &mut String, text: &str, opts: &NormalizeOptions) {
-    // C0 controls but tab, DEL, and the lead bytes of the non-ASCII characters rules change.
-    let suspect = |c: u8| (c < 0x20) & (c != b'\t') | (c == 0x7f) | is_rule_lead_byte(c);
-    let mut rest = text;
-    while let Some(at) = find_byte(rest.as_bytes(), suspect) {
-        out.push_str(&rest[..at]);
-        let c = rest[at..]
-            .chars()
-            .next()
-            .expect("a lead byte starts a character");
-        if !is_dropped_control(c, opts) {
-            out.push(if opts.whitespace && is_odd_space(c) {
-                ' '
-            } else {
-                c
-            });
+/// `text` with every rule applied, in one pass: runs of bytes no rule touches are copied whole,
+/// and the bytes between them ([`is_stop_byte`]), found [`CHUNK`] bytes at a time
+/// ([`stop_mask`]), are dropped, replaced, or end a line.
+fn rewrite(text: &str, opts: &NormalizeOptions) -> String {
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut line = LineEnds::default();
+    // Bytes of `text` before this one are written (or dropped).
+    let mut copied = 0;
+    for chunk in (0..b.len()).step_by(CHUNK) {
+        let mut stops = stop_mask(&b[chunk..(chunk + CHUNK).min(b.len())]);
+        while stops != 0 {
+            let at = chunk + stops.trailing_zeros() as usize;
+            stops &= stops - 1;
+            if at < copied {
+                continue; // the `\n` of a `\r\n` already read
+            }
+            out.push_str(&text[copied..at]);
+            copied = match b[at] {
+                b'\r' | b'\n' if opts.whitespace => {
+                    line.end(&mut out);
+                    at + if b[at..].starts_with(b"\r\n") { 2 } else { 1 }
+                }
+                _ => {
+                    let c = text[at..]
+                        .chars()
+                        .next()
+                        .expect("a stop byte starts a character");
+                    if !is_dropped_control(c, opts) {
+                        out.push(if opts.whitespace && is_odd_space(c) {
+                            ' '
+                        } else {
+                            c
+                        });
+                    }
+                    at + c.len_utf8()
+                }
+            };
         }
-        rest = &rest[at + c.len_utf8()..];
     }
-    out.push_str(rest);
+    out.push_str(&text[copied..]);
+    if opts.whitespace {
+        line.end(&mut out);
+        out.truncate(out.trim_end().len());
+    }
+    out
 }
 
-/// Lines of a text split at `\r\n`, `\r` and `\n`, without their breaks.
-struct Lines<'a>(&'a str);
+/// Where the line being written began, for [`rewrite`]'s whitespace rules: spaces and tabs at a
+/// line's end are dropped, and a line left empty is dropped with its break, so that at most one
+/// blank line stays in a row.
+#[derive(Default)]
+struct LineEnds {
+    /// Length of the output before this line's break was written.
+    mark: usize,
+    /// Where this line's content starts in the output.
+    start: usize,
+    /// Line breaks since the last line with content; at most two are written.
+    breaks: usize,
+}
 
-impl<'a> Iterator for Lines<'a> {
-    type Item = &'a str;
-
-    fn next(&mut self) -> Option<&'a str> {
-        let rest = self.0;
-        if rest.is_empty() {
-            return None;
+impl LineEnds {
+    /// Ends the line being written and begins the next.
+    fn end(&mut self, out: &mut String) {
+        let kept = out.as_bytes()[self.start..]
+            .iter()
+            .rposition(|&c| c != b' ' && c != b'\t')
+            .map_or(0, |i| i + 1);
+        if kept == 0 {
+            out.truncate(self.mark);
+        } else {
+            out.truncate(self.start + kept);
+            self.breaks = 0;
         }
-        let Some(at) = memchr::memchr2(b'\n', b'\r', rest.as_bytes()) else {
-            self.0 = "";
-            return Some(rest);
-        };
-        let crlf = rest.as_bytes()[at] == b'\r' && rest.as_bytes().get(at + 1) == Some(&b'\n');
-        self.0 = &rest[at + if crlf { 2 } else { 1 }..];
-        Some(&rest[..at])
+        self.breaks += 1;
+        self.mark = out.len();
+        if !out.is_empty() {
+            out.push_str(&"\n\n"[..self.breaks.min(2)]);
+        }
+        self.start = out.len();
     }
+}
+
+/// Bytes where [`rewrite`] stops copying: C0 controls but tab (line breaks among them), DEL, and
+/// the lead bytes of the non-ASCII characters the rules change.
+fn is_stop_byte(c: u8) -> bool {
+    (c < 0x20) & (c != b'\t') | (c == 0x7f) | is_rule_lead_byte(c)
+}
+
+/// Bit `i` set when byte `i` of `chunk` (at most [`CHUNK`] bytes) is a stop byte. The bytes are
+/// tested without branches (which vectorises) into one flag byte each, and each 8 flags are
+/// gathered into 8 bits by one multiplication ([`gather_flags`]).
+fn stop_mask(chunk: &[u8]) -> u32 {
+    let mut flags = [0u8; CHUNK];
+    for (flag, &c) in flags.iter_mut().zip(chunk) {
+        *flag = u8::from(is_stop_byte(c));
+    }
+    flags
+        .chunks_exact(8)
+        .enumerate()
+        .fold(0, |mask, (k, eight)| {
+            mask | gather_flags(eight.try_into().expect("8 bytes")) << (8 * k)
+        })
+}
+
+/// The low bits of 8 flag bytes (each 0 or 1) as one byte, flag `k` in bit `k`: the
+/// multiplication moves flag `k` (bit `8k`) to bit `56 + k`, and every other product lands
+/// below bit 56 (without carrying into it) or above bit 63.
+fn gather_flags(eight: [u8; 8]) -> u32 {
+    let shifted = u64::from_le_bytes(eight).wrapping_mul(0x0102_0408_1020_4080) >> 56;
+    u32::try_from(shifted).expect("8 bits")
 }
 
 #[cfg(test)]
@@ -481,11 +525,28 @@ mod tests {
         whitespace: false,
     };
 
-    /// `clean` agrees with [`reference_clean`], and `is_clean` with whether it changed anything.
+    /// `text` without its leading blank lines and its trailing spaces, tabs and line breaks: the
+    /// slice `clean` returns when its rules remove nothing else.
+    fn without_outer_blank_lines(text: &str) -> &str {
+        let blank = |c: char| matches!(c, ' ' | '\t' | '\r' | '\n');
+        let end = text.trim_end_matches(blank).len();
+        let lead = end - text[..end].trim_start_matches(blank).len();
+        let start = text[..lead].rfind(['\n', '\r']).map_or(0, |i| i + 1);
+        &text[start..end]
+    }
+
+    /// `clean` agrees with [`reference_clean`], and borrows exactly when the result is the text
+    /// (without its outer blank lines under `whitespace`).
     fn check_clean(text: &str, opts: &NormalizeOptions) -> Result<(), TestCaseError> {
         let fast = clean(text, opts);
-        prop_assert_eq!(fast.as_ref(), reference_clean(text, opts));
-        prop_assert_eq!(is_clean(text, opts), fast == text);
+        let want = reference_clean(text, opts);
+        prop_assert_eq!(fast.as_ref(), want.as_str());
+        let slice = if opts.whitespace {
+            without_outer_blank_lines(text)
+        } else {
+            text
+        };
+        prop_assert_eq!(matches!(fast, Cow::Borrowed(_)), want == slice);
         Ok(())
     }
 
@@ -532,6 +593,15 @@ mod tests {
             // The quick check may answer "maybe" for text that is in NFC, never "yes" for text
             // that is not.
             prop_assert!(!is_nfc(&text) || want == text);
+        }
+
+        /// Every byte value at every offset of a chunk, and chunks shorter than [`CHUNK`].
+        #[test]
+        fn stop_masks_mark_the_stop_bytes(chunk in proptest::collection::vec(any::<u8>(), 0..=CHUNK)) {
+            let want = (0..chunk.len())
+                .filter(|&i| is_stop_byte(chunk[i]))
+                .fold(0u32, |mask, i| mask | 1 << i);
+            prop_assert_eq!(stop_mask(&chunk), want);
         }
 
         #[test]
