@@ -169,9 +169,9 @@ impl Config {
         toml::from_str(text).map_err(|e| {
             let first = ConfigError::from_toml(&e, text);
             let mut all = sections::section_errors(text);
-            // The document's first error is one of the sections' unless it is about the top
-            // level (an unknown or missing section).
-            if !all.iter().any(|e| e.message == first.message) {
+            // The document's first error is one of the sections' (which may lead it with its
+            // key) unless it is about the top level (an unknown or missing section).
+            if !all.iter().any(|e| e.message.ends_with(&first.message)) {
                 all.insert(0, first);
             }
             all

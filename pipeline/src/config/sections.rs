@@ -2,7 +2,8 @@
 //! deserializes each section (`[run]`, every `[[sources]]` and `[[stages]]` entry, `[output]`,
 //! `[tokenize]`) on its own, so that a config with mistakes in several sections reports them all
 //! in one go, and names every unknown section. Within one section the first error still hides
-//! the rest.
+//! the rest. An error is on the line of the key it is about, inside a `[[stages]]` entry too, and
+//! names that key when serde's message names only the value.
 
 use serde::de::DeserializeOwned;
 use toml::Spanned;
@@ -31,8 +32,8 @@ pub fn section_errors(text: &str) -> Vec<ConfigError> {
         let section = Section { text, value };
         match key.get_ref().as_ref() {
             "run" => errors.extend(section.check::<RunConfig>()),
-            "sources" => errors.extend(section.each::<SourceConfig>()),
-            "stages" => errors.extend(section.each::<StageConfig>()),
+            "sources" => errors.extend(section.items().filter_map(|s| s.check::<SourceConfig>())),
+            "stages" => errors.extend(section.items().filter_map(|stage| stage.check_stage())),
             "output" => errors.extend(section.check::<OutputConfig>()),
             "tokenize" => errors.extend(section.check::<TokenizeConfig>()),
             unknown => {
@@ -56,26 +57,66 @@ struct Section<'a, 'i> {
 }
 
 impl Section<'_, '_> {
-    /// The section's error, if it has one, at the line serde names or else the section's own
-    /// (errors inside a `type`-tagged stage come without a position).
+    /// The section's error, if it has one, at the line serde names or else the section's own.
     fn check<T: DeserializeOwned>(&self) -> Option<ConfigError> {
         let e = T::deserialize(ValueDeserializer::from(self.value.clone())).err()?;
-        let mut error = ConfigError::from_toml(&e, self.text);
-        if error.line.is_none() {
-            error.line = Some(line_of(self.text, self.value.span().start));
-        }
-        Some(error)
+        Some(self.error(&e))
     }
 
-    /// The errors of each entry of an array of tables (a lone table is left to the document's
-    /// own error).
-    fn each<T: DeserializeOwned>(&self) -> Vec<ConfigError> {
-        let DeValue::Array(items) = self.value.get_ref() else {
-            return Vec::new();
+    /// A `[[stages]]` entry's error. The table is read as the config of its `type` (see
+    /// [`StageConfig::deserialize_as`]), so that the error is on the line of its key; a
+    /// missing or unknown type gets the tagged enum's own error, on the stage's line.
+    fn check_stage(&self) -> Option<ConfigError> {
+        if let DeValue::Table(table) = self.value.get_ref()
+            && let Some(ty) = table.get("type")
+            && let DeValue::String(ty) = ty.get_ref()
+        {
+            let mut rest = table.clone();
+            rest.remove("type");
+            let rest = Spanned::new(self.value.span(), DeValue::Table(rest));
+            if let Some(read) = StageConfig::deserialize_as(ty, ValueDeserializer::from(rest)) {
+                return read.err().map(|e| self.error(&e));
+            }
+        }
+        self.check::<StageConfig>()
+    }
+
+    /// `e` at the line serde names, led by the key whose value it is about when the message does
+    /// not name it (a type error names only the value); or else at the section's own line.
+    fn error(&self, e: &toml::de::Error) -> ConfigError {
+        let mut error = ConfigError::from_toml(e, self.text);
+        match e.span() {
+            Some(span) => {
+                if let Some(key) = self.key_at(span.start)
+                    && !error.message.contains(&format!("`{key}`"))
+                    && !error.message.starts_with(&format!("{key} "))
+                {
+                    error.message = format!("`{key}`: {}", error.message);
+                }
+            }
+            None => error.line = Some(line_of(self.text, self.value.span().start)),
+        }
+        error
+    }
+
+    /// The key of the section's table whose value holds byte `offset` of the text.
+    fn key_at(&self, offset: usize) -> Option<&str> {
+        let DeValue::Table(table) = self.value.get_ref() else {
+            return None;
         };
-        items
+        table
             .iter()
-            .filter_map(|value| Section { value, ..*self }.check::<T>())
-            .collect()
+            .find(|(_, value)| value.span().contains(&offset))
+            .map(|(key, _)| key.get_ref().as_ref())
+    }
+
+    /// Each entry of an array of tables (none for a lone table, which is left to the document's
+    /// own error).
+    fn items(&self) -> impl Iterator<Item = Section<'_, '_>> {
+        let items = match self.value.get_ref() {
+            DeValue::Array(items) => items.as_ref(),
+            _ => &[],
+        };
+        items.iter().map(|value| Section { value, ..*self })
     }
 }

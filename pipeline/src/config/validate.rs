@@ -311,8 +311,7 @@ mod tests {
         let lines: Vec<&str> = p.iter().map(|e| e.split(':').next().unwrap()).collect();
         assert_eq!(
             lines,
-            // A stage's type error has no position of its own: it points at the stage.
-            ["line 2", "line 7", "line 14", "line 16", "line 22"],
+            ["line 2", "line 7", "line 14", "line 18", "line 22"],
             "{p:#?}"
         );
         for (problem, word) in p
@@ -328,13 +327,22 @@ mod tests {
         let text = "[[sources]]\nname = 'a'\npaths = ['x.jsonl']\n\n[[stages]]\ntype = 'length'\nmin_words = 'five'\n\n[output]\npath = 'o'\n\n[extra]\n";
         let p = problems(text);
         assert_eq!(p.len(), 2, "{p:#?}");
-        assert!(reports(&p, 5, "five"), "{p:#?}");
+        assert!(reports(&p, 7, "`min_words`: invalid type"), "{p:#?}");
         assert!(p.iter().any(|e| e.contains("extra")));
         // An unknown section ahead of a section with a type error is reported too.
         let p =
             problems("[rnu]\n[[sources]]\nname = 'a'\npaths = ['x.jsonl']\n[output]\npath = 3\n");
         assert_eq!(p.len(), 2, "{p:#?}");
         assert!(reports(&p, 1, "rnu") && reports(&p, 6, "3"), "{p:#?}");
+    }
+
+    #[test]
+    fn errors_inside_a_stage_point_at_their_key() {
+        let text = "[[sources]]\nname = 'a'\npaths = ['x.jsonl']\n\n[[stages]]\ntype = 'length'\nmin_words = 3\nmax_chars = 'lots'\n\n[[stages]]\ntype = 'normalize'\nnfc = true\nnfcx = true\n\n[output]\npath = 'o'\n";
+        let p = problems(text);
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(reports(&p, 8, "`max_chars`: invalid type"), "{p:#?}");
+        assert!(reports(&p, 13, "unknown field `nfcx`"), "{p:#?}");
     }
 
     #[test]

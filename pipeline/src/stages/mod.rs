@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, StringArray, StringBuilder};
 use arrow::record_batch::RecordBatch;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use rayon::prelude::*;
 
@@ -80,6 +80,39 @@ impl StageConfig {
             StageConfig::Pii(c) => c.name.as_deref().unwrap_or("pii"),
             StageConfig::Decontaminate(c) => c.name.as_deref().unwrap_or("decontaminate"),
         }
+    }
+
+    /// The config of a stage whose `type` is `ty`, read from its table without the `type` key;
+    /// `None` for an unknown type. Serde reads the `type`-tagged enum from a buffered copy of the
+    /// table, which loses where each key is; read this way, a TOML error points at its key.
+    pub fn deserialize_as<'de, D: Deserializer<'de>>(
+        ty: &str,
+        table: D,
+    ) -> Option<Result<Self, D::Error>> {
+        Some(match ty {
+            "normalize" => normalize::NormalizeConfig::deserialize(table).map(Self::Normalize),
+            "length" => length::LengthConfig::deserialize(table).map(Self::Length),
+            "exact_dedup" => {
+                exact_dedup::ExactDedupConfig::deserialize(table).map(Self::ExactDedup)
+            }
+            "minhash_dedup" => {
+                minhash_dedup::MinhashDedupConfig::deserialize(table).map(Self::MinhashDedup)
+            }
+            "gopher_quality" => {
+                quality::GopherQualityConfig::deserialize(table).map(Self::GopherQuality)
+            }
+            "gopher_repetition" => {
+                quality::GopherRepetitionConfig::deserialize(table).map(Self::GopherRepetition)
+            }
+            "c4" => c4::C4Config::deserialize(table).map(Self::C4),
+            "fineweb" => quality::FineWebConfig::deserialize(table).map(Self::Fineweb),
+            "language" => language::LanguageConfig::deserialize(table).map(Self::Language),
+            "pii" => pii::PiiConfig::deserialize(table).map(Self::Pii),
+            "decontaminate" => {
+                decontaminate::DecontaminateConfig::deserialize(table).map(Self::Decontaminate)
+            }
+            _ => return None,
+        })
     }
 
     /// Problems with the stage's values (empty when fine).
@@ -278,6 +311,32 @@ pub(crate) mod tests {
                 cfg.name()
             );
         }
+    }
+
+    /// [`StageConfig::deserialize_as`] knows every type the tagged enum does, and reads each the
+    /// same way.
+    #[test]
+    fn every_stage_type_reads_the_same_by_its_type_as_tagged() {
+        let unknown = toml::from_str::<StageConfig>("type = 'nope'").unwrap_err();
+        let listed = unknown.message().split("expected one of").nth(1).unwrap();
+        let types: Vec<&str> = listed.split('`').skip(1).step_by(2).collect();
+        assert_eq!(types.len(), 11, "{listed}");
+        for ty in types {
+            for table in ["name = 'x'", "name = 'x'\nnope = 1", "name = 2"] {
+                let tagged = toml::from_str::<StageConfig>(&format!("type = '{ty}'\n{table}"));
+                let table = toml::Value::Table(toml::from_str(table).unwrap());
+                let direct = StageConfig::deserialize_as(ty, table).expect("a known type");
+                match (tagged, direct) {
+                    (Ok(a), Ok(b)) => assert_eq!(
+                        serde_json::to_value(a).unwrap(),
+                        serde_json::to_value(b).unwrap()
+                    ),
+                    (Err(a), Err(b)) => assert_eq!(a.message(), b.message(), "{ty}"),
+                    (a, b) => panic!("{ty}: {a:?} tagged, {b:?} by type"),
+                }
+            }
+        }
+        assert!(StageConfig::deserialize_as("nope", toml::Value::from("x")).is_none());
     }
 
     #[test]
