@@ -299,6 +299,15 @@ fn demo_runs_and_its_outputs_answer_queries() {
         "SELECT count(*) AS n FROM kept WHERE source = 'wiki'",
     ]);
     assert_eq!(texts(&q).0.trim(), "n\n40");
+    // A table that is not there: the error lists those that are.
+    let q = run(&["query", "--dir", dir_arg, "SELECT * FROM reject"]);
+    let (_, stderr) = texts(&q);
+    assert_eq!(q.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("'datafusion.public.reject' not found; tables: ")
+            && stderr.contains(" rejects, "),
+        "{stderr}"
+    );
 
     let stats = run(&["stats", "--format", "json", dir_arg]);
     let (stdout, stderr) = texts(&stats);
@@ -337,7 +346,13 @@ fn stats_and_query_fail_clearly_on_a_folder_that_is_not_a_run() {
     // Mistakes in the SQL are usage errors (exit 2), each reported once.
     let out = run(&["query", "SELECT * FROM nope"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(texts(&out).1.contains("nope"));
+    assert!(
+        texts(&out)
+            .1
+            .contains("nope' not found; no tables are registered"),
+        "{}",
+        texts(&out).1
+    );
     let out = run(&["query", "SELEC 1"]);
     let (_, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");

@@ -35,7 +35,12 @@ pub fn query(
                 error: anyhow::anyhow!("{parser}"),
                 code: 2,
             },
-            // A column or table that is not there: the query's fault too.
+            // A table that is not there: say which are.
+            DataFusionError::Plan(message) if message.starts_with("table '") => Failure {
+                error: anyhow::anyhow!("{message}; {}", known_tables(&tables)),
+                code: 2,
+            },
+            // A column that is not there (DataFusion lists the valid ones): the query's fault too.
             DataFusionError::SchemaError(..) | DataFusionError::Plan(_) => Failure {
                 error: e.into(),
                 code: 2,
@@ -44,4 +49,13 @@ pub fn query(
         })?;
     outln!("{}", sql::render(&batches, format)?);
     Ok(())
+}
+
+/// The registered table names, for an error that names a table that is not one of them.
+fn known_tables(tables: &[(String, String)]) -> String {
+    if tables.is_empty() {
+        return "no tables are registered (give a run folder with `--dir` or tables with `--table NAME=PATH`)".to_string();
+    }
+    let names: Vec<&str> = tables.iter().map(|(name, _)| name.as_str()).collect();
+    format!("tables: {}", names.join(", "))
 }
