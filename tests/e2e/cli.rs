@@ -299,6 +299,25 @@ fn demo_runs_and_its_outputs_answer_queries() {
         "SELECT count(*) AS n FROM kept WHERE source = 'wiki'",
     ]);
     assert_eq!(texts(&q).0.trim(), "n\n40");
+    // The stages' rules as SQL functions agree with what the stages wrote: `language` and `pii`
+    // ran after `minhash_dedup` (whose dataset is the text they saw), `normalize` first.
+    let q = run(&[
+        "query",
+        "--dir",
+        dir_arg,
+        "--format",
+        "csv",
+        "SELECT count(*) FILTER (WHERE redact_pii(m.text) <> p.text) AS pii, \
+         count(*) FILTER (WHERE language(m.text) <> p.language) AS language, \
+         count(*) FILTER (WHERE normalize(m.text) <> m.text) AS normalize, \
+         count(*) FILTER (WHERE redact_pii(m.text) <> m.text) AS redacted \
+         FROM minhash_dedup m JOIN pii p ON m.id = p.id",
+    ]);
+    let (stdout, stderr) = texts(&q);
+    assert!(q.status.success(), "{stderr}");
+    let counts: Vec<&str> = stdout.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(&counts[..3], ["0", "0", "0"], "{stdout}");
+    assert_ne!(counts[3], "0", "the demo plants PII: {stdout}");
     // A table that is not there: the error lists those that are.
     let q = run(&["query", "--dir", dir_arg, "SELECT * FROM reject"]);
     let (_, stderr) = texts(&q);

@@ -151,13 +151,16 @@ impl Lineage {
     }
 }
 
-/// A session that lists tables recursively (shard indexes sit in `<split>/<source>/` folders).
+/// A session that lists tables recursively (shard indexes sit in `<split>/<source>/` folders),
+/// with the stages' rules as SQL functions ([`crate::sql::functions`]).
 pub fn session() -> SessionContext {
     let config = SessionConfig::new().set_bool(
         "datafusion.execution.listing_table_ignore_subdirectory",
         false,
     );
-    SessionContext::new_with_config(config)
+    let ctx = SessionContext::new_with_config(config);
+    crate::sql::functions::register(&ctx);
+    ctx
 }
 
 /// Registers the shard indexes of version `id` as `table` (the session must come from

@@ -1,4 +1,7 @@
-//! DataFusion over Parquet outputs: registering tables, running SQL, rendering results.
+//! DataFusion over Parquet outputs: registering tables, running SQL, rendering results; the
+//! stages' rules as SQL functions ([`functions`]).
+
+pub mod functions;
 
 use std::sync::Arc;
 
