@@ -1,183 +1,10 @@
-//! Text normalisation: Unicode NFC, control characters and whitespace.
-//!
-//! Each step is switched on by [`NormalizeOptions`]; all are on by default:
-//! - `nfc`: compose to Unicode Normalization Form C.
-//! - `strip_control`: drop C0/C1 control characters other than tab, `\n` and `\r`, and the
-//!   byte-order mark U+FEFF.
-//! - `whitespace`: turn `\r\n` and lone `\r` into `\n`; turn other Unicode space characters
-//!   (no-break space, em space, ...) into a plain space; drop spaces and tabs at line ends; keep at
-//!   most one blank line in a row; drop blank lines at the start and end. Indentation and runs of
-//!   spaces inside a line are kept, so code survives.
+//! Control characters and whitespace: the rules other than NFC, with a scan that decides
+//! whether a text needs them (most texts do not) and one pass that applies them.
 
 use std::borrow::Cow;
-use std::sync::OnceLock;
 
-use unicode_normalization::char::canonical_combining_class;
-use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
-
-/// Which normalisation steps run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NormalizeOptions {
-    /// Compose to NFC.
-    pub nfc: bool,
-    /// Drop control characters other than `\t`, `\n` and `\r`, and the byte-order mark.
-    pub strip_control: bool,
-    /// Normalise line breaks, spaces and blank lines.
-    pub whitespace: bool,
-}
-
-impl Default for NormalizeOptions {
-    fn default() -> Self {
-        Self {
-            nfc: true,
-            strip_control: true,
-            whitespace: true,
-        }
-    }
-}
-
-/// Normalises `text`. Borrows when nothing changes, and also when the result is a slice of
-/// `text` (only outer blank lines removed): compare lengths to tell the two apart.
-///
-/// ```
-/// use filters::normalize::{normalize, NormalizeOptions};
-/// let text = "\u{FEFF}Cafe\u{301}  \r\n\r\n\r\nnext\u{0007} line\u{A0}end  \n";
-/// assert_eq!(normalize(text, &NormalizeOptions::default()), "Café\n\nnext line end");
-/// ```
-pub fn normalize<'a>(text: &'a str, opts: &NormalizeOptions) -> Cow<'a, str> {
-    let cleaned = if opts.strip_control || opts.whitespace {
-        clean(text, opts)
-    } else {
-        Cow::Borrowed(text)
-    };
-    if !opts.nfc || is_nfc(&cleaned) {
-        return cleaned;
-    }
-    Cow::Owned(to_nfc(&cleaned))
-}
-
-/// Every character below this one is a starter (combining class 0) that NFC keeps as it is.
-const FIRST_NFC_SUSPECT: char = '\u{300}';
-
-/// The UTF-8 lead byte of [`FIRST_NFC_SUSPECT`]: lead bytes from here on start characters at or
-/// above it.
-const FIRST_NFC_SUSPECT_BYTE: u8 = 0xCC;
-
-/// True when `text` is certainly in NFC. Unicode's quick check carries no state past a plain
-/// starter, so it only runs over the runs between them.
-fn is_nfc(text: &str) -> bool {
-    SuspectRuns::new(text).all(|run| passes_quick_check(&text[run]))
-}
-
-/// `text` in NFC. Only the runs that fail the quick check are composed, each together with the
-/// plain starter before it (which such a run may compose with); the text splits before any plain
-/// starter without changing the result, and the rest is copied as it is.
-fn to_nfc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut copied = 0;
-    for run in SuspectRuns::new(text) {
-        if passes_quick_check(&text[run.clone()]) {
-            continue;
-        }
-        let start = text[..run.start]
-            .chars()
-            .next_back()
-            .map_or(run.start, |c| run.start - c.len_utf8());
-        out.push_str(&text[copied..start]);
-        out.extend(text[start..run.end].nfc());
-        copied = run.end;
-    }
-    out.push_str(&text[copied..]);
-    out
-}
-
-fn passes_quick_check(run: &str) -> bool {
-    is_nfc_quick(run.chars()) == IsNormalized::Yes
-}
-
-/// The byte ranges of a text's maximal runs of characters that are not plain starters (see
-/// [`is_plain_starter`]).
-struct SuspectRuns<'a> {
-    text: &'a str,
-    /// Where the search for the next run starts.
-    from: usize,
-}
-
-impl<'a> SuspectRuns<'a> {
-    fn new(text: &'a str) -> Self {
-        Self { text, from: 0 }
-    }
-}
-
-impl Iterator for SuspectRuns<'_> {
-    type Item = std::ops::Range<usize>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let text = self.text;
-        loop {
-            let from = self.from;
-            let at = from + find_byte(&text.as_bytes()[from..], |b| b >= FIRST_NFC_SUSPECT_BYTE)?;
-            // Non-Latin scripts are plain starters one after another: walk over them here rather
-            // than search again from each one.
-            let start = at + prefix_len(&text[at..], |c| !c.is_ascii() && is_plain_starter(c));
-            let end = start + prefix_len(&text[start..], |c| !is_plain_starter(c));
-            self.from = end;
-            if end > start {
-                return Some(start..end);
-            }
-        }
-    }
-}
-
-/// The length in bytes of the longest prefix of `s` whose characters all satisfy `pred`.
-fn prefix_len(s: &str, pred: impl Fn(char) -> bool) -> usize {
-    s.char_indices()
-        .find(|&(_, c)| !pred(c))
-        .map_or(s.len(), |(i, _)| i)
-}
-
-/// True when `c` is a starter (combining class 0) that Unicode's NFC quick check passes: NFC
-/// neither composes it with what comes before nor reorders across it, so a text splits before it
-/// without changing its composition. All characters below U+0300 are; above, a table of the Basic
-/// Multilingual Plane built once from `unicode_normalization` answers (Latin punctuation, Cyrillic,
-/// CJK, ...), and the rest are treated as not plain.
-fn is_plain_starter(c: char) -> bool {
-    static TABLE: OnceLock<Vec<u64>> = OnceLock::new();
-    if c < FIRST_NFC_SUSPECT {
-        return true;
-    }
-    let Ok(c) = u16::try_from(u32::from(c)) else {
-        return false;
-    };
-    let table = TABLE.get_or_init(|| {
-        let mut bits = vec![0u64; 1 << 10];
-        for code in 0..=u16::MAX {
-            let Some(c) = char::from_u32(code.into()) else {
-                continue;
-            };
-            if canonical_combining_class(c) == 0
-                && is_nfc_quick(std::iter::once(c)) == IsNormalized::Yes
-            {
-                bits[usize::from(code >> 6)] |= 1 << (code & 63);
-            }
-        }
-        bits
-    });
-    (table[usize::from(c >> 6)] >> (c & 63)) & 1 == 1
-}
-
-/// The first position in `bytes` where `pred` holds, tested [`CHUNK`] bytes at a time without an
-/// early exit inside a chunk, so that the test vectorises.
-fn find_byte(bytes: &[u8], pred: impl Fn(u8) -> bool + Copy) -> Option<usize> {
-    let chunk = bytes
-        .chunks(CHUNK)
-        .position(|c| c.iter().fold(false, |any, &b| any | pred(b)))?;
-    let start = chunk * CHUNK;
-    bytes[start..]
-        .iter()
-        .position(|&b| pred(b))
-        .map(|i| start + i)
-}
+use super::NormalizeOptions;
+use super::scan::{CHUNK, gather_flags};
 
 fn is_dropped_control(c: char, opts: &NormalizeOptions) -> bool {
     opts.strip_control && (c == '\u{FEFF}' || (c.is_control() && !matches!(c, '\t' | '\n' | '\r')))
@@ -191,9 +18,6 @@ fn is_odd_space(c: char) -> bool {
 fn is_changed_char(c: char, opts: &NormalizeOptions) -> bool {
     is_dropped_control(c, opts) || (opts.whitespace && is_odd_space(c))
 }
-
-/// Bytes looked at together by the chunked scans ([`plain_chunk`], [`find_byte`], [`stop_mask`]).
-const CHUNK: usize = 32;
 
 /// Lead bytes of the only non-ASCII characters the rules can change: C1 controls, U+0085 and
 /// U+00A0 (0xC2), the Unicode spaces (0xE1-0xE3) and the byte-order mark (0xEF).
@@ -258,7 +82,7 @@ fn changed_at(text: &str, i: usize, opts: &NormalizeOptions) -> bool {
     }
 }
 
-fn clean<'a>(text: &'a str, opts: &NormalizeOptions) -> Cow<'a, str> {
+pub(super) fn clean<'a>(text: &'a str, opts: &NormalizeOptions) -> Cow<'a, str> {
     if !opts.whitespace {
         return match first_change(text, opts) {
             None => Cow::Borrowed(text),
@@ -389,90 +213,13 @@ fn stop_mask(chunk: &[u8]) -> u32 {
         })
 }
 
-/// The low bits of 8 flag bytes (each 0 or 1) as one byte, flag `k` in bit `k`: the
-/// multiplication moves flag `k` (bit `8k`) to bit `56 + k`, and every other product lands
-/// below bit 56 (without carrying into it) or above bit 63.
-fn gather_flags(eight: [u8; 8]) -> u32 {
-    let shifted = u64::from_le_bytes(eight).wrapping_mul(0x0102_0408_1020_4080) >> 56;
-    u32::try_from(shifted).expect("8 bits")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::normalize::normalize;
+    use crate::normalize::tests::{NFC_ONLY, all};
     use proptest::prelude::*;
-
-    fn all() -> NormalizeOptions {
-        NormalizeOptions::default()
-    }
-
-    #[test]
-    fn each_step_does_its_job() {
-        assert_eq!(normalize("e\u{301}", &all()), "\u{e9}");
-        assert_eq!(normalize("a\u{0}b\u{1b}[0mc\u{85}d", &all()), "ab[0mcd");
-        assert_eq!(normalize("a\r\nb\rc", &all()), "a\nb\nc");
-        assert_eq!(
-            normalize("\n\n  x  \n\n\n\n\ty\t\n\n", &all()),
-            "  x\n\n\ty"
-        );
-        assert_eq!(normalize("a\u{2003}b\u{3000}c", &all()), "a b c");
-        assert_eq!(
-            normalize("    indented  code", &all()),
-            "    indented  code"
-        );
-    }
-
-    #[test]
-    fn steps_can_be_switched_off() {
-        let none = NormalizeOptions {
-            nfc: false,
-            strip_control: false,
-            whitespace: false,
-        };
-        let text = "e\u{301}\u{7}\r\n\n\n\n ";
-        assert!(matches!(normalize(text, &none), Cow::Borrowed(_)));
-        assert_eq!(normalize(text, &NFC_ONLY), "\u{e9}\u{7}\r\n\n\n\n ");
-        let keep_cr = NormalizeOptions {
-            whitespace: false,
-            ..all()
-        };
-        assert_eq!(normalize("a\r\nb\u{7}", &keep_cr), "a\r\nb");
-    }
-
-    #[test]
-    fn characters_below_the_first_nfc_suspect_are_plain_starters() {
-        let first = FIRST_NFC_SUSPECT.to_string();
-        assert_eq!(first.as_bytes()[0], FIRST_NFC_SUSPECT_BYTE);
-        for c in '\0'..FIRST_NFC_SUSPECT {
-            assert_eq!(canonical_combining_class(c), 0, "{c:?}");
-            assert_eq!(is_nfc_quick(std::iter::once(c)), IsNormalized::Yes, "{c:?}");
-            assert!(
-                c.to_string().as_bytes()[0] < FIRST_NFC_SUSPECT_BYTE,
-                "{c:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn plain_starters_above_u0300_come_from_the_table() {
-        for c in [
-            '\u{201C}', '\u{2014}', '\u{436}', '\u{65E5}', '\u{AC00}', '\u{FFFD}',
-        ] {
-            assert!(is_plain_starter(c), "{c:?}");
-        }
-        // Combining marks, jamo that compose with what precedes them, a singleton that NFC
-        // replaces, and characters outside the Basic Multilingual Plane.
-        for c in [
-            '\u{301}',
-            '\u{1161}',
-            '\u{11A8}',
-            '\u{212B}',
-            '\u{1D15E}',
-            '\u{1F600}',
-        ] {
-            assert!(!is_plain_starter(c), "{c:?}");
-        }
-    }
+    use unicode_normalization::UnicodeNormalization;
 
     #[test]
     fn clean_text_is_borrowed() {
@@ -483,7 +230,7 @@ mod tests {
     }
 
     /// The rules written as plainly as possible, one character at a time: the oracle the fast
-    /// line-wise `clean` must match.
+    /// `clean` must match.
     fn reference_clean(text: &str, opts: &NormalizeOptions) -> String {
         let mut out = String::new();
         let mut chars = text.chars().peekable();
@@ -517,13 +264,6 @@ mod tests {
         }
         out
     }
-
-    /// NFC and nothing else.
-    const NFC_ONLY: NormalizeOptions = NormalizeOptions {
-        nfc: true,
-        strip_control: false,
-        whitespace: false,
-    };
 
     /// `text` without its leading blank lines and its trailing spaces, tabs and line breaks: the
     /// slice `clean` returns when its rules remove nothing else.
@@ -580,21 +320,6 @@ mod tests {
             prop_assert_eq!(normalize(&text, &NFC_ONLY), text.nfc().collect::<String>());
         }
 
-        /// Composition across starters, reordering of marks, Hangul jamo, singletons and
-        /// characters outside the Basic Multilingual Plane: composing only the runs that fail the
-        /// quick check must give what composing the whole text gives.
-        #[test]
-        fn composing_runs_equals_composing_the_whole_text(
-            text in "([a-z ]{0,6}(e|A|\u{c0}|\u{301}|\u{327}|\u{316}|\u{308}|\u{1e17}|\u{1100}|\u{1161}|\u{11a8}|\u{ac00}|\u{ac00}\u{11a8}|\u{1100}\u{1161}\u{11a8}|\u{212b}|\u{2126}|\u{1d15e}|\u{1d165}|\u{201c}|\u{65e5}|\u{436}|\u{915}|\u{93c})){0,12}",
-        ) {
-            let want = text.nfc().collect::<String>();
-            prop_assert_eq!(normalize(&text, &NFC_ONLY), want.as_str());
-            prop_assert_eq!(to_nfc(&text), want.as_str());
-            // The quick check may answer "maybe" for text that is in NFC, never "yes" for text
-            // that is not.
-            prop_assert!(!is_nfc(&text) || want == text);
-        }
-
         /// Every byte value at every offset of a chunk, and chunks shorter than [`CHUNK`].
         #[test]
         fn stop_masks_mark_the_stop_bytes(chunk in proptest::collection::vec(any::<u8>(), 0..=CHUNK)) {
@@ -602,14 +327,6 @@ mod tests {
                 .filter(|&i| is_stop_byte(chunk[i]))
                 .fold(0u32, |mask, i| mask | 1 << i);
             prop_assert_eq!(stop_mask(&chunk), want);
-        }
-
-        #[test]
-        fn normalisation_is_idempotent(text in "[a-c \\t\\r\\n\u{301}\u{7}\u{A0}é]{0,40}") {
-            let once = normalize(&text, &all()).into_owned();
-            let twice = normalize(&once, &all()).into_owned();
-            prop_assert_eq!(&once, &twice);
-            prop_assert!(!once.contains('\r') && !once.contains("\n\n\n") && !once.contains(" \n"));
         }
     }
 }
