@@ -96,6 +96,11 @@ pub enum Command {
         format: OutputFormat,
     },
     /// Run SQL over Parquet outputs.
+    ///
+    /// Besides DataFusion's own functions, each stage's rule is a function of a text, with the
+    /// stage's default settings: `normalize(text)` and `redact_pii(text)` (the text as the stage
+    /// writes it), `gopher_quality`, `gopher_repetition`, `c4` and `fineweb` (the rule that drops
+    /// the text, or NULL), `language(text)` and `content_hash(text)`.
     Query {
         /// The SQL statement.
         sql: String,
