@@ -144,19 +144,24 @@ fn split_runs(text: &str, min: usize) -> Vec<&str> {
     parts
 }
 
-/// A document's words as small integers (equal words, equal ids), with their lengths and
-/// polynomial hashes (for comparing concatenations of words).
+/// A document's words as small integers (equal words, equal ids), with their lengths and the
+/// polynomial hashes of the prefixes of their concatenation (for comparing concatenations of
+/// words).
 struct Words {
     ids: Vec<u32>,
     lens: Vec<usize>,
-    /// Per word: hash of its bytes, `BASE^bytes` and its byte length, all mod [`PRIME`].
-    poly: Vec<(u64, u64, u64)>,
+    /// For each `k` in `0..=words`: the hash, mod [`PRIME`], and the byte length of the first `k`
+    /// words concatenated.
+    prefix: Vec<(u64, u64)>,
 }
 
 /// The Mersenne prime 2^61 - 1: the modulus of the polynomial hashes.
 const PRIME: u64 = (1 << 61) - 1;
 /// The polynomial hashes' base.
 const BASE: u64 = 0x1F3D_5B79_A3C5_E7F1 % PRIME;
+/// The most powers of [`BASE`] tabulated for one document; spans of n-grams longer than this (in
+/// bytes) get their power by repeated squaring.
+const MAX_POWERS: usize = 1 << 12;
 
 /// `a + b mod PRIME` for `a, b < PRIME`.
 fn add_mod(a: u64, b: u64) -> u64 {
@@ -164,11 +169,29 @@ fn add_mod(a: u64, b: u64) -> u64 {
     if r >= PRIME { r - PRIME } else { r }
 }
 
+/// `a - b mod PRIME` for `a, b < PRIME`.
+fn sub_mod(a: u64, b: u64) -> u64 {
+    if a >= b { a - b } else { a + PRIME - b }
+}
+
 /// `a * b mod PRIME` for `a, b < PRIME`, by the Mersenne reduction.
 fn mul_mod(a: u64, b: u64) -> u64 {
     let x = u128::from(a) * u128::from(b);
     let r = (x as u64 & PRIME) + (x >> 61) as u64;
     if r >= PRIME { r - PRIME } else { r }
+}
+
+/// `BASE^exp mod PRIME`, by repeated squaring.
+fn pow_mod(mut exp: u64) -> u64 {
+    let (mut result, mut base) = (1, BASE);
+    while exp > 0 {
+        if exp & 1 == 1 {
+            result = mul_mod(result, base);
+        }
+        base = mul_mod(base, base);
+        exp >>= 1;
+    }
+    result
 }
 
 /// Polynomial hash of `bytes` and `BASE^len`, mod [`PRIME`]; the hash of a concatenation
@@ -185,17 +208,22 @@ fn poly_hash(bytes: &[u8]) -> (u64, u64) {
 impl Words {
     fn new(text: &str) -> Self {
         let mut interned: FastMap<&str, u32> = FastMap::default();
-        let mut ids = Vec::new();
-        let mut lens = Vec::new();
-        let mut poly = Vec::new();
+        // Per distinct word, by id: its character length and its hash, `BASE^bytes` and bytes.
+        let mut distinct: Vec<(usize, (u64, u64, u64))> = Vec::new();
+        let (mut ids, mut lens, mut prefix) = (Vec::new(), Vec::new(), vec![(0, 0)]);
         for w in split_words(text) {
-            let next = interned.len() as u32;
-            ids.push(*interned.entry(w).or_insert(next));
-            lens.push(char_len(w));
-            let (h, p) = poly_hash(w.as_bytes());
-            poly.push((h, p, w.len() as u64));
+            let id = *interned.entry(w).or_insert_with(|| {
+                let (h, p) = poly_hash(w.as_bytes());
+                distinct.push((char_len(w), (h, p, w.len() as u64)));
+                (distinct.len() - 1) as u32
+            });
+            let (len, (h, p, bytes)) = distinct[id as usize];
+            let (before, before_bytes) = prefix[prefix.len() - 1];
+            ids.push(id);
+            lens.push(len);
+            prefix.push((add_mod(mul_mod(before, p), h), before_bytes + bytes));
         }
-        Self { ids, lens, poly }
+        Self { ids, lens, prefix }
     }
 
     /// Characters of the most frequent n-gram (words joined by spaces) times its count; ties go
@@ -221,21 +249,36 @@ impl Words {
     /// without separators (so `ab c` repeats `a bc`): compared here by polynomial hash and byte
     /// length of that concatenation.
     fn repeated_n_gram_chars(&self, n: usize) -> usize {
+        let words = self.ids.len();
+        if n == 0 || words < n {
+            return 0;
+        }
+        // The hash of words `i..j` concatenated is `prefix(j) - prefix(i) * BASE^bytes(i..j)`:
+        // one multiplication per n-gram, with the powers tabulated up to the longest span.
+        let span = |i: usize| self.prefix[i + n].1 - self.prefix[i].1;
+        let longest = (0..=words - n).map(span).max().unwrap_or(0);
+        let tabulated = usize::try_from(longest).map_or(MAX_POWERS, |l| l.min(MAX_POWERS));
+        let powers: Vec<u64> = std::iter::successors(Some(1), |&p| Some(mul_mod(p, BASE)))
+            .take(tabulated + 1)
+            .collect();
+        let gram = |i: usize| {
+            let bytes = span(i);
+            let power = usize::try_from(bytes)
+                .ok()
+                .and_then(|b| powers.get(b).copied())
+                .unwrap_or_else(|| pow_mod(bytes));
+            let (start, end) = (self.prefix[i].0, self.prefix[i + n].0);
+            (sub_mod(end, mul_mod(start, power)), bytes)
+        };
         let mut seen: FastSet<(u64, u64)> =
-            FastSet::with_capacity_and_hasher(self.ids.len(), Default::default());
+            FastSet::with_capacity_and_hasher(words, Default::default());
         let (mut repeated, mut i) = (0, 0);
-        while n > 0 && i + n <= self.ids.len() {
-            let gram = self.poly[i..i + n]
-                .iter()
-                .fold((0, 0), |(h, len), &(wh, wp, wl)| {
-                    (add_mod(mul_mod(h, wp), wh), len + wl)
-                });
-            if seen.contains(&gram) {
+        while i + n <= words {
+            if seen.insert(gram(i)) {
+                i += 1;
+            } else {
                 repeated += self.lens[i..i + n].iter().sum::<usize>();
                 i += n;
-            } else {
-                seen.insert(gram);
-                i += 1;
             }
         }
         repeated
@@ -245,6 +288,50 @@ impl Words {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Characters in repeated n-grams found by comparing the concatenated words themselves, as
+    /// datatrove's `find_all_duplicate` does: the oracle for the hashed comparison.
+    fn reference_repeated(text: &str, n: usize) -> usize {
+        let words: Vec<&str> = split_words(text).into_iter().collect();
+        let mut seen = std::collections::HashSet::new();
+        let (mut repeated, mut i) = (0, 0);
+        while n > 0 && i + n <= words.len() {
+            if seen.insert(words[i..i + n].concat()) {
+                i += 1;
+            } else {
+                repeated += words[i..i + n].iter().map(|w| char_len(w)).sum::<usize>();
+                i += n;
+            }
+        }
+        repeated
+    }
+
+    proptest! {
+        /// Few distinct words, so n-grams repeat, and concatenations that repeat across word
+        /// boundaries (`ab a` and `a ba`).
+        #[test]
+        fn hashed_n_grams_repeat_exactly_where_their_concatenations_do(
+            text in "((a|b|ab|ba|é|aé) ){0,40}",
+            n in 1usize..7,
+        ) {
+            prop_assert_eq!(Words::new(&text).repeated_n_gram_chars(n), reference_repeated(&text, n));
+        }
+    }
+
+    #[test]
+    fn spans_longer_than_the_power_table_compare_the_same() {
+        let long = "x".repeat(MAX_POWERS + 7);
+        let text = format!("{long} y {long} y z {long} y");
+        for n in 1..5 {
+            assert_eq!(
+                Words::new(&text).repeated_n_gram_chars(n),
+                reference_repeated(&text, n),
+                "{n}"
+            );
+        }
+        assert!(reference_repeated(&text, 2) > 2 * MAX_POWERS);
+    }
 
     fn rule(text: &str) -> Option<&'static str> {
         GopherRepetition::default().check(text).map(|v| v.rule)

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The per-text rules by themselves (pipeline/examples/rule_speed.rs): `normalize`, the word
+# splitter and the quality filters, each in MB of text per second on one thread over the real
+# corpus in ../shared/data/corpus held in memory, with how many texts each changes or drops;
+# `normalize` also by path (unchanged, sliced, rewritten), timed over the texts it rewrites.
+#
+# Usage: [ROUNDS=5] [ONLY=rule,...] bench/rules.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/refinery-target}"
+cargo build --release --locked -p pipeline --example rule_speed >&2
+"$CARGO_TARGET_DIR/release/examples/rule_speed" --rounds "${ROUNDS:-5}" ${ONLY:+--only "$ONLY"} \
+  ../shared/data/corpus/*.jsonl.zst
