@@ -19,6 +19,7 @@ fn in_ranges(c: char, ranges: &[(u32, u32)]) -> bool {
 
 /// Python's `str.isspace` for one character: Unicode whitespace plus the ASCII separators
 /// U+001C..U+001F, which Rust does not count as whitespace.
+#[inline]
 pub(crate) fn py_isspace(c: char) -> bool {
     c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
