@@ -2,7 +2,8 @@
 # The per-text rules by themselves (pipeline/examples/rule_speed.rs): `normalize`, the word
 # splitter and the quality filters, each in MB of text per second on one thread over the real
 # corpus in ../shared/data/corpus held in memory, with how many texts each changes or drops;
-# `normalize` also by path (unchanged, sliced, rewritten), timed over the texts it rewrites.
+# `normalize` also by path (unchanged, sliced, rewritten), timed over the texts it rewrites; the
+# word splitter also with a digest of where every word lies (equal digests: the same words).
 #
 # Usage: [ROUNDS=5] [ONLY=rule,...] bench/rules.sh
 set -euo pipefail

@@ -3,7 +3,8 @@
 //! of JSONL files held in memory, on one thread, with no Arrow, Parquet or executor around it.
 //! Each rule's speed is the best of `--rounds` passes. `normalize` also gets a row per path it
 //! takes (text unchanged, sliced, rewritten) and its speed over the texts it rewrites (its slow
-//! path). `bench/rules.sh` runs it over the corpus.
+//! path). The word splitter's row comes with a digest of where every word lies, to check that a
+//! change to the splitter keeps its words. `bench/rules.sh` runs it over the corpus.
 //!
 //! ```sh
 //! cargo run --release -p pipeline --example rule_speed -- [--rounds N] [--only RULE,...] FILE.jsonl.zst...
@@ -25,6 +26,7 @@ use filters::quality::gopher_repetition::GopherRepetition;
 use filters::words::for_each_word;
 use pipeline::ingest::decode::decoded;
 use pipeline::ingest::record::parse_record;
+use xxhash_rust::xxh3::Xxh3;
 
 /// Rules by themselves over the texts of JSONL files.
 #[derive(Parser)]
@@ -124,8 +126,26 @@ fn main() -> Result<()> {
         }
         let (speed, count) = best_speed(&all, rule, args.rounds);
         row(rule.name, &all, speed, &format!("{count} {}", rule.counts));
+        if rule.name == "words" {
+            println!("{:<20} digest {:016x}", "", word_digest(&all));
+        }
     }
     Ok(())
+}
+
+/// A hash of every word's position (byte offset and length in its text), text by text: equal
+/// digests before and after a change to the splitter mean it splits the corpus the same way.
+fn word_digest(texts: &[&str]) -> u64 {
+    let mut hasher = Xxh3::new();
+    for text in texts {
+        for_each_word(text, |w| {
+            let offset = w.as_ptr() as usize - text.as_ptr() as usize;
+            hasher.update(&(offset as u64).to_le_bytes());
+            hasher.update(&(w.len() as u64).to_le_bytes());
+        });
+        hasher.update(&u64::MAX.to_le_bytes());
+    }
+    hasher.digest()
 }
 
 /// A row per path `normalize` takes, timing the texts it rewrites.

@@ -176,7 +176,7 @@ pub(super) fn suffix_len(s: &str) -> usize {
     let from = s.len().saturating_sub(MAX_UNIT_BYTES + 1);
     if let Some(d) = s.as_bytes()[from..].iter().rposition(u8::is_ascii_digit) {
         let tail = &s[from + d + 1..];
-        if ["US$", "C$", "A$"].contains(&tail) || UNITS.contains(&tail) {
+        if !tail.is_empty() && (["US$", "C$", "A$"].contains(&tail) || UNITS.contains(&tail)) {
             consider(tail.len());
         }
     }
@@ -212,6 +212,12 @@ pub(super) fn split_infixes<'a>(s: &'a str, f: &mut impl FnMut(&'a str)) {
     let mut prev: Option<char> = None;
     let mut at = 0;
     while at < s.len() {
+        let byte = s.as_bytes()[at];
+        if !may_start_infix(byte) {
+            prev = Some(char::from(byte));
+            at += 1;
+            continue;
+        }
         let rest = &s[at..];
         let c = rest.chars().next().unwrap_or_default();
         let len = infix_at(prev, rest);
@@ -234,6 +240,16 @@ pub(super) fn split_infixes<'a>(s: &'a str, f: &mut impl FnMut(&'a str)) {
     if start < s.len() {
         f(&s[start..]);
     }
+}
+
+/// Whether an infix can start at the byte `b`: a non-ASCII byte (ellipses, icons, dashes) or one
+/// of the ASCII characters [`infix_at`] tests (`.`, arithmetic signs, `,`, `-`, `~`, `:<>=/`).
+fn may_start_infix(b: u8) -> bool {
+    !b.is_ascii()
+        || matches!(
+            b,
+            b'.' | b'+' | b'-' | b'*' | b'^' | b',' | b'~' | b':' | b'<' | b'>' | b'=' | b'/'
+        )
 }
 
 /// Length of the infix that starts `rest` (after the character `prev`), or 0.
@@ -293,5 +309,19 @@ mod tests {
         assert_eq!(suffix_len("USA."), 1);
         assert_eq!(suffix_len("wait..."), 3);
         assert!(UNITS.iter().all(|u| u.len() <= MAX_UNIT_BYTES));
+    }
+
+    /// `split_infixes` skips bytes `may_start_infix` rules out without asking `infix_at`.
+    #[test]
+    fn no_infix_starts_where_the_screen_skips() {
+        let around = ['a', 'Z', '5', '.', '-', '=', ' ', 'é', '"', '…', '©'];
+        for b in (0..128u8).filter(|&b| !may_start_infix(b)) {
+            for prev in around.iter().map(|&c| Some(c)).chain([None]) {
+                for next in around {
+                    let rest = format!("{}{next}{next}", char::from(b));
+                    assert_eq!(infix_at(prev, &rest), 0, "{prev:?} {rest:?}");
+                }
+            }
+        }
     }
 }

@@ -77,17 +77,56 @@ pub(crate) fn for_each_token<'a>(text: &'a str, with_space: bool, mut f: impl Fn
 /// Tokenizes one whitespace-free chunk, as spaCy's `_split_affixes` then `_attach_tokens`;
 /// `with_specials` off gives the tokens spaCy's special-case matcher looks for.
 fn tokenize_chunk<'a>(chunk: &'a str, with_specials: bool, out: &mut Vec<&'a str>) {
-    if with_specials && specials::emit(chunk, out) {
-        return;
-    }
-    // Most chunks are plain words. ASCII letters start no prefix, end no suffix (units follow
-    // digits; the others are punctuation), hold no infix and no URL (that needs a dot), so
-    // such a chunk is one token; `peel_chunk` would find the same.
-    if chunk.bytes().all(|b| b.is_ascii_alphabetic()) {
+    // Tokens are non-empty pieces of the chunk, so one character is one token.
+    if chunk.chars().nth(1).is_none() {
         out.push(chunk);
         return;
     }
-    peel_chunk(chunk, with_specials, out);
+    if with_specials && specials::emit(chunk, out) {
+        return;
+    }
+    // Most chunks are plain words, some with a comma or full stop after them: shortcuts to
+    // what `peel_chunk` finds for them.
+    match plain_word_len(chunk) {
+        Some(len) if len == chunk.len() => out.push(chunk),
+        Some(len) => {
+            let (word, punct) = chunk.split_at(len);
+            if !(with_specials && specials::emit(word, out)) {
+                out.push(word);
+            }
+            out.push(punct);
+        }
+        None => peel_chunk(chunk, with_specials, out),
+    }
+}
+
+/// For a chunk of ASCII letters, the chunk's length; for ASCII letters and then one of `,;:!?`
+/// or a full stop that spaCy splits off (after a lower-case letter or two upper-case ones), the
+/// letters' length; otherwise `None`.
+///
+/// ASCII letters start no prefix, end no suffix (units follow digits; the other suffixes are
+/// punctuation), hold no infix and no URL (that needs a dot), so they are one token unless they
+/// are a special case. The one suffix rule that matches such letters plus `,;:!?` is the single
+/// punctuation character; a full stop after a lower-case letter or two upper-case ones is the
+/// one suffix rule for `.` (`Mr.`-like special cases are whole chunks, looked up first).
+fn plain_word_len(chunk: &str) -> Option<usize> {
+    let bytes = chunk.as_bytes();
+    let len = bytes.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+    if len == bytes.len() {
+        return Some(len);
+    }
+    if len == 0 || len + 1 != bytes.len() {
+        return None;
+    }
+    let splits = match bytes[len] {
+        b',' | b';' | b':' | b'!' | b'?' => true,
+        b'.' => {
+            let upper = |i: usize| bytes[i].is_ascii_uppercase();
+            bytes[len - 1].is_ascii_lowercase() || (len >= 2 && upper(len - 1) && upper(len - 2))
+        }
+        _ => false,
+    };
+    splits.then_some(len)
 }
 
 /// [`tokenize_chunk`] for a chunk that is not itself a special case: peels affixes, keeps a
@@ -191,11 +230,12 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The plain-word shortcut gives what peeling the chunk gives, special cases (`cannot`,
-        /// `gonna`) included.
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+        /// The shortcuts (one character; plain words, maybe with a comma or full stop) give
+        /// what peeling the chunk gives, special cases (`cannot`, `gonna`, `Mr.`) included.
         #[test]
-        fn plain_words_take_the_shortcut_to_the_same_tokens(
-            chunk in "(cannot|gonna|Im|ll|[a-zA-Z]{1,6}){1,3}",
+        fn shortcuts_give_the_tokens_peeling_gives(
+            chunk in "\\PC|(cannot|gonna|dont|Im|ll|Mr|[a-zA-Z]{1,3}){0,2}[a-zA-Z]{2}(\\.|[,;:!?'\"()a-zA-Z])?",
             with_specials: bool,
         ) {
             let (mut fast, mut peeled) = (Vec::new(), Vec::new());

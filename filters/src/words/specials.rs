@@ -10,13 +10,16 @@ use std::sync::LazyLock;
 use xxhash_rust::xxh3::xxh3_64;
 
 /// Strings with token lengths, looked up by hash. Nearly every lookup misses (most words are
-/// not special cases), so a 64-Kibit bitmap of hash bits answers most of them; the rest search
-/// the sorted hashes.
+/// not special cases), so two 64-Kibit bitmaps answer most of them: one of the strings' lengths
+/// and end bytes, tested before hashing, and one of hash bits; the rest search the sorted
+/// hashes.
 struct Table {
     /// (xxh3 of the string, the string, its tokens' byte lengths), sorted.
     entries: Vec<(u64, String, Vec<usize>)>,
     /// The entries' hashes, in the same order.
     hashes: Vec<u64>,
+    /// Bit [`screen_bit`] of every entry's string is set.
+    screen: Vec<u64>,
     /// Bit `h % 65536` is set for every entry's hash `h`.
     bitmap: Vec<u64>,
     /// The longest string, in bytes: longer ones are not looked up.
@@ -24,6 +27,21 @@ struct Table {
 }
 
 const BITMAP_BITS: u64 = 1 << 16;
+
+/// A 16-bit digest of a non-empty string that costs less than hashing it: its length (mod 16)
+/// and the low six bits of its first and last bytes (which tell ASCII letters apart).
+fn screen_bit(s: &[u8]) -> usize {
+    let (first, last) = (usize::from(s[0]), usize::from(s[s.len() - 1]));
+    ((s.len() & 15) << 12) | ((first & 63) << 6) | (last & 63)
+}
+
+fn set(bitmap: &mut [u64], bit: usize) {
+    bitmap[bit / 64] |= 1 << (bit % 64);
+}
+
+fn is_set(bitmap: &[u64], bit: usize) -> bool {
+    bitmap[bit / 64] & (1 << (bit % 64)) != 0
+}
 
 impl Table {
     fn new(entries: impl IntoIterator<Item = (String, Vec<usize>)>) -> Self {
@@ -34,26 +52,28 @@ impl Table {
         entries.sort();
         let longest = entries.iter().map(|e| e.1.len()).max().unwrap_or(0);
         let hashes: Vec<u64> = entries.iter().map(|e| e.0).collect();
-        let mut bitmap = vec![0u64; (BITMAP_BITS / 64) as usize];
-        for h in &hashes {
-            let bit = h % BITMAP_BITS;
-            bitmap[(bit / 64) as usize] |= 1 << (bit % 64);
+        let mut screen = vec![0u64; (BITMAP_BITS / 64) as usize];
+        let mut bitmap = screen.clone();
+        for (h, key, _) in &entries {
+            set(&mut screen, screen_bit(key.as_bytes()));
+            set(&mut bitmap, (h % BITMAP_BITS) as usize);
         }
         Self {
             entries,
             hashes,
+            screen,
             bitmap,
             longest,
         }
     }
 
     fn get(&self, s: &str) -> Option<&[usize]> {
-        if s.len() > self.longest {
+        if s.is_empty() || s.len() > self.longest || !is_set(&self.screen, screen_bit(s.as_bytes()))
+        {
             return None;
         }
         let h = xxh3_64(s.as_bytes());
-        let bit = h % BITMAP_BITS;
-        if self.bitmap[(bit / 64) as usize] & (1 << (bit % 64)) == 0 {
+        if !is_set(&self.bitmap, (h % BITMAP_BITS) as usize) {
             return None;
         }
         let first = self.hashes.partition_point(|&e| e < h);
@@ -155,4 +175,21 @@ pub(super) fn merge_split_specials<'a>(chunk: &'a str, tokens: &mut Vec<&'a str>
         i = e;
     }
     tokens.extend_from_slice(&old[i..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_special_case_and_split_pattern_is_found() {
+        for table in [&*SPECIALS, &SPLIT_SPECIALS.0] {
+            assert!(table.entries.len() > 100);
+            for (_, key, lens) in &table.entries {
+                assert_eq!(table.get(key), Some(lens.as_slice()), "{key:?}");
+                assert_eq!(table.get(&format!("{key}x")), None, "{key:?}x");
+            }
+        }
+        assert_eq!(SPECIALS.get(""), None);
+    }
 }

@@ -20,6 +20,14 @@ pub(super) fn is_url(s: &str) -> bool {
     if !s.contains('.') {
         return false;
     }
+    // The match test needs no capture groups, so it is faster than the search that captures the
+    // address; that search is needed only for a dotted address, which has digits.
+    if !URL.is_match(s) {
+        return false;
+    }
+    if !s.bytes().any(|b| b.is_ascii_digit()) {
+        return true;
+    }
     match URL.captures(s) {
         None => false,
         Some(caps) => caps.name("ip").is_none_or(|ip| !is_private(ip.as_str())),
@@ -46,10 +54,19 @@ mod tests {
             "www.rust-lang.org",
             "example.com:8080/x?y=1",
             "8.8.8.8",
+            "a1.example.com",
+            "v2.example.com/x1",
         ] {
             assert!(is_url(url), "{url}");
         }
-        for not in ["stdio.h", "10.0.0.1", "a.B", "hello", "3.14"] {
+        for not in [
+            "stdio.h",
+            "10.0.0.1",
+            "192.168.1.1:8080/x",
+            "a.B",
+            "hello",
+            "3.14",
+        ] {
             assert!(!is_url(not), "{not}");
         }
     }
