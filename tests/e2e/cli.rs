@@ -244,6 +244,7 @@ fn demo_runs_and_its_outputs_answer_queries() {
     assert_eq!(lineage["tokens"], 60 * 8 * 64);
 
     // `eval` on the same windows reproduces the last logged validation exactly.
+    let demo_stdout = stdout;
     let train_arg = train.to_str().unwrap();
     let e = run(&[
         "eval",
@@ -260,6 +261,25 @@ fn demo_runs_and_its_outputs_answer_queries() {
     let e: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(e["step"], 60);
     assert_eq!(e["sources"], last["sources"]);
+    // Every source of the version is scored or named as unvalidated, with its held-out tokens
+    // (fewer than one window of 65), and the training summary names the same ones.
+    let unvalidated = e["unvalidated"].as_object().unwrap();
+    for (source, splits) in m["sources"].as_object().unwrap() {
+        let held_out = splits["validation"]["tokens"].as_u64().unwrap_or(0);
+        match unvalidated.get(source) {
+            Some(tokens) => {
+                assert_eq!(tokens.as_u64(), Some(held_out), "{source}");
+                assert!(held_out < 65 && !last_sources.contains_key(source));
+                assert!(demo_stdout.contains(&format!("{source} ({held_out} held-out tokens)")));
+            }
+            None => assert!(last_sources.contains_key(source), "{source}: {e}"),
+        }
+    }
+    assert_eq!(
+        demo_stdout.contains("No validation loss for"),
+        !unvalidated.is_empty(),
+        "{demo_stdout}"
+    );
 
     // Greedy generation is deterministic and continues the prompt.
     let generate = || {

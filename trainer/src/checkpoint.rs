@@ -232,11 +232,14 @@ impl Checkpoint {
         device: crate::config::DeviceChoice,
         windows: usize,
         batch: usize,
-    ) -> Result<BTreeMap<String, crate::eval::SourceEval>> {
+    ) -> Result<crate::eval::Evaluation> {
         let model = self.model(device)?;
         let reader = crate::data::open_reader(&self.config.data, Some(&self.lineage.version))?;
         let set = crate::data::ValidationSet::read(&reader, self.lineage.seq_len, windows)?;
-        crate::eval::evaluate(&model, &set, batch)
+        Ok(crate::eval::Evaluation {
+            sources: crate::eval::evaluate(&model, &set, batch)?,
+            unvalidated: set.unvalidated,
+        })
     }
 
     /// The stored tokenizer, if any.

@@ -5,7 +5,7 @@
 //! Validation windows are the first `eval_windows` consecutive windows of each source's
 //! held-out stream, read once at start-up.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use candle_core::{Device, Tensor};
 use shards::dataset::{ReaderOptions, ShardReader, Split, WindowLoader};
@@ -132,14 +132,21 @@ pub fn to_tensors(windows: &[Vec<u32>], device: &Device) -> Result<(Tensor, Tens
 pub struct ValidationSet {
     /// Per source: its windows of `seq_len + 1` tokens (sources too short for one are absent).
     pub sources: BTreeMap<String, Vec<Vec<u32>>>,
+    /// The sources with no window (too few or no documents held out), with their held-out
+    /// tokens (often 0): no validation loss is reported for them.
+    pub unvalidated: BTreeMap<String, u64>,
 }
 
 impl ValidationSet {
     /// Up to `per_source` consecutive windows from the start of each source's held-out stream.
     pub fn read(reader: &ShardReader, seq_len: usize, per_source: usize) -> Result<Self> {
-        let mut sources = BTreeMap::new();
+        let (mut sources, mut unvalidated) = (BTreeMap::new(), BTreeMap::new());
         let t = seq_len as u64;
-        for source in reader.sources(Split::Validation) {
+        let names: BTreeSet<String> = [Split::Train, Split::Validation]
+            .into_iter()
+            .flat_map(|split| reader.sources(split))
+            .collect();
+        for source in names {
             let tokens = reader.stream_tokens(Split::Validation, &source);
             let n = (tokens.saturating_sub(1) / t).min(per_source as u64);
             if n == 0 {
@@ -148,6 +155,7 @@ impl ValidationSet {
                     tokens,
                     "held-out stream is shorter than one window: no validation loss for it"
                 );
+                unvalidated.insert(source, tokens);
                 continue;
             }
             let all = reader.read(Split::Validation, &source, 0..n * t + 1)?;
@@ -156,6 +164,9 @@ impl ValidationSet {
                 .collect();
             sources.insert(source, windows);
         }
-        Ok(Self { sources })
+        Ok(Self {
+            sources,
+            unvalidated,
+        })
     }
 }

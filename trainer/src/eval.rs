@@ -19,6 +19,15 @@ pub struct SourceEval {
     pub tokens: u64,
 }
 
+/// A checkpoint's validation: the scored sources, and those with no held-out window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// Per source with held-out windows, its result.
+    pub sources: BTreeMap<String, SourceEval>,
+    /// Sources with no held-out window, with their held-out tokens (often 0).
+    pub unvalidated: BTreeMap<String, u64>,
+}
+
 /// Scores every source of `set` in batches of `batch` windows.
 pub fn evaluate(
     model: &Gpt,

@@ -17,6 +17,34 @@ const VOCAB: u64 = 60;
 /// Writes a version with two learnable sources: `count` (runs of consecutive ids) and `pairs`
 /// (each id followed by its double, mod 50), 5% held out by document.
 fn write_version(root: &Path) {
+    write_streams(root, |w| {
+        let mut rng = Rng::new(1, "docs");
+        for d in 0..600u64 {
+            let split = if d % 20 == 0 {
+                Split::Validation
+            } else {
+                Split::Train
+            };
+            let start = 1 + rng.next_u64() % 49;
+            let count: Vec<u32> = (0..40)
+                .map(|i| (1 + (start + i) % 49) as u32)
+                .chain([0])
+                .collect();
+            w.push(split, "count", &format!("c{d}"), &count).unwrap();
+            let pairs: Vec<u32> = (0..20)
+                .flat_map(|_| {
+                    let x = 1 + rng.next_u64() % 49;
+                    [x as u32, (1 + (2 * x) % 49) as u32]
+                })
+                .chain([0])
+                .collect();
+            w.push(split, "pairs", &format!("p{d}"), &pairs).unwrap();
+        }
+    });
+}
+
+/// Writes version `v1` under `root` with the documents `push` writes.
+fn write_streams(root: &Path, push: impl FnOnce(&mut VersionWriter)) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let info = VersionInfo {
         version: "v1".into(),
@@ -34,28 +62,7 @@ fn write_version(root: &Path) {
     };
     let dataset = DatasetRoot::open(root.to_str().unwrap()).unwrap();
     let mut w = VersionWriter::new(dataset, info, 4096, rt.handle().clone());
-    let mut rng = Rng::new(1, "docs");
-    for d in 0..600u64 {
-        let split = if d % 20 == 0 {
-            Split::Validation
-        } else {
-            Split::Train
-        };
-        let start = 1 + rng.next_u64() % 49;
-        let count: Vec<u32> = (0..40)
-            .map(|i| (1 + (start + i) % 49) as u32)
-            .chain([0])
-            .collect();
-        w.push(split, "count", &format!("c{d}"), &count).unwrap();
-        let pairs: Vec<u32> = (0..20)
-            .flat_map(|_| {
-                let x = 1 + rng.next_u64() % 49;
-                [x as u32, (1 + (2 * x) % 49) as u32]
-            })
-            .chain([0])
-            .collect();
-        w.push(split, "pairs", &format!("p{d}"), &pairs).unwrap();
-    }
+    push(&mut w);
     w.finish().unwrap();
 }
 
@@ -407,4 +414,35 @@ fn a_replay_reconstructs_every_window_the_run_drew() {
             .finish(),
         "a state the replay does not reach is reported"
     );
+}
+
+/// A source whose held-out stream is shorter than one window, or that has none, is named with
+/// its held-out tokens instead of scored; the others get their windows.
+#[test]
+fn sources_without_a_held_out_window_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("tokens");
+    write_streams(&root, |w| {
+        let doc = |n: u32| (1..=n).collect::<Vec<u32>>();
+        w.push(Split::Train, "long", "l0", &doc(100)).unwrap();
+        w.push(Split::Validation, "long", "l1", &doc(40)).unwrap();
+        w.push(Split::Train, "short", "s0", &doc(100)).unwrap();
+        w.push(Split::Validation, "short", "s1", &doc(16)).unwrap();
+        w.push(Split::Train, "none", "n0", &doc(100)).unwrap();
+    });
+    let c = config(&root, &dir.path().join("out"), "");
+    let reader = crate::data::open_reader(&c.data, None).unwrap();
+    let set = crate::data::ValidationSet::read(&reader, 16, 4).unwrap();
+    assert_eq!(set.sources.keys().collect::<Vec<_>>(), ["long"]);
+    assert_eq!(
+        set.sources["long"].len(),
+        2,
+        "39 tokens after the first: two windows of 16"
+    );
+    let unvalidated: Vec<(&str, u64)> = set
+        .unvalidated
+        .iter()
+        .map(|(s, t)| (s.as_str(), *t))
+        .collect();
+    assert_eq!(unvalidated, [("none", 0), ("short", 16)]);
 }

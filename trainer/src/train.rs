@@ -57,6 +57,9 @@ pub struct Summary {
     pub first_eval: BTreeMap<String, SourceEval>,
     /// See `first_eval`.
     pub last_eval: BTreeMap<String, SourceEval>,
+    /// Sources with no held-out window, so absent from the evaluations, with their held-out
+    /// tokens.
+    pub unvalidated: BTreeMap<String, u64>,
     /// The last checkpoint written.
     pub checkpoint: PathBuf,
     /// The metrics log.
@@ -414,6 +417,7 @@ impl Trainer {
             last_loss,
             first_eval,
             last_eval,
+            unvalidated: self.validation.unvalidated.clone(),
             checkpoint,
             metrics: self.metrics.path().to_path_buf(),
             skipped,

@@ -112,6 +112,7 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
         );
     }
     print_comparison(&summary.first_eval, &summary.last_eval);
+    print_unvalidated(&summary.unvalidated);
     outln!("Checkpoint: {}", summary.checkpoint.display());
     outln!("Metrics:    {}", summary.metrics.display());
     Ok(())
@@ -143,7 +144,6 @@ fn brief(result: &BTreeMap<String, SourceEval>) -> String {
 
 fn print_comparison(before: &BTreeMap<String, SourceEval>, after: &BTreeMap<String, SourceEval>) {
     if after.is_empty() {
-        outln!("No validation loss: no source has a held-out window (raise validation_fraction)");
         return;
     }
     let rows: Vec<Vec<String>> = after
@@ -169,6 +169,22 @@ fn print_comparison(before: &BTreeMap<String, SourceEval>, after: &BTreeMap<Stri
     );
 }
 
+/// Names the sources without a validation loss, with their held-out tokens.
+fn print_unvalidated(unvalidated: &BTreeMap<String, u64>) {
+    if unvalidated.is_empty() {
+        return;
+    }
+    let list: Vec<String> = unvalidated
+        .iter()
+        .map(|(source, tokens)| format!("{source} ({tokens} held-out tokens)"))
+        .collect();
+    outln!(
+        "No validation loss for {}: too little held out for one window (raise the tokenize \
+         config's validation_fraction)",
+        list.join(", ")
+    );
+}
+
 /// A checkpoint folder, or a training output folder (its latest checkpoint).
 fn open_checkpoint(path: &Path) -> Result<Checkpoint, Failure> {
     let folder = trainer::checkpoint::latest(path)?.unwrap_or_else(|| path.to_path_buf());
@@ -184,7 +200,8 @@ pub fn eval(
 ) -> Result<(), Failure> {
     let checkpoint = open_checkpoint(path)?;
     let batch = checkpoint.config.train.batch_size;
-    let result = checkpoint.evaluate(device.into(), windows, batch)?;
+    let evaluation = checkpoint.evaluate(device.into(), windows, batch)?;
+    let result = &evaluation.sources;
     match format {
         OutputFormat::Json => outln!(
             "{}",
@@ -193,6 +210,7 @@ pub fn eval(
                 "step": checkpoint.state.step,
                 "version": checkpoint.lineage.version,
                 "sources": result,
+                "unvalidated": evaluation.unvalidated,
             }))?
         ),
         OutputFormat::Table | OutputFormat::Csv => {
@@ -219,6 +237,7 @@ pub fn eval(
                     checkpoint.lineage.version
                 );
                 outln!("{}", text_table(&headers, &rows));
+                print_unvalidated(&evaluation.unvalidated);
             }
         }
     }
