@@ -293,7 +293,7 @@ mod tests {
     /// Characters in repeated n-grams found by comparing the concatenated words themselves, as
     /// datatrove's `find_all_duplicate` does: the oracle for the hashed comparison.
     fn reference_repeated(text: &str, n: usize) -> usize {
-        let words: Vec<&str> = split_words(text).into_iter().collect();
+        let words = split_words(text);
         let mut seen = std::collections::HashSet::new();
         let (mut repeated, mut i) = (0, 0);
         while n > 0 && i + n <= words.len() {
