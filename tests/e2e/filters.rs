@@ -253,3 +253,82 @@ fn quality_language_and_pii_stages_explain_every_decision_and_edit() {
         "{pii}"
     );
 }
+
+/// The stages' SQL functions, given the options a run's stages had, repeat what those stages did
+/// on real documents: each rule function names exactly the documents its stage dropped, by the
+/// same rule, and `normalize` and `redact_pii` give the texts those stages wrote; with the
+/// defaults instead, each gives something else (the options are not ignored).
+#[test]
+fn sql_functions_with_a_stages_options_repeat_its_decisions() {
+    let dir = scratch("sql-options");
+    let stages = [
+        ("normalize", "whitespace = false"),
+        (
+            "gopher_quality",
+            r#"min_doc_words = 80, stop_words = ["the", "and", "of"]"#,
+        ),
+        (
+            "fineweb",
+            "max_short_line_ratio = 0.5, short_line_length = 40",
+        ),
+        ("c4", "min_num_sentences = 3, filter_curly_bracket = false"),
+        (
+            "pii",
+            r#"kinds = ["email", "ipv4"], placeholders = { email = "[mail]" }"#,
+        ),
+    ];
+    let mut config = String::from("stages = [\n");
+    for (ty, options) in stages {
+        config += &format!("  {{ type = \"{ty}\", {options} }},\n");
+    }
+    config += "]\n\n";
+    for name in ["news_bbc", "docs_linux", "manpages_en"] {
+        config += &format!(
+            "[[sources]]\nname = \"{name}\"\npaths = [\"{}\"]\n\n",
+            corpus(&format!("{name}.jsonl.zst")).display()
+        );
+    }
+    let out = dir.path().join("out");
+    config += &format!(
+        "[output]\npath = \"{}\"\nstages = [\"ingest\", \"normalize\", \"gopher_quality\", \
+         \"fineweb\", \"c4\", \"pii\"]\n",
+        out.display()
+    );
+    let cfg = dir.path().join("options.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let o = run(&["run", "--quiet", cfg.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", texts(&o).1);
+
+    // Texts: [differ with the stage's options, differ with the defaults, edited by the stage].
+    let rewritten = |input: &str, stage: &str, function: &str, options: &str| -> Vec<u64> {
+        query_row(
+            &out,
+            &format!(
+                "SELECT count(*) FILTER (WHERE {function}(a.text, '{options}') <> b.text), \
+                 count(*) FILTER (WHERE {function}(a.text) <> b.text), \
+                 count(*) FILTER (WHERE a.text <> b.text) \
+                 FROM {input} a JOIN {stage} b ON a.id = b.id"
+            ),
+        )
+    };
+    let normalize = rewritten("ingest", "normalize", "normalize", stages[0].1);
+    assert!(normalize[0] == 0 && normalize[1] > 0, "{normalize:?}");
+    let pii = rewritten("c4", "pii", "redact_pii", stages[4].1);
+    assert!(pii[0] == 0 && pii[1] > 0 && pii[2] > 0, "{pii:?}");
+
+    // Rules: [documents where the function with the stage's options and the stage's drop
+    // disagree, documents dropped, disagreements with the defaults].
+    let inputs = ["normalize", "gopher_quality", "fineweb"];
+    for ((stage, options), input) in stages[1..4].iter().zip(inputs) {
+        let f: Vec<u64> = query_row(
+            &out,
+            &format!(
+                "SELECT count(*) FILTER (WHERE {stage}(a.text, '{options}') \
+                 IS DISTINCT FROM r.rule), count(r.rule), \
+                 count(*) FILTER (WHERE {stage}(a.text) IS DISTINCT FROM r.rule) \
+                 FROM {input} a LEFT JOIN rejects r ON r.id = a.id AND r.stage = '{stage}'"
+            ),
+        );
+        assert!(f[0] == 0 && f[1] > 0 && f[2] > 0, "{stage}: {f:?}");
+    }
+}

@@ -27,7 +27,7 @@
 //! unknown keys; defaults live in `Default` impls, once. [`validate`] checks values and inputs and
 //! reports every problem with its line.
 
-mod sections;
+pub(crate) mod sections;
 mod validate;
 
 use std::path::{Path, PathBuf};

@@ -86,28 +86,10 @@ impl Section<'_, '_> {
     fn error(&self, e: &toml::de::Error) -> ConfigError {
         let mut error = ConfigError::from_toml(e, self.text);
         match e.span() {
-            Some(span) => {
-                if let Some(key) = self.key_at(span.start)
-                    && !error.message.contains(&format!("`{key}`"))
-                    && !error.message.starts_with(&format!("{key} "))
-                {
-                    error.message = format!("`{key}`: {}", error.message);
-                }
-            }
+            Some(span) => name_key(&mut error.message, self.value, span.start),
             None => error.line = Some(line_of(self.text, self.value.span().start)),
         }
         error
-    }
-
-    /// The key of the section's table whose value holds byte `offset` of the text.
-    fn key_at(&self, offset: usize) -> Option<&str> {
-        let DeValue::Table(table) = self.value.get_ref() else {
-            return None;
-        };
-        table
-            .iter()
-            .find(|(_, value)| value.span().contains(&offset))
-            .map(|(key, _)| key.get_ref().as_ref())
     }
 
     /// Each entry of an array of tables (none for a lone table, which is left to the document's
@@ -118,5 +100,24 @@ impl Section<'_, '_> {
             _ => &[],
         };
         items.iter().map(|value| Section { value, ..*self })
+    }
+}
+
+/// Leads `message`, an error at byte `offset` of a TOML text, with the key of `table` whose
+/// value holds that byte, unless the message names the key already (a type error names only the
+/// value).
+pub(crate) fn name_key(message: &mut String, table: &Spanned<DeValue<'_>>, offset: usize) {
+    let DeValue::Table(entries) = table.get_ref() else {
+        return;
+    };
+    let key = entries
+        .iter()
+        .find(|(_, value)| value.span().contains(&offset))
+        .map(|(key, _)| key.get_ref().as_ref());
+    if let Some(key) = key
+        && !message.contains(&format!("`{key}`"))
+        && !message.starts_with(&format!("{key} "))
+    {
+        *message = format!("`{key}`: {message}");
     }
 }

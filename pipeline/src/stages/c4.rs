@@ -64,17 +64,26 @@ impl Default for C4Config {
 impl C4Config {
     /// Builds the stage, reading the bad-words file if one is configured.
     pub fn build(&self, name: String) -> Result<C4Stage, StageError> {
+        match self.rules() {
+            Ok(rules) => Ok(C4Stage { name, rules }),
+            Err(message) => Err(StageError::Failed {
+                stage: name,
+                message,
+            }),
+        }
+    }
+
+    /// The rules as configured, with the bad-words file read if one is configured.
+    pub fn rules(&self) -> Result<C4, String> {
         let bad_words = match &self.bad_words {
             None => None,
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| StageError::Failed {
-                    stage: name.clone(),
-                    message: format!("cannot read bad words {}: {e}", path.display()),
-                })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read bad words {}: {e}", path.display()))?;
                 BadWords::new(text.lines())
             }
         };
-        let rules = C4 {
+        Ok(C4 {
             remove_citations: self.remove_citations,
             filter_no_terminal_punct: self.filter_no_terminal_punct,
             min_num_sentences: on(self.min_num_sentences),
@@ -85,8 +94,7 @@ impl C4Config {
             filter_curly_bracket: self.filter_curly_bracket,
             filter_policy: self.filter_policy,
             bad_words,
-        };
-        Ok(C4Stage { name, rules })
+        })
     }
 }
 

@@ -42,11 +42,16 @@ impl NormalizeConfig {
     pub fn build(&self, name: String) -> Normalize {
         Normalize {
             name,
-            options: NormalizeOptions {
-                nfc: self.nfc,
-                strip_control: self.strip_control,
-                whitespace: self.whitespace,
-            },
+            options: self.options(),
+        }
+    }
+
+    /// The steps as configured.
+    pub fn options(&self) -> NormalizeOptions {
+        NormalizeOptions {
+            nfc: self.nfc,
+            strip_control: self.strip_control,
+            whitespace: self.whitespace,
         }
     }
 }

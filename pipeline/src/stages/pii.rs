@@ -56,6 +56,14 @@ impl PiiConfig {
 
     /// Builds the stage.
     pub fn build(&self, name: String) -> Pii {
+        Pii {
+            name,
+            redactor: self.redactor(),
+        }
+    }
+
+    /// The redactor as configured: the listed kinds, each with its placeholder.
+    pub fn redactor(&self) -> Redactor {
         let placeholders = PiiKind::ALL.map(|kind| {
             self.kinds.iter().any(|k| k == kind.name()).then(|| {
                 let custom = self.placeholders.get(kind.name());
@@ -64,10 +72,7 @@ impl PiiConfig {
                     .to_string()
             })
         });
-        Pii {
-            name,
-            redactor: Redactor { placeholders },
-        }
+        Redactor { placeholders }
     }
 }
 

@@ -149,16 +149,21 @@ impl GopherRepetitionConfig {
             .collect()
     }
 
-    /// Builds the stage.
-    pub fn build(&self, name: String) -> impl Stage + use<> {
-        let rules = GopherRepetition {
+    /// The rules as configured.
+    pub fn rules(&self) -> GopherRepetition {
+        GopherRepetition {
             dup_para_frac: on(self.dup_para_frac),
             dup_para_char_frac: on(self.dup_para_char_frac),
             dup_line_frac: on(self.dup_line_frac),
             dup_line_char_frac: on(self.dup_line_char_frac),
             top_n_grams: self.top_n_grams.clone(),
             dup_n_grams: self.dup_n_grams.clone(),
-        };
+        }
+    }
+
+    /// Builds the stage.
+    pub fn build(&self, name: String) -> impl Stage + use<> {
+        let rules = self.rules();
         RuleStage {
             name,
             check: move |t: &str| rules.check(t),
@@ -199,15 +204,20 @@ impl Default for FineWebConfig {
 }
 
 impl FineWebConfig {
-    /// Builds the stage.
-    pub fn build(&self, name: String) -> impl Stage + use<> {
-        let rules = FineWeb {
+    /// The rules as configured.
+    pub fn rules(&self) -> FineWeb {
+        FineWeb {
             min_line_punct_ratio: on(self.min_line_punct_ratio),
             max_short_line_ratio: on(self.max_short_line_ratio),
             short_line_length: self.short_line_length,
             max_char_dup_ratio: on(self.max_char_dup_ratio),
             max_newline_ratio: on(self.max_newline_ratio),
-        };
+        }
+    }
+
+    /// Builds the stage.
+    pub fn build(&self, name: String) -> impl Stage + use<> {
+        let rules = self.rules();
         RuleStage {
             name,
             check: move |t: &str| rules.check(t),
