@@ -231,6 +231,7 @@ root = "tokens"
 train_vocab_size = 1024
 shard_tokens = 8192
 validation_fraction = 0.05
+validation_min_docs = 2       # small sources hold out two documents all the same
 "#;
 
 /// Name of the demo's training config, beside [`CONFIG`].

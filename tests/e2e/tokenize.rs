@@ -2,10 +2,14 @@
 //! numpy reads the shards, versions are content-addressed, and outputs do not depend on the
 //! thread count.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use tests::{corpus_records, own_file, python, run, scratch, shared_data, texts, write_jsonl};
+use tests::{
+    corpus_records, own_file, python, read_parquet, run, scratch, shared_data, strings, texts,
+    write_jsonl,
+};
 
 /// Writes `per_source` real documents of each corpus file as `<dir>/input/<name>.jsonl`.
 pub(crate) fn write_inputs(dir: &Path, sources: &[(&str, &str)], per_source: usize) {
@@ -267,4 +271,101 @@ fn the_same_job_names_the_same_version_and_a_changed_job_diffs_against_it() {
     );
     let show = run_ok(&["versions", "show", root.to_str().unwrap()]);
     assert!(show.contains(&second) && show.contains(&first), "{show}");
+}
+
+/// The ids of a version's documents per (split, source), read back from its index files.
+fn split_ids(version: &Path) -> BTreeMap<(String, String), BTreeSet<String>> {
+    let mut ids: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for split in ["train", "validation"] {
+        let Ok(sources) = std::fs::read_dir(version.join(split)) else {
+            continue;
+        };
+        for source in sources {
+            let folder = source.unwrap().path();
+            let name = folder.file_name().unwrap().to_str().unwrap().to_string();
+            for file in std::fs::read_dir(&folder).unwrap() {
+                let file = file.unwrap().path();
+                if file.to_str().unwrap().ends_with(".index.parquet") {
+                    let batches = read_parquet(&file);
+                    let entry = ids.entry((split.to_string(), name.clone())).or_default();
+                    entry.extend(strings(&batches, "id"));
+                }
+            }
+        }
+    }
+    ids
+}
+
+/// `validation_min_docs` tops up each source's held-out documents to the minimum (at most half
+/// the source) with the smallest id hashes, on top of what the fraction holds out; without it,
+/// the fraction alone decides, and the manifest and version ids are as before the setting.
+#[test]
+fn a_per_source_minimum_holds_out_the_smallest_id_hashes() {
+    let sources = [
+        ("news", "news_bbc.jsonl.zst", 150),
+        ("wiki", "wiki_en.jsonl.zst", 9),
+        ("code", "code_go.jsonl.zst", 3),
+    ];
+    let names: Vec<(&str, &str)> = sources.iter().map(|(n, f, _)| (*n, *f)).collect();
+    let fraction = 0.03;
+    let dir = scratch("tokenize-min-docs");
+    std::fs::create_dir_all(dir.path().join("input")).unwrap();
+    for (name, file, n) in sources {
+        let path = dir.path().join(format!("input/{name}.jsonl"));
+        write_jsonl(&path, &corpus_records(file, n));
+    }
+    // The same run, tokenized with the fraction alone, then with a minimum.
+    let mut versions = Vec::new();
+    for min_docs in [0, 4] {
+        let tokenize = format!(
+            "tokenizer = \"{}\"\nvalidation_fraction = {fraction}\nvalidation_min_docs = {min_docs}\n",
+            olmo().display()
+        );
+        let config = write_config(dir.path(), &names, "", &tokenize);
+        run_ok(&["run", "--quiet", config.to_str().unwrap()]);
+        let root = dir.path().join("tokens");
+        let id = latest(&root);
+        let ids = split_ids(&root.join("versions").join(&id));
+        versions.push((version_manifest(&root, &id), ids));
+    }
+    let [(fraction_only, by_fraction), (with_minimum, by_minimum)] = &versions[..] else {
+        unreachable!()
+    };
+    assert!(fraction_only.get("validation_min_docs").is_none());
+    assert_eq!(with_minimum["validation_min_docs"], 4);
+    assert_ne!(fraction_only["version"], with_minimum["version"]);
+
+    let hash = |id: &String| xxhash_rust::xxh3::xxh3_64(id.as_bytes());
+    for (name, _, n) in sources {
+        let get = |ids: &BTreeMap<(String, String), BTreeSet<String>>, split: &str| {
+            ids.get(&(split.to_string(), name.to_string()))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let all: BTreeSet<String> = get(by_minimum, "train")
+            .union(&get(by_minimum, "validation"))
+            .cloned()
+            .collect();
+        assert_eq!(all.len(), n, "{name}: every document is in one split");
+        // The fraction alone: ids whose hash falls in its share of the range.
+        let hashed: BTreeSet<String> = all
+            .iter()
+            .filter(|id| (hash(id) as f64) < fraction * 2f64.powi(64))
+            .cloned()
+            .collect();
+        assert_eq!(get(by_fraction, "validation"), hashed, "{name}");
+        // With the minimum: the smallest hashes, at least min(4, n / 2) of them.
+        let mut sorted: Vec<&String> = all.iter().collect();
+        sorted.sort_by_key(|id| hash(id));
+        let want: BTreeSet<String> = sorted[..hashed.len().max(4.min(n / 2))]
+            .iter()
+            .map(|id| id.to_string())
+            .collect();
+        assert_eq!(get(by_minimum, "validation"), want, "{name}");
+        assert_eq!(
+            with_minimum["sources"][name]["validation"]["documents"],
+            want.len(),
+            "{name}: the manifest counts them"
+        );
+    }
 }

@@ -58,6 +58,7 @@ fn write_streams(root: &Path, push: impl FnOnce(&mut VersionWriter)) {
             file: None,
         },
         validation_fraction: 0.05,
+        validation_min_docs: 0,
         tokenizer_json: Some(bytes::Bytes::from_static(b"{}")),
     };
     let dataset = DatasetRoot::open(root.to_str().unwrap()).unwrap();

@@ -180,7 +180,7 @@ fn print_unvalidated(unvalidated: &BTreeMap<String, u64>) {
         .collect();
     outln!(
         "No validation loss for {}: too little held out for one window (raise the tokenize \
-         config's validation_fraction)",
+         config's validation_fraction or validation_min_docs)",
         list.join(", ")
     );
 }

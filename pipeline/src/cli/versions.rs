@@ -184,7 +184,13 @@ fn show(
         t.eod_id
     );
     outln!("config hash  {}", manifest.config_hash);
-    outln!("held out     {}", manifest.validation_fraction);
+    match manifest.validation_min_docs {
+        0 => outln!("held out     {}", manifest.validation_fraction),
+        n => outln!(
+            "held out     {}, at least {n} documents per source",
+            manifest.validation_fraction
+        ),
+    }
     outln!("{}", source_table(&manifest));
     Ok(())
 }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
@@ -152,13 +152,32 @@ impl PartWriter {
 
 /// Reads a part back batch by batch (the input of a segment after a two-pass stage).
 pub fn read_part(path: &Path, batch_size: usize) -> Result<ParquetRecordBatchReader, PartError> {
+    read_part_columns(path, batch_size, None)
+}
+
+/// Reads a part back batch by batch, only the top-level `columns` when named (a column the
+/// part lacks is left out: the caller's column lookup reports it).
+pub fn read_part_columns(
+    path: &Path,
+    batch_size: usize,
+    columns: Option<&[&str]>,
+) -> Result<ParquetRecordBatchReader, PartError> {
     let file = File::open(path).map_err(|source| shards::StoreError::Io {
         op: "open",
         path: path.to_path_buf(),
         source,
     })?;
     ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.with_batch_size(batch_size).build())
+        .and_then(|b| {
+            let b = match columns {
+                Some(names) => {
+                    let mask = ProjectionMask::columns(b.parquet_schema(), names.iter().copied());
+                    b.with_projection(mask)
+                }
+                None => b,
+            };
+            b.with_batch_size(batch_size).build()
+        })
         .map_err(|source| PartError::Parquet {
             path: path.to_path_buf(),
             source,

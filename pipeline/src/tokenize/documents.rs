@@ -7,7 +7,7 @@ use arrow::array::{Array, StringArray};
 use arrow::record_batch::RecordBatch;
 
 use super::TokenizeError;
-use crate::output::part::read_part;
+use crate::output::part::{read_part, read_part_columns};
 use crate::schema::col;
 use crate::stages::string_column;
 
@@ -55,6 +55,27 @@ impl<'a> DocColumns<'a> {
             texts: column(col::TEXT)?,
         })
     }
+}
+
+/// Calls `f` with the ids and sources of every batch of `parts`, in order, reading only those
+/// two columns.
+pub fn for_each_id(
+    parts: &[PathBuf],
+    batch_size: usize,
+    mut f: impl FnMut(&StringArray, &StringArray),
+) -> Result<(), TokenizeError> {
+    for part in parts {
+        let input =
+            |e: &dyn std::fmt::Display| TokenizeError::Input(format!("{}: {e}", part.display()));
+        let columns = [col::ID, col::SOURCE];
+        let reader = read_part_columns(part, batch_size, Some(&columns)).map_err(|e| input(&e))?;
+        for batch in reader {
+            let batch = batch.map_err(|e| input(&e))?;
+            let column = |name| string_column(&batch, name, "tokenize").map_err(|e| input(&e));
+            f(column(col::ID)?, column(col::SOURCE)?);
+        }
+    }
+    Ok(())
 }
 
 /// Calls `f` with every batch of `parts`, in order.

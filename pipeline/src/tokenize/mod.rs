@@ -9,6 +9,7 @@
 //! # eod = "<|endoftext|>"         # end-of-document token, written after every document
 //! # shard_tokens = 16777216       # tokens per shard (the last of each stream is shorter)
 //! # validation_fraction = 0.01    # share of each source held out, chosen by hashing the doc id
+//! # validation_min_docs = 0       # and at least this many per source (at most half of it)
 //! # count_dropped_tokens = true   # also count the tokens of dropped documents (lineage funnel)
 //! ```
 //!
@@ -21,9 +22,11 @@
 //! - [`tokenizer`]: loading, training and parallel encoding.
 //! - [`documents`]: a run's documents in a fixed order.
 //! - [`dropped`]: token counts of the documents the stages dropped.
+//! - [`split`]: which documents are held out for validation.
 
 pub mod documents;
 pub mod dropped;
+pub mod split;
 pub mod tokenizer;
 
 use std::path::Path;
@@ -68,6 +71,11 @@ pub struct TokenizeConfig {
     /// Share of each source's documents held out for validation. Default 0.01.
     #[serde(default = "default_validation_fraction")]
     pub validation_fraction: f64,
+    /// Fewest documents each source holds out (at most half of its documents): where the
+    /// fraction holds out fewer, those with the next smallest id hashes are added (see
+    /// [`split`]). Default 0.
+    #[serde(default)]
+    pub validation_min_docs: usize,
     /// Also count the tokens of the documents the stages dropped (see [`dropped`]). Default true.
     #[serde(default = "default_true")]
     pub count_dropped_tokens: bool,
@@ -128,12 +136,6 @@ pub struct TokenizeSummary {
     pub elapsed: Duration,
 }
 
-/// Whether a document is held out: its id's hash falls in the first `fraction` of the range,
-/// so the choice is the same in every version that holds the document.
-pub fn held_out(id: &str, fraction: f64) -> bool {
-    (xxhash_rust::xxh3::xxh3_64(id.as_bytes()) as f64) < fraction * 2f64.powi(64)
-}
-
 /// Tokenizes the output of a finished run of `config` (which must have a `[tokenize]` section).
 pub fn run(
     config: &Config,
@@ -165,13 +167,18 @@ pub fn run(
             ));
         }
     };
-    let config_hash = hash_json(&serde_json::json!({
+    let mut hashed = serde_json::json!({
         "dataset": dataset,
         "eod": settings.eod,
         "shard_tokens": settings.shard_tokens,
         "validation_fraction": settings.validation_fraction,
         "count_dropped_tokens": settings.count_dropped_tokens,
-    }));
+    });
+    if settings.validation_min_docs > 0 {
+        // Only when set, so that versions made before the setting existed keep their ids.
+        hashed["validation_min_docs"] = settings.validation_min_docs.into();
+    }
+    let config_hash = hash_json(&hashed);
     let version = hash_json(&serde_json::json!({
         "config": config_hash,
         "tokenizer": tokenizer.hash(),
@@ -217,6 +224,7 @@ pub fn run(
         },
         tokenizer_json: Some(bytes::Bytes::copy_from_slice(tokenizer.json())),
         validation_fraction: settings.validation_fraction,
+        validation_min_docs: settings.validation_min_docs,
     };
     let mut writer = VersionWriter::new(root.clone(), info, settings.shard_tokens, handle.clone());
     let mut input_bytes: u64 = parts.iter().map(|p| file_size(p)).sum();
@@ -226,6 +234,12 @@ pub fn run(
             .map(|p| file_size(p))
             .sum::<u64>();
     }
+    let held_out = split::HeldOut::new(
+        &parts,
+        settings.validation_fraction,
+        settings.validation_min_docs,
+        config.run.batch_size,
+    )?;
     progress.start(input_bytes);
     let mut text_bytes = 0u64;
     for part in &parts {
@@ -235,7 +249,7 @@ pub fn run(
             let encoded = tokenizer.encode_documents(&texts)?;
             for (i, tokens) in encoded.iter().enumerate() {
                 let id = docs.ids.value(i);
-                let split = if held_out(id, settings.validation_fraction) {
+                let split = if held_out.contains(id) {
                     Split::Validation
                 } else {
                     Split::Train

@@ -125,6 +125,10 @@ pub struct Manifest {
     pub token_bytes: u8,
     /// Fraction of each source's documents held out for validation.
     pub validation_fraction: f64,
+    /// Fewest documents each source holds out (at most half of its documents); 0, and absent
+    /// from the file, when the fraction alone decides.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub validation_min_docs: usize,
     /// Refinery's version.
     pub tool_version: String,
     /// When it was written (UTC, RFC 3339).
@@ -186,6 +190,11 @@ fn rfc3339(secs: u64) -> String {
         rem / 60 % 60,
         rem % 60
     )
+}
+
+/// Whether a count is 0 (left out of the file).
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

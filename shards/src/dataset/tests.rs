@@ -16,6 +16,7 @@ fn info(version: &str, vocab_size: u64) -> VersionInfo {
             file: None,
         },
         validation_fraction: 0.1,
+        validation_min_docs: 0,
         tokenizer_json: Some(bytes::Bytes::from_static(b"{\"model\": {}}")),
     }
 }

@@ -40,6 +40,8 @@ pub struct VersionInfo {
     pub tokenizer: TokenizerInfo,
     /// Held-out fraction.
     pub validation_fraction: f64,
+    /// Fewest held-out documents per source (0: the fraction alone).
+    pub validation_min_docs: usize,
     /// The `tokenizer.json` bytes, stored in the version as [`TOKENIZER_FILE`] so that a trained
     /// model can be read back as text without looking elsewhere.
     pub tokenizer_json: Option<Bytes>,
@@ -269,6 +271,7 @@ impl VersionWriter {
             tokenizer,
             token_bytes: self.width.bytes() as u8,
             validation_fraction: self.info.validation_fraction,
+            validation_min_docs: self.info.validation_min_docs,
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
             created: now_rfc3339(),
             sources: self.totals,
