@@ -273,6 +273,10 @@ fn sql_functions_with_a_stages_options_repeat_its_decisions() {
         ),
         ("c4", "min_num_sentences = 3, filter_curly_bracket = false"),
         (
+            "language",
+            r#"languages = ["eng"], min_score = 0.5, max_chars = 100"#,
+        ),
+        (
             "pii",
             r#"kinds = ["email", "ipv4"], placeholders = { email = "[mail]" }"#,
         ),
@@ -291,7 +295,7 @@ fn sql_functions_with_a_stages_options_repeat_its_decisions() {
     let out = dir.path().join("out");
     config += &format!(
         "[output]\npath = \"{}\"\nstages = [\"ingest\", \"normalize\", \"gopher_quality\", \
-         \"fineweb\", \"c4\", \"pii\"]\n",
+         \"fineweb\", \"c4\", \"language\", \"pii\"]\n",
         out.display()
     );
     let cfg = dir.path().join("options.toml");
@@ -313,19 +317,20 @@ fn sql_functions_with_a_stages_options_repeat_its_decisions() {
     };
     let normalize = rewritten("ingest", "normalize", "normalize", stages[0].1);
     assert!(normalize[0] == 0 && normalize[1] > 0, "{normalize:?}");
-    let pii = rewritten("c4", "pii", "redact_pii", stages[4].1);
+    let pii = rewritten("language", "pii", "redact_pii", stages[5].1);
     assert!(pii[0] == 0 && pii[1] > 0 && pii[2] > 0, "{pii:?}");
 
     // Rules: [documents where the function with the stage's options and the stage's drop
     // disagree, documents dropped, disagreements with the defaults].
-    let inputs = ["normalize", "gopher_quality", "fineweb"];
-    for ((stage, options), input) in stages[1..4].iter().zip(inputs) {
+    let inputs = ["normalize", "gopher_quality", "fineweb", "c4"];
+    let functions = ["gopher_quality", "fineweb", "c4", "language_rule"];
+    for (((stage, options), input), function) in stages[1..5].iter().zip(inputs).zip(functions) {
         let f: Vec<u64> = query_row(
             &out,
             &format!(
-                "SELECT count(*) FILTER (WHERE {stage}(a.text, '{options}') \
+                "SELECT count(*) FILTER (WHERE {function}(a.text, '{options}') \
                  IS DISTINCT FROM r.rule), count(r.rule), \
-                 count(*) FILTER (WHERE {stage}(a.text) IS DISTINCT FROM r.rule) \
+                 count(*) FILTER (WHERE {function}(a.text) IS DISTINCT FROM r.rule) \
                  FROM {input} a LEFT JOIN rejects r ON r.id = a.id AND r.stage = '{stage}'"
             ),
         );

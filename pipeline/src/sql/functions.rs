@@ -7,11 +7,13 @@
 //! | `normalize(text)` | the text as the `normalize` stage writes it |
 //! | `gopher_quality(text)`, `gopher_repetition(text)`, `fineweb(text)`, `c4(text)` | the rule that drops the text (`gopher_quality.min_doc_words`, ...), NULL when it passes |
 //! | `language(text)` | the detected language, as the `language` column (`eng`, `fra`, ...; `und` when none) |
+//! | `language_rule(text)` | the `language` stage's rule that drops the text (`language.other`, `language.low_score`), NULL when it passes |
 //! | `redact_pii(text)` | the text with e-mail addresses, IP addresses and phone numbers replaced, as the `pii` stage writes it |
 //! | `content_hash(text)` | xxh3-64 of the text in hex, as the documents' `content_hash` column |
 //!
 //! Alone, a text gets the default settings of the stage of the same name (`pii` for
-//! `redact_pii`). Every function but `language` and `content_hash` takes the stage's options as
+//! `redact_pii`, `language` for `language_rule`). Every function but `language` and
+//! `content_hash` takes the stage's options as
 //! a second argument, a string literal with the keys of the stage's config table, written as in
 //! a TOML inline table: `gopher_quality(text, 'min_doc_words = 100, stop_words = ["the", "and"]')`,
 //! `redact_pii(text, 'kinds = ["email"], placeholders = { email = "[mail]" }')`. A key the stage
@@ -43,12 +45,13 @@ use crate::stages::StageConfig;
 type Apply = Arc<dyn for<'a> Fn(&'a str) -> Option<Cow<'a, str>> + Send + Sync>;
 
 /// The functions that take their stage's options, each with the `type` of that stage.
-const WITH_OPTIONS: [(&str, &str); 6] = [
+const WITH_OPTIONS: [(&str, &str); 7] = [
     ("normalize", "normalize"),
     ("gopher_quality", "gopher_quality"),
     ("gopher_repetition", "gopher_repetition"),
     ("fineweb", "fineweb"),
     ("c4", "c4"),
+    ("language_rule", "language"),
     ("redact_pii", "pii"),
 ];
 
@@ -115,6 +118,10 @@ fn stage_function(stage: &str, options: &str) -> Result<Apply, String> {
         StageConfig::C4(c) => {
             let rules = c.rules()?;
             apply(move |t| rule(rules.apply(t).verdict))
+        }
+        StageConfig::Language(c) => {
+            let language = c.rule();
+            apply(move |t| rule(language.check(t).1))
         }
         StageConfig::Pii(c) => {
             let redactor = c.redactor();
@@ -196,12 +203,13 @@ mod tests {
     use filters::quality::gopher_quality::GopherQuality;
     use filters::quality::gopher_repetition::GopherRepetition;
 
-    const NAMES: [&str; 8] = [
+    const NAMES: [&str; 9] = [
         "normalize",
         "gopher_quality",
         "gopher_repetition",
         "fineweb",
         "c4",
+        "language_rule",
         "language",
         "redact_pii",
         "content_hash",
@@ -220,6 +228,7 @@ mod tests {
             rule(GopherRepetition::default().check(text)),
             rule(FineWeb::default().check(text)),
             rule(C4::default().apply(text).verdict),
+            rule(LanguageRule::default().check(text).1),
             Some(LanguageRule::default().detect(text).language.to_string()),
             Some(
                 Redactor::default()
@@ -318,7 +327,7 @@ mod tests {
             assert_eq!(rows(&batches), vec![direct(text)], "{text:?}");
         }
         // The samples reach both outcomes of every rule function.
-        for f in 1..5 {
+        for f in 1..6 {
             let dropped = want.iter().filter(|row| row[f].is_some()).count();
             assert!(dropped > 0 && dropped < texts.len() - 1, "{}", NAMES[f]);
         }
@@ -350,6 +359,11 @@ mod tests {
         let c4 = C4 {
             min_num_sentences: None,
             filter_curly_bracket: false,
+            ..Default::default()
+        };
+        let language = LanguageRule {
+            languages: vec!["fra".into(), "eng".into()],
+            min_score: 0.0,
             ..Default::default()
         };
         let redactor = Redactor {
@@ -384,6 +398,11 @@ mod tests {
                 "c4",
                 "min_num_sentences = 0, filter_curly_bracket = false",
                 Box::new(move |t| rule(c4.apply(t).verdict)),
+            ),
+            (
+                "language_rule",
+                r#"languages = ["fra", "eng"], min_score = 0"#,
+                Box::new(move |t| rule(language.check(t).1)),
             ),
             (
                 "redact_pii",
@@ -430,6 +449,10 @@ mod tests {
             (
                 "redact_pii(t, 'kinds = [\"ssn\"]')",
                 "unknown PII kind `ssn`",
+            ),
+            (
+                "language_rule(t, 'languages = [\"en\"]')",
+                "unknown language `en`",
             ),
             (
                 "gopher_repetition(t, 'top_n_grams = [[0, 0.2]]')",

@@ -63,11 +63,16 @@ impl LanguageConfig {
     pub fn build(&self, name: String) -> Language {
         Language {
             name,
-            rule: LanguageRule {
-                languages: self.languages.clone(),
-                min_score: self.min_score,
-                max_chars: self.max_chars.max(1),
-            },
+            rule: self.rule(),
+        }
+    }
+
+    /// The rule as configured.
+    pub fn rule(&self) -> LanguageRule {
+        LanguageRule {
+            languages: self.languages.clone(),
+            min_score: self.min_score,
+            max_chars: self.max_chars.max(1),
         }
     }
 }
