@@ -17,7 +17,8 @@
 //! order), encoding each batch in parallel. The version id is derived from the settings, the
 //! tokenizer's bytes and the run manifest, so rerunning the same job finds its version and
 //! writes nothing. Memory: one open shard per (split, source) stream plus
-//! [`shards::dataset::writer::MAX_UPLOADS`] shards uploading.
+//! [`shards::dataset::writer::MAX_UPLOADS`] shards uploading, and `validation_min_docs` ids
+//! per source when that is set (see [`split`]).
 //!
 //! - [`tokenizer`]: loading, training and parallel encoding.
 //! - [`documents`]: a run's documents in a fixed order.
