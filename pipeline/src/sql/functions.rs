@@ -13,9 +13,9 @@
 //!
 //! Alone, a text gets the default settings of the stage of the same name (`pii` for
 //! `redact_pii`, `language` for `language_rule`). Every function but `language` and
-//! `content_hash` takes the stage's options as
-//! a second argument, a string literal with the keys of the stage's config table, written as in
-//! a TOML inline table: `gopher_quality(text, 'min_doc_words = 100, stop_words = ["the", "and"]')`,
+//! `content_hash` takes the stage's options as a second argument, a string literal with the
+//! keys of the stage's config table, written as in a TOML inline table:
+//! `gopher_quality(text, 'min_doc_words = 100, stop_words = ["the", "and"]')`,
 //! `redact_pii(text, 'kinds = ["email"], placeholders = { email = "[mail]" }')`. A key the stage
 //! does not have, or a bad value, is an error naming the key, as `refinery validate` names it in
 //! a config; c4's `bad_words` path is relative to the current folder.
@@ -82,12 +82,12 @@ fn stage_function(stage: &str, options: &str) -> Result<Apply, String> {
         .and_then(|b| b.strip_suffix('}'))
         .unwrap_or(body);
     let table = format!("{{ {body} }}");
-    let one_line = |e: toml::de::Error| e.message().trim().replace('\n', ": ");
-    let value = DeValue::parse(&table).map_err(one_line)?;
+    let one_line = |e: &toml::de::Error| e.message().trim().replace('\n', ": ");
+    let value = DeValue::parse(&table).map_err(|e| one_line(&e))?;
     let read = StageConfig::deserialize_as(stage, ValueDeserializer::from(value.clone()))
         .ok_or_else(|| format!("no stage of type `{stage}`"))?;
     let config = read.map_err(|e| {
-        let mut message = one_line(e.clone());
+        let mut message = one_line(&e);
         if let Some(span) = e.span() {
             name_key(&mut message, &value, span.start);
         }

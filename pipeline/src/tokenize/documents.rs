@@ -64,18 +64,15 @@ pub fn for_each_id(
     batch_size: usize,
     mut f: impl FnMut(&StringArray, &StringArray),
 ) -> Result<(), TokenizeError> {
-    for part in parts {
-        let input =
-            |e: &dyn std::fmt::Display| TokenizeError::Input(format!("{}: {e}", part.display()));
-        let columns = [col::ID, col::SOURCE];
-        let reader = read_part_columns(part, batch_size, Some(&columns)).map_err(|e| input(&e))?;
-        for batch in reader {
-            let batch = batch.map_err(|e| input(&e))?;
-            let column = |name| string_column(&batch, name, "tokenize").map_err(|e| input(&e));
-            f(column(col::ID)?, column(col::SOURCE)?);
-        }
-    }
-    Ok(())
+    let columns = [col::ID, col::SOURCE];
+    for_each_part_batch(parts, batch_size, Some(&columns), |part, batch| {
+        let column = |name| {
+            string_column(batch, name, "tokenize")
+                .map_err(|e| TokenizeError::Input(format!("{}: {e}", part.display())))
+        };
+        f(column(col::ID)?, column(col::SOURCE)?);
+        Ok(())
+    })
 }
 
 /// Calls `f` with every batch of `parts`, in order.
@@ -84,13 +81,24 @@ pub fn for_each_batch(
     batch_size: usize,
     mut f: impl FnMut(DocColumns<'_>) -> Result<(), TokenizeError>,
 ) -> Result<(), TokenizeError> {
+    for_each_part_batch(parts, batch_size, None, |_, batch| {
+        f(DocColumns::of(batch)?)
+    })
+}
+
+/// Calls `f` with each part and each of its batches (only `columns` when named), in order; a
+/// part that cannot be read is an error naming it.
+fn for_each_part_batch(
+    parts: &[PathBuf],
+    batch_size: usize,
+    columns: Option<&[&str]>,
+    mut f: impl FnMut(&Path, &RecordBatch) -> Result<(), TokenizeError>,
+) -> Result<(), TokenizeError> {
     for part in parts {
-        let reader = read_part(part, batch_size)
-            .map_err(|e| TokenizeError::Input(format!("{}: {e}", part.display())))?;
-        for batch in reader {
-            let batch =
-                batch.map_err(|e| TokenizeError::Input(format!("{}: {e}", part.display())))?;
-            f(DocColumns::of(&batch)?)?;
+        let input =
+            |e: &dyn std::fmt::Display| TokenizeError::Input(format!("{}: {e}", part.display()));
+        for batch in read_part_columns(part, batch_size, columns).map_err(|e| input(&e))? {
+            f(part, &batch.map_err(|e| input(&e))?)?;
         }
     }
     Ok(())

@@ -82,11 +82,6 @@ impl HeldOut {
     pub fn contains(&self, id: &str) -> bool {
         held_out(id, self.fraction) || self.added.contains(id)
     }
-
-    /// How many documents the minimum added to those the fraction holds out.
-    pub fn added(&self) -> usize {
-        self.added.len()
-    }
 }
 
 /// One source's documents seen so far: their count, and the ids with the smallest hashes.
