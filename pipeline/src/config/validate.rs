@@ -182,6 +182,16 @@ pub fn validate(config: &Config, text: &str) -> Vec<ConfigError> {
                 "tokenize.validation_fraction must be at least 0 and below 1".into(),
             );
         }
+        if t.validation_min_docs > crate::tokenize::split::MAX_MIN_DOCS {
+            err(
+                span.clone(),
+                format!(
+                    "tokenize.validation_min_docs must be at most {} (the ids it holds out \
+                     are kept in memory while tokenizing)",
+                    crate::tokenize::split::MAX_MIN_DOCS
+                ),
+            );
+        }
         if let Some(d) = &t.dataset
             && !config.persisted_stages().contains(d)
         {
@@ -386,6 +396,17 @@ mod tests {
         assert!(p.iter().all(|m| m.starts_with("line 6:")), "{p:?}");
         assert!(p[0].contains("exactly one of `tokenizer`"), "{p:?}");
         assert!(p[3].contains("`nope` is not a dataset"), "{p:?}");
+        let minimum = |n: usize| {
+            problems(&format!(
+                "{base}[tokenize]\nroot='t'\ntokenizer='t.json'\nvalidation_min_docs={n}\n"
+            ))
+        };
+        assert!(minimum(crate::tokenize::split::MAX_MIN_DOCS).is_empty());
+        let p = minimum(crate::tokenize::split::MAX_MIN_DOCS + 1);
+        assert!(
+            p.len() == 1 && p[0].contains("validation_min_docs must be at most 1000000"),
+            "{p:?}"
+        );
         let both = problems(&format!(
             "{base}[tokenize]\nroot='t'\ntokenizer='t.json'\ntrain_vocab_size=100\n"
         ));

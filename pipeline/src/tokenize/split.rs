@@ -8,13 +8,17 @@
 //! the same one, so the documents the fraction holds out come first and stay held out, and a
 //! document held out by a smaller minimum is held out by a larger one. Finding them reads the
 //! ids and sources of the dataset once before tokenizing (two columns of Parquet); the memory
-//! is N ids per source.
+//! is N ids per source, and `refinery validate` refuses N above [`MAX_MIN_DOCS`].
 
 use std::collections::{BTreeMap, BinaryHeap, HashSet};
 use std::path::PathBuf;
 
 use super::TokenizeError;
 use super::documents::for_each_id;
+
+/// The largest `validation_min_docs`: up to that many ids per source are held in memory while
+/// the minimum is found.
+pub const MAX_MIN_DOCS: usize = 1_000_000;
 
 /// Whether a document is held out by the fraction alone: its id's hash falls in the first
 /// `fraction` of the range.
