@@ -256,8 +256,9 @@ fn quality_language_and_pii_stages_explain_every_decision_and_edit() {
 
 /// The stages' SQL functions, given the options a run's stages had, repeat what those stages did
 /// on real documents: each rule function names exactly the documents its stage dropped, by the
-/// same rule, and `normalize` and `redact_pii` give the texts those stages wrote; with the
-/// defaults instead, each gives something else (the options are not ignored).
+/// same rule, `normalize` and `redact_pii` give the texts those stages wrote, and `language` and
+/// `language_score` the columns the language stage wrote; with the defaults instead, each gives
+/// something else (the options are not ignored).
 #[test]
 fn sql_functions_with_a_stages_options_repeat_its_decisions() {
     let dir = scratch("sql-options");
@@ -336,4 +337,19 @@ fn sql_functions_with_a_stages_options_repeat_its_decisions() {
         );
         assert!(f[0] == 0 && f[1] > 0 && f[2] > 0, "{stage}: {f:?}");
     }
+
+    // Detection: [kept documents whose language or score the functions with the stage's
+    // options do not repeat, kept documents, disagreements with the defaults].
+    let options = stages[4].1;
+    let f: Vec<u64> = query_row(
+        &out,
+        &format!(
+            "SELECT count(*) FILTER (WHERE language(a.text, '{options}') <> b.language \
+             OR language_score(a.text, '{options}') <> b.language_score), count(*), \
+             count(*) FILTER (WHERE language(a.text) <> b.language \
+             OR language_score(a.text) <> b.language_score) \
+             FROM c4 a JOIN language b ON a.id = b.id"
+        ),
+    );
+    assert!(f[0] == 0 && f[1] > 100 && f[2] > 0, "language: {f:?}");
 }

@@ -100,8 +100,9 @@ pub enum Command {
     /// Besides DataFusion's own functions, each stage's rule is a function of a text:
     /// `normalize(text)` and `redact_pii(text)` (the text as the stage writes it),
     /// `gopher_quality`, `gopher_repetition`, `c4`, `fineweb` and `language_rule` (the rule that
-    /// drops the text, or NULL), `language(text)` and `content_hash(text)`. All but the last two
-    /// take the stage's options as a second argument, as in a TOML inline table:
+    /// drops the text, or NULL), `language(text)`, `language_score(text)` and
+    /// `content_hash(text)`. All but the last take the stage's options as a second argument, as
+    /// in a TOML inline table:
     /// `fineweb(text, 'short_line_length = 40')`.
     Query {
         /// The SQL statement.

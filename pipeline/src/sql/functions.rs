@@ -7,12 +7,13 @@
 //! | `normalize(text)` | the text as the `normalize` stage writes it |
 //! | `gopher_quality(text)`, `gopher_repetition(text)`, `fineweb(text)`, `c4(text)` | the rule that drops the text (`gopher_quality.min_doc_words`, ...), NULL when it passes |
 //! | `language(text)` | the detected language, as the `language` column (`eng`, `fra`, ...; `und` when none) |
+//! | `language_score(text)` | the detection's confidence in 0..1, as the `language_score` column |
 //! | `language_rule(text)` | the `language` stage's rule that drops the text (`language.other`, `language.low_score`), NULL when it passes |
 //! | `redact_pii(text)` | the text with e-mail addresses, IP addresses and phone numbers replaced, as the `pii` stage writes it |
 //! | `content_hash(text)` | xxh3-64 of the text in hex, as the documents' `content_hash` column |
 //!
 //! Alone, a text gets the default settings of the stage of the same name (`pii` for
-//! `redact_pii`, `language` for `language_rule`). Every function but `language` and
+//! `redact_pii`, `language` for the three language functions). Every function but
 //! `content_hash` takes the stage's options as a second argument, a string literal with the
 //! keys of the stage's config table, written as in a TOML inline table:
 //! `gopher_quality(text, 'min_doc_words = 100, stop_words = ["the", "and"]')`,
@@ -26,7 +27,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use arrow::array::{AsArray, StringArray};
+use arrow::array::{ArrayRef, AsArray, Float64Array, StringArray};
 use arrow::datatypes::DataType;
 use datafusion::common::{DataFusionError, Result, ScalarValue, exec_err};
 use datafusion::logical_expr::{
@@ -34,23 +35,72 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 use filters::Verdict;
-use filters::language::LanguageRule;
 use filters::normalize::normalize;
 use toml::de::{DeValue, ValueDeserializer};
 
 use crate::config::sections::name_key;
 use crate::stages::StageConfig;
 
-/// A function's work on one text: the text it returns, `None` for NULL.
-type Apply = Arc<dyn for<'a> Fn(&'a str) -> Option<Cow<'a, str>> + Send + Sync>;
+/// A function of a text that returns text, borrowed from its argument where it can be.
+type TextFn = dyn for<'a> Fn(&'a str) -> Option<Cow<'a, str>> + Send + Sync;
+
+/// A function of a text that returns a number.
+type NumberFn = dyn Fn(&str) -> Option<f64> + Send + Sync;
+
+/// A function's work on one text: the text or number it returns, `None` for NULL.
+#[derive(Clone)]
+enum Apply {
+    /// Text values.
+    Text(Arc<TextFn>),
+    /// Number values.
+    Number(Arc<NumberFn>),
+}
+
+impl Apply {
+    /// The type of the function's values.
+    fn data_type(&self) -> DataType {
+        match self {
+            Apply::Text(_) => DataType::Utf8,
+            Apply::Number(_) => DataType::Float64,
+        }
+    }
+
+    /// The function over a column of texts.
+    fn array(&self, texts: &StringArray) -> ArrayRef {
+        match self {
+            Apply::Text(f) => Arc::new(
+                texts
+                    .iter()
+                    .map(|t| t.and_then(&**f))
+                    .collect::<StringArray>(),
+            ),
+            Apply::Number(f) => Arc::new(
+                texts
+                    .iter()
+                    .map(|t| t.and_then(&**f))
+                    .collect::<Float64Array>(),
+            ),
+        }
+    }
+
+    /// The function of one text.
+    fn scalar(&self, text: Option<&str>) -> ScalarValue {
+        match self {
+            Apply::Text(f) => ScalarValue::Utf8(text.and_then(&**f).map(Cow::into_owned)),
+            Apply::Number(f) => ScalarValue::Float64(text.and_then(&**f)),
+        }
+    }
+}
 
 /// The functions that take their stage's options, each with the `type` of that stage.
-const WITH_OPTIONS: [(&str, &str); 7] = [
+const WITH_OPTIONS: [(&str, &str); 9] = [
     ("normalize", "normalize"),
     ("gopher_quality", "gopher_quality"),
     ("gopher_repetition", "gopher_repetition"),
     ("fineweb", "fineweb"),
     ("c4", "c4"),
+    ("language", "language"),
+    ("language_score", "language"),
     ("language_rule", "language"),
     ("redact_pii", "pii"),
 ];
@@ -58,24 +108,22 @@ const WITH_OPTIONS: [(&str, &str); 7] = [
 /// Registers every function of this module in `ctx`.
 pub fn register(ctx: &SessionContext) {
     for (name, stage) in WITH_OPTIONS {
-        let defaults = stage_function(stage, "").expect("a stage's defaults are valid");
-        ctx.register_udf(text_function(name, Some(stage), defaults));
+        let defaults = stage_function(name, stage, "").expect("a stage's defaults are valid");
+        ctx.register_udf(sql_function(name, Some(stage), defaults));
     }
-    let language = LanguageRule::default();
-    let language = apply(move |t| Some(Cow::Borrowed(language.detect(t).language)));
-    ctx.register_udf(text_function("language", None, language));
-    let content_hash = apply(|t| Some(Cow::Owned(crate::schema::content_hash(t))));
-    ctx.register_udf(text_function("content_hash", None, content_hash));
+    let content_hash = text(|t| Some(Cow::Owned(crate::schema::content_hash(t))));
+    ctx.register_udf(sql_function("content_hash", None, content_hash));
 }
 
 /// `f` as an [`Apply`] (a closure passed here gets the signature that borrows from its text).
-fn apply(f: impl for<'a> Fn(&'a str) -> Option<Cow<'a, str>> + Send + Sync + 'static) -> Apply {
-    Arc::new(f)
+fn text(f: impl for<'a> Fn(&'a str) -> Option<Cow<'a, str>> + Send + Sync + 'static) -> Apply {
+    Apply::Text(Arc::new(f))
 }
 
-/// The function of the stage of type `stage` with `options`: the keys of its config table,
-/// written as in a TOML inline table, with or without the braces. The error names the key.
-fn stage_function(stage: &str, options: &str) -> Result<Apply, String> {
+/// The function `name` of the stage of type `stage` with `options`: the keys of its config
+/// table, written as in a TOML inline table, with or without the braces. The error names the
+/// key.
+fn stage_function(name: &str, stage: &str, options: &str) -> Result<Apply, String> {
     let body = options.trim();
     let body = body
         .strip_prefix('{')
@@ -101,40 +149,47 @@ fn stage_function(stage: &str, options: &str) -> Result<Apply, String> {
     Ok(match config {
         StageConfig::Normalize(c) => {
             let options = c.options();
-            apply(move |t| Some(normalize(t, &options)))
+            text(move |t| Some(normalize(t, &options)))
         }
         StageConfig::GopherQuality(c) => {
             let rules = c.rules();
-            apply(move |t| rule(rules.check(t)))
+            text(move |t| rule(rules.check(t)))
         }
         StageConfig::GopherRepetition(c) => {
             let rules = c.rules();
-            apply(move |t| rule(rules.check(t)))
+            text(move |t| rule(rules.check(t)))
         }
         StageConfig::Fineweb(c) => {
             let rules = c.rules();
-            apply(move |t| rule(rules.check(t)))
+            text(move |t| rule(rules.check(t)))
         }
         StageConfig::C4(c) => {
             let rules = c.rules()?;
-            apply(move |t| rule(rules.apply(t).verdict))
+            text(move |t| rule(rules.apply(t).verdict))
         }
         StageConfig::Language(c) => {
             let language = c.rule();
-            apply(move |t| rule(language.check(t).1))
+            match name {
+                "language" => text(move |t| Some(Cow::Borrowed(language.detect(t).language))),
+                "language_score" => {
+                    Apply::Number(Arc::new(move |t| Some(language.detect(t).score)))
+                }
+                _ => text(move |t| rule(language.check(t).1)),
+            }
         }
         StageConfig::Pii(c) => {
             let redactor = c.redactor();
-            apply(move |t| Some(redactor.redact(t).0.map_or(Cow::Borrowed(t), Cow::Owned)))
+            text(move |t| Some(redactor.redact(t).0.map_or(Cow::Borrowed(t), Cow::Owned)))
         }
         _ => return Err(format!("the `{stage}` stage has no SQL function")),
     })
 }
 
-/// A SQL function of one text that returns text, or NULL where it gives `None` (and for a NULL
-/// text). With a `stage`, an optional second argument gives that stage's options (see
-/// [`stage_function`]); each options string is read once per query session.
-fn text_function(name: &'static str, stage: Option<&'static str>, defaults: Apply) -> ScalarUDF {
+/// A SQL function of one text that returns what `defaults` returns, or NULL where it gives
+/// `None` (and for a NULL text). With a `stage`, an optional second argument gives that stage's
+/// options (see [`stage_function`]); each options string is read once per query session.
+fn sql_function(name: &'static str, stage: Option<&'static str>, defaults: Apply) -> ScalarUDF {
+    let data_type = defaults.data_type();
     let text = TypeSignature::Exact(vec![DataType::Utf8]);
     let signature = match stage {
         Some(_) => Signature::one_of(
@@ -152,7 +207,7 @@ fn text_function(name: &'static str, stage: Option<&'static str>, defaults: Appl
         if let Some(f) = configured.get(options) {
             return Ok(f.clone());
         }
-        let f = stage_function(stage, options).map_err(|e| {
+        let f = stage_function(name, stage, options).map_err(|e| {
             DataFusionError::Execution(format!("{name}: bad options '{options}': {e}"))
         })?;
         configured.insert(options.clone(), f.clone());
@@ -172,12 +227,11 @@ fn text_function(name: &'static str, stage: Option<&'static str>, defaults: Appl
                 let Some(texts) = texts.as_string_opt::<i32>() else {
                     return exec_err!("{name}: expected text, got {}", texts.data_type());
                 };
-                let out: StringArray = texts.iter().map(|t| t.and_then(&*f)).collect();
-                Ok(ColumnarValue::Array(Arc::new(out)))
+                Ok(ColumnarValue::Array(f.array(texts)))
             }
-            ColumnarValue::Scalar(ScalarValue::Utf8(text)) => Ok(ColumnarValue::Scalar(
-                ScalarValue::Utf8(text.as_deref().and_then(&*f).map(Cow::into_owned)),
-            )),
+            ColumnarValue::Scalar(ScalarValue::Utf8(text)) => {
+                Ok(ColumnarValue::Scalar(f.scalar(text.as_deref())))
+            }
             ColumnarValue::Scalar(other) => {
                 exec_err!("{name}: expected text, got {}", other.data_type())
             }
@@ -186,7 +240,7 @@ fn text_function(name: &'static str, stage: Option<&'static str>, defaults: Appl
     ScalarUDF::from(SimpleScalarUDF::new_with_signature(
         name,
         signature,
-        DataType::Utf8,
+        data_type,
         Arc::new(fun),
     ))
 }
@@ -194,8 +248,10 @@ fn text_function(name: &'static str, stage: Option<&'static str>, defaults: Appl
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{Array, ArrayRef, Int32Array, RecordBatch};
+    use arrow::array::{Array, Int32Array, RecordBatch};
+    use arrow::datatypes::Float64Type;
     use datafusion::datasource::MemTable;
+    use filters::language::LanguageRule;
     use filters::normalize::NormalizeOptions;
     use filters::pii::Redactor;
     use filters::quality::c4::C4;
@@ -203,7 +259,7 @@ mod tests {
     use filters::quality::gopher_quality::GopherQuality;
     use filters::quality::gopher_repetition::GopherRepetition;
 
-    const NAMES: [&str; 9] = [
+    const NAMES: [&str; 10] = [
         "normalize",
         "gopher_quality",
         "gopher_repetition",
@@ -211,6 +267,7 @@ mod tests {
         "c4",
         "language_rule",
         "language",
+        "language_score",
         "redact_pii",
         "content_hash",
     ];
@@ -230,6 +287,7 @@ mod tests {
             rule(C4::default().apply(text).verdict),
             rule(LanguageRule::default().check(text).1),
             Some(LanguageRule::default().detect(text).language.to_string()),
+            Some(LanguageRule::default().detect(text).score.to_string()),
             Some(
                 Redactor::default()
                     .redact(text)
@@ -290,14 +348,17 @@ mod tests {
         })
     }
 
-    /// The text columns of `batches`, row by row.
+    /// The columns of `batches` (text, or numbers as Rust writes them), row by row.
     fn rows(batches: &[RecordBatch]) -> Vec<Vec<Option<String>>> {
         let batch = arrow::compute::concat_batches(&batches[0].schema(), batches).unwrap();
         (0..batch.num_rows())
             .map(|r| {
-                let text = |c: &ArrayRef| {
-                    let c = c.as_string::<i32>();
-                    c.is_valid(r).then(|| c.value(r).to_string())
+                let text = |c: &ArrayRef| match c.as_primitive_opt::<Float64Type>() {
+                    Some(c) => c.is_valid(r).then(|| c.value(r).to_string()),
+                    None => {
+                        let c = c.as_string::<i32>();
+                        c.is_valid(r).then(|| c.value(r).to_string())
+                    }
                 };
                 batch.columns().iter().map(text).collect()
             })
@@ -366,6 +427,11 @@ mod tests {
             min_score: 0.0,
             ..Default::default()
         };
+        let detection = LanguageRule {
+            max_chars: 4,
+            ..Default::default()
+        };
+        let scoring = detection.clone();
         let redactor = Redactor {
             placeholders: [Some("[mail]".into()), None, None, None],
         };
@@ -403,6 +469,16 @@ mod tests {
                 "language_rule",
                 r#"languages = ["fra", "eng"], min_score = 0"#,
                 Box::new(move |t| rule(language.check(t).1)),
+            ),
+            (
+                "language",
+                "max_chars = 4",
+                Box::new(move |t| Some(detection.detect(t).language.to_string())),
+            ),
+            (
+                "language_score",
+                "max_chars = 4",
+                Box::new(move |t| Some(scoring.detect(t).score.to_string())),
             ),
             (
                 "redact_pii",
@@ -474,9 +550,9 @@ mod tests {
         }
         let error = sql(
             &ctx,
-            "SELECT language(t, 'max_chars = 5') FROM texts",
+            "SELECT content_hash(t, 'seed = 1') FROM texts",
             vec![],
         );
-        assert!(error.is_err(), "language takes no options");
+        assert!(error.is_err(), "content_hash takes no options");
     }
 }
