@@ -1,16 +1,19 @@
 //! The speed of the per-text rules by themselves: `normalize`, the word splitter the word-based
-//! filters share, and the quality filters, each with its stage's default settings over the texts
-//! of JSONL files held in memory, on one thread, with no Arrow, Parquet or executor around it.
+//! filters share, the quality filters, and the `minhash_dedup` stage's work per text (shingles,
+//! signature, band keys) in both its schemes, each with its stage's default settings over the
+//! texts of JSONL files held in memory, on one thread, with no Arrow, Parquet or executor around
+//! it.
 //! Each rule's speed is the best of `--rounds` passes. `normalize` also gets a row per path it
 //! takes (text unchanged, sliced, rewritten) and its speed over the texts it rewrites (its slow
-//! path). The word splitter's row comes with a digest of where every word lies, to check that a
-//! change to the splitter keeps its words. `bench/rules.sh` runs it over the corpus.
+//! path). The word splitter's row comes with a digest of where every word lies, and each MinHash
+//! row with a digest of every band key, to check that a change keeps the words and signatures. `bench/rules.sh` runs it over the corpus.
 //!
 //! ```sh
 //! cargo run --release -p pipeline --example rule_speed -- [--rounds N] [--only RULE,...] FILE.jsonl.zst...
 //! ```
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -18,6 +21,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use dedup::minhash::MinHasher;
+use dedup::shingle::{Shingling, shingle_hashes};
 use filters::normalize::{NormalizeOptions, normalize};
 use filters::quality::c4::C4;
 use filters::quality::fineweb::FineWeb;
@@ -26,6 +31,7 @@ use filters::quality::gopher_repetition::GopherRepetition;
 use filters::words::for_each_word;
 use pipeline::ingest::decode::decoded;
 use pipeline::ingest::record::parse_record;
+use pipeline::stages::minhash_dedup::DATATROVE_WORDS;
 use xxhash_rust::xxh3::Xxh3;
 
 /// Rules by themselves over the texts of JSONL files.
@@ -34,8 +40,8 @@ struct Args {
     /// Passes over the texts; the fastest counts.
     #[arg(long, default_value_t = 5)]
     rounds: usize,
-    /// The rules to time, of normalize, words, gopher_repetition, gopher_quality, c4, fineweb
-    /// (default: all).
+    /// The rules to time, of normalize, words, gopher_repetition, gopher_quality, c4, fineweb,
+    /// minhash, minhash_datatrove (default: all).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// JSONL files (`.jsonl`, `.jsonl.gz`, `.jsonl.zst`) with a `text` field.
@@ -98,7 +104,62 @@ fn rules() -> Vec<Rule> {
             "dropped",
             Box::new(move |t| usize::from(fineweb.check(t).is_some())),
         ),
+        minhash_rule("minhash"),
+        minhash_rule("minhash_datatrove"),
     ]
+}
+
+/// The `minhash_dedup` stage's defaults (5-word shingles, 14 bands × 8 rows, seed 1) in the
+/// scheme the row `name` times: Refinery's, or datatrove's for `minhash_datatrove`.
+fn minhash_scheme(name: &str) -> (Shingling, MinHasher) {
+    match name {
+        "minhash_datatrove" => (
+            Shingling::JoinedWords(5, DATATROVE_WORDS),
+            MinHasher::datatrove(14, 8, 1),
+        ),
+        _ => (Shingling::Words(5), MinHasher::new(14, 8, 1)),
+    }
+}
+
+/// The row `name` of [`minhash_scheme`]: counts the texts with a signature.
+fn minhash_rule(name: &'static str) -> Rule {
+    let (shingling, hasher) = minhash_scheme(name);
+    let shingles = RefCell::new(Vec::new());
+    Rule {
+        name,
+        counts: "signed",
+        apply: Box::new(move |t| {
+            let keys = band_keys(t, shingling, &hasher, &mut shingles.borrow_mut());
+            usize::from(std::hint::black_box(keys).is_some())
+        }),
+    }
+}
+
+/// The `minhash_dedup` stage's first pass over one text: shingle hashes (into `shingles`),
+/// signature, band keys; `None` for a text without shingles.
+fn band_keys(
+    text: &str,
+    shingling: Shingling,
+    hasher: &MinHasher,
+    shingles: &mut Vec<u64>,
+) -> Option<Vec<u64>> {
+    shingles.clear();
+    shingle_hashes(text, shingling, shingles);
+    hasher.signature(shingles).map(|s| hasher.band_keys(&s))
+}
+
+/// A hash of every band key of every text, in the scheme of the row `name`: equal digests
+/// before and after a change to shingling or signatures mean the same candidate pairs.
+fn band_key_digest(texts: &[&str], name: &str) -> u64 {
+    let (shingling, hasher) = minhash_scheme(name);
+    let (mut digest, mut shingles) = (Xxh3::new(), Vec::new());
+    for text in texts {
+        for key in band_keys(text, shingling, &hasher, &mut shingles).unwrap_or_default() {
+            digest.update(&key.to_le_bytes());
+        }
+        digest.update(&u64::MAX.to_le_bytes());
+    }
+    digest.digest()
 }
 
 fn main() -> Result<()> {
@@ -128,6 +189,13 @@ fn main() -> Result<()> {
         row(rule.name, &all, speed, &format!("{count} {}", rule.counts));
         if rule.name == "words" {
             println!("{:<20} digest {:016x}", "", word_digest(&all));
+        }
+        if rule.name.starts_with("minhash") {
+            println!(
+                "{:<20} digest {:016x}",
+                "",
+                band_key_digest(&all, rule.name)
+            );
         }
     }
     Ok(())

@@ -91,7 +91,7 @@ impl Default for MinhashDedupConfig {
 }
 
 /// The words datatrove's English MinHash shingles: spaCy's, of its simplified text.
-const DATATROVE_WORDS: WordSplitter = WordSplitter {
+pub const DATATROVE_WORDS: WordSplitter = WordSplitter {
     name: "datatrove-en",
     split: filters::simplify::for_each_simplified_word,
 };
