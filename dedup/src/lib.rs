@@ -17,6 +17,7 @@ pub mod datatrove;
 pub mod exact;
 pub mod jaccard;
 pub mod minhash;
+mod minima;
 pub mod params;
 pub mod shingle;
 pub mod union_find;

@@ -11,7 +11,8 @@
 
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-use crate::datatrove::{MERSENNE_PRIME, hash_parameters};
+use crate::datatrove::hash_parameters;
+use crate::minima::minima;
 
 /// A family of hash functions `h(x)` built from parameters `a` and `b`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,27 +90,7 @@ impl MinHasher {
         if shingles.is_empty() {
             return None;
         }
-        let params = self.a.iter().zip(&self.b);
-        match self.family {
-            Family::MultiplyShift => {
-                let mut sig = vec![u32::MAX; self.a.len()];
-                for &x in shingles {
-                    for (s, (&a, &b)) in sig.iter_mut().zip(params.clone()) {
-                        *s = (*s).min((a.wrapping_mul(x).wrapping_add(b) >> 32) as u32);
-                    }
-                }
-                Some(sig)
-            }
-            Family::MersennePrime => {
-                let mut minima = vec![u64::MAX; self.a.len()];
-                for &x in shingles {
-                    for (m, (&a, &b)) in minima.iter_mut().zip(params.clone()) {
-                        *m = (*m).min(mod_mersenne(a.wrapping_mul(x).wrapping_add(b)));
-                    }
-                }
-                Some(minima.iter().map(|&m| (m ^ (m >> 32)) as u32).collect())
-            }
-        }
+        Some(minima(self.family, &self.a, &self.b, shingles))
     }
 
     /// The key of each band of `signature`.
@@ -122,17 +103,6 @@ impl MinHasher {
                 xxh3_64_with_seed(&bytes, band as u64)
             })
             .collect()
-    }
-}
-
-/// `x mod (2⁶¹ − 1)` without a division: `x = hi·2⁶¹ + lo` and `2⁶¹ ≡ 1`, so `x ≡ hi + lo`,
-/// which is below `2 · (2⁶¹ − 1)`.
-fn mod_mersenne(x: u64) -> u64 {
-    let r = (x & MERSENNE_PRIME) + (x >> 61);
-    if r >= MERSENNE_PRIME {
-        r - MERSENNE_PRIME
-    } else {
-        r
     }
 }
 
@@ -241,11 +211,6 @@ mod tests {
         }
 
         #[test]
-        fn the_mersenne_reduction_is_the_remainder(x in any::<u64>()) {
-            prop_assert_eq!(mod_mersenne(x), x % MERSENNE_PRIME);
-        }
-
-        #[test]
         fn identical_sets_always_collide(set in proptest::collection::vec(any::<u64>(), 1..50), seed in any::<u64>()) {
             let mut shuffled = set.clone();
             shuffled.reverse();
@@ -255,20 +220,6 @@ mod tests {
                 prop_assert_eq!(&a, &b);
                 prop_assert_eq!(h.band_keys(&a), h.band_keys(&b));
             }
-        }
-    }
-
-    #[test]
-    fn the_reduction_at_its_edges() {
-        for x in [
-            0,
-            1,
-            MERSENNE_PRIME - 1,
-            MERSENNE_PRIME,
-            MERSENNE_PRIME + 1,
-            u64::MAX,
-        ] {
-            assert_eq!(mod_mersenne(x), x % MERSENNE_PRIME, "{x}");
         }
     }
 
