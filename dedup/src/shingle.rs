@@ -3,9 +3,11 @@
 //! Word shingles see a text as its words: maximal runs of alphanumeric characters, lowercased,
 //! with diacritics removed and every number (digits, with an optional `.` or `,` decimal part)
 //! written as `0`, so punctuation, case, spacing, accents and changed numbers (dates, counters,
-//! prices) do not hide a duplicate. These are the text simplifications of datatrove and FineWeb. Character shingles see the
-//! lowercased text as a sequence of characters. A text with fewer than `n` units has one shingle
-//! of all of them; a text with none (empty, or only punctuation) has no shingles.
+//! prices) do not hide a duplicate. These are the text simplifications of datatrove and FineWeb.
+//! Words are found by a scan that classifies ASCII bytes without decoding them, and a word of
+//! lower-case ASCII letters is hashed where it lies. Character shingles see the lowercased text
+//! as a sequence of characters. A text with fewer than `n` units has one shingle of all of them;
+//! a text with none (empty, or only punctuation) has no shingles.
 
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
@@ -48,32 +50,81 @@ pub fn shingle_set(text: &str, shingling: Shingling) -> Vec<u64> {
 fn word_shingles(text: &str, n: usize, out: &mut Vec<u64>) {
     let mut words: Vec<u64> = Vec::new();
     let mut word = String::new();
-    let mut rest = text;
     // A number continues across one `.` or `,` into more digits: "3.14" is one number.
     let mut previous_was_number = false;
-    while let Some(start) = rest.find(char::is_alphanumeric) {
-        let separator = &rest[..start];
-        let end = rest[start..]
-            .find(|c: char| !c.is_alphanumeric())
-            .map_or(rest.len(), |e| start + e);
-        let token = &rest[start..end];
-        rest = &rest[end..];
-        let is_number = token.chars().all(|c| c.is_numeric());
+    let mut end = 0;
+    while let Some(token) = next_token(text, end) {
+        let separator = &text[end..token.start];
+        end = token.end;
+        let letters = &text[token.start..token.end];
+        let is_number = if token.ascii {
+            letters.bytes().all(|b| b.is_ascii_digit())
+        } else {
+            letters.chars().all(char::is_numeric)
+        };
         if is_number && previous_was_number && matches!(separator, "." | ",") {
             continue;
         }
         previous_was_number = is_number;
-        simplify_word(token, &mut word);
+        // Lower-case ASCII letters are their own simplification.
+        if token.ascii && letters.bytes().all(|b| b.is_ascii_lowercase()) {
+            words.push(xxh3_64(letters.as_bytes()));
+            continue;
+        }
+        word.clear();
+        if token.ascii {
+            simplify_word(letters.bytes().map(char::from), &mut word);
+        } else {
+            simplify_word(letters.chars(), &mut word);
+        }
         words.push(xxh3_64(word.as_bytes()));
     }
     window_hashes(&words, n, out);
 }
 
-/// `token` lowercased, without diacritics, each run of digits written as `0`.
-fn simplify_word(token: &str, out: &mut String) {
-    out.clear();
+/// A maximal run of alphanumeric characters: its byte range, and whether it is all ASCII.
+struct Token {
+    start: usize,
+    end: usize,
+    ascii: bool,
+}
+
+/// The first [`Token`] of `text` at or after byte `from` (a character boundary). ASCII bytes
+/// are classified without decoding; other characters by `char::is_alphanumeric`.
+fn next_token(text: &str, from: usize) -> Option<Token> {
+    let mut start = from;
+    loop {
+        let (alphanumeric, len) = char_at(text, start)?;
+        if alphanumeric {
+            break;
+        }
+        start += len;
+    }
+    let (mut end, mut ascii) = (start, true);
+    while let Some((true, len)) = char_at(text, end) {
+        ascii &= len == 1;
+        end += len;
+    }
+    Some(Token { start, end, ascii })
+}
+
+/// Whether the character at byte `i` of `text` (a character boundary) is alphanumeric, and its
+/// length in bytes; `None` at the end.
+#[inline(always)]
+fn char_at(text: &str, i: usize) -> Option<(bool, usize)> {
+    let b = *text.as_bytes().get(i)?;
+    if b.is_ascii() {
+        return Some((b.is_ascii_alphanumeric(), 1));
+    }
+    let c = text[i..].chars().next()?;
+    Some((c.is_alphanumeric(), c.len_utf8()))
+}
+
+/// A token's characters lowercased, without diacritics, each run of digits written as `0`,
+/// appended to `out`.
+fn simplify_word(token: impl Iterator<Item = char>, out: &mut String) {
     let mut in_number = false;
-    for c in token.chars() {
+    for c in token {
         if c.is_numeric() {
             if !in_number {
                 out.push('0');
@@ -109,19 +160,86 @@ fn window_hashes(units: &[u64], n: usize, out: &mut Vec<u64>) {
     if units.is_empty() {
         return;
     }
-    let mut bytes = Vec::with_capacity(8 * n);
-    for window in units.windows(n.min(units.len())) {
-        bytes.clear();
-        window
-            .iter()
-            .for_each(|u| bytes.extend_from_slice(&u.to_le_bytes()));
-        out.push(xxh3_64_with_seed(&bytes, n as u64));
+    // Window i's bytes are bytes[8i..8(i + n)] of all the units' bytes, laid out once.
+    let bytes: Vec<u8> = units.iter().flat_map(|u| u.to_le_bytes()).collect();
+    let width = 8 * n.min(units.len());
+    for start in (0..=bytes.len() - width).step_by(8) {
+        out.push(xxh3_64_with_seed(&bytes[start..start + width], n as u64));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Word shingles as they were found before the ASCII scan: every token by
+    /// `char::is_alphanumeric` over decoded characters.
+    fn word_shingles_by_chars(text: &str, n: usize) -> Vec<u64> {
+        let mut words: Vec<u64> = Vec::new();
+        let mut word = String::new();
+        let mut rest = text;
+        let mut previous_was_number = false;
+        while let Some(start) = rest.find(char::is_alphanumeric) {
+            let separator = &rest[..start];
+            let end = rest[start..]
+                .find(|c: char| !c.is_alphanumeric())
+                .map_or(rest.len(), |e| start + e);
+            let token = &rest[start..end];
+            rest = &rest[end..];
+            let is_number = token.chars().all(|c| c.is_numeric());
+            if is_number && previous_was_number && matches!(separator, "." | ",") {
+                continue;
+            }
+            previous_was_number = is_number;
+            word.clear();
+            simplify_word(token.chars(), &mut word);
+            words.push(xxh3_64(word.as_bytes()));
+        }
+        windows_one_by_one(&words, n)
+    }
+
+    /// Window hashes as they were computed before the units' bytes were laid out once: each
+    /// window's bytes copied out and hashed.
+    fn windows_one_by_one(units: &[u64], n: usize) -> Vec<u64> {
+        let mut out = Vec::new();
+        for window in units.windows(n.min(units.len()).max(1)) {
+            let bytes: Vec<u8> = window.iter().flat_map(|u| u.to_le_bytes()).collect();
+            out.push(xxh3_64_with_seed(&bytes, n as u64));
+        }
+        out
+    }
+
+    proptest! {
+        /// The byte scan finds the tokens, numbers and words that decoding every character
+        /// finds, in ASCII, in mixed text (accents, other scripts, Unicode digits and letters
+        /// whose lowercase is longer) and in any string.
+        #[test]
+        fn the_ascii_scan_finds_the_same_shingles(
+            mixed in "[a-zA-Z0-9 .,;\\-\n\téÉßİ²½٣\u{301}\u{a0}日本]{0,80}",
+            any_text in any::<String>(),
+            n in 1usize..6,
+        ) {
+            for text in [&mixed, &any_text] {
+                let mut got = Vec::new();
+                word_shingles(text, n, &mut got);
+                prop_assert_eq!(got, word_shingles_by_chars(text, n), "{:?}", text);
+            }
+        }
+
+        /// Windows hashed from the bytes laid out once are the windows hashed one by one, for
+        /// fewer units than `n` too.
+        #[test]
+        fn windows_are_hashed_as_copied_out(
+            units in proptest::collection::vec(any::<u64>(), 0..40),
+            n in 1usize..8,
+        ) {
+            let mut got = Vec::new();
+            window_hashes(&units, n, &mut got);
+            let want = if units.is_empty() { Vec::new() } else { windows_one_by_one(&units, n) };
+            prop_assert_eq!(got, want);
+        }
+    }
 
     #[test]
     fn words_ignore_case_punctuation_and_spacing() {
@@ -147,7 +265,7 @@ mod tests {
             shingle_set("paid 350 eur", w)
         );
         let mut word = String::new();
-        simplify_word("Ünïcode42x7", &mut word);
+        simplify_word("Ünïcode42x7".chars(), &mut word);
         assert_eq!(word, "unicode0x0");
     }
 
