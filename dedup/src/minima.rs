@@ -55,7 +55,7 @@ fn minima_portable(family: Family, a: &[u64], b: &[u64], shingles: &[u64]) -> Ve
 /// `x mod (2⁶¹ − 1)` without a division: `x = hi·2⁶¹ + lo` and `2⁶¹ ≡ 1`, so `x ≡ hi + lo`,
 /// which is below `2 · (2⁶¹ − 1)`.
 #[inline(always)]
-pub(crate) fn mod_mersenne(x: u64) -> u64 {
+fn mod_mersenne(x: u64) -> u64 {
     let r = (x & MERSENNE_PRIME) + (x >> 61);
     if r >= MERSENNE_PRIME {
         r - MERSENNE_PRIME
