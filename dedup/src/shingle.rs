@@ -9,6 +9,8 @@
 //! as a sequence of characters. A text with fewer than `n` units has one shingle of all of them;
 //! a text with none (empty, or only punctuation) has no shingles.
 
+use std::ops::Range;
+
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
@@ -56,42 +58,27 @@ fn word_shingles(text: &str, n: usize, out: &mut Vec<u64>) {
     while let Some(token) = next_token(text, end) {
         let separator = &text[end..token.start];
         end = token.end;
-        let letters = &text[token.start..token.end];
-        let is_number = if token.ascii {
-            letters.bytes().all(|b| b.is_ascii_digit())
-        } else {
-            letters.chars().all(char::is_numeric)
-        };
+        let letters = &text[token];
+        let is_number = letters.chars().all(char::is_numeric);
         if is_number && previous_was_number && matches!(separator, "." | ",") {
             continue;
         }
         previous_was_number = is_number;
         // Lower-case ASCII letters are their own simplification.
-        if token.ascii && letters.bytes().all(|b| b.is_ascii_lowercase()) {
+        if letters.bytes().all(|b| b.is_ascii_lowercase()) {
             words.push(xxh3_64(letters.as_bytes()));
             continue;
         }
-        word.clear();
-        if token.ascii {
-            simplify_word(letters.bytes().map(char::from), &mut word);
-        } else {
-            simplify_word(letters.chars(), &mut word);
-        }
+        simplify_word(letters, &mut word);
         words.push(xxh3_64(word.as_bytes()));
     }
     window_hashes(&words, n, out);
 }
 
-/// A maximal run of alphanumeric characters: its byte range, and whether it is all ASCII.
-struct Token {
-    start: usize,
-    end: usize,
-    ascii: bool,
-}
-
-/// The first [`Token`] of `text` at or after byte `from` (a character boundary). ASCII bytes
-/// are classified without decoding; other characters by `char::is_alphanumeric`.
-fn next_token(text: &str, from: usize) -> Option<Token> {
+/// The byte range of the first token (maximal run of alphanumeric characters) of `text` at or
+/// after byte `from` (a character boundary). ASCII bytes are classified without decoding; other
+/// characters by `char::is_alphanumeric`.
+fn next_token(text: &str, from: usize) -> Option<Range<usize>> {
     let mut start = from;
     loop {
         let (alphanumeric, len) = char_at(text, start)?;
@@ -100,12 +87,11 @@ fn next_token(text: &str, from: usize) -> Option<Token> {
         }
         start += len;
     }
-    let (mut end, mut ascii) = (start, true);
+    let mut end = start;
     while let Some((true, len)) = char_at(text, end) {
-        ascii &= len == 1;
         end += len;
     }
-    Some(Token { start, end, ascii })
+    Some(start..end)
 }
 
 /// Whether the character at byte `i` of `text` (a character boundary) is alphanumeric, and its
@@ -120,11 +106,22 @@ fn char_at(text: &str, i: usize) -> Option<(bool, usize)> {
     Some((c.is_alphanumeric(), c.len_utf8()))
 }
 
-/// A token's characters lowercased, without diacritics, each run of digits written as `0`,
-/// appended to `out`.
-fn simplify_word(token: impl Iterator<Item = char>, out: &mut String) {
+/// `token` lowercased, without diacritics, each run of digits written as `0`.
+fn simplify_word(token: &str, out: &mut String) {
+    out.clear();
+    // ASCII needs no decoding.
+    if token.is_ascii() {
+        simplify_chars(token.bytes().map(char::from), out);
+    } else {
+        simplify_chars(token.chars(), out);
+    }
+}
+
+/// [`simplify_word`] over a token's characters, appended to `out`.
+#[inline(always)]
+fn simplify_chars(chars: impl Iterator<Item = char>, out: &mut String) {
     let mut in_number = false;
-    for c in token {
+    for c in chars {
         if c.is_numeric() {
             if !in_number {
                 out.push('0');
@@ -192,8 +189,7 @@ mod tests {
                 continue;
             }
             previous_was_number = is_number;
-            word.clear();
-            simplify_word(token.chars(), &mut word);
+            simplify_word(token, &mut word);
             words.push(xxh3_64(word.as_bytes()));
         }
         windows_one_by_one(&words, n)
@@ -265,7 +261,7 @@ mod tests {
             shingle_set("paid 350 eur", w)
         );
         let mut word = String::new();
-        simplify_word("Ünïcode42x7".chars(), &mut word);
+        simplify_word("Ünïcode42x7", &mut word);
         assert_eq!(word, "unicode0x0");
     }
 

@@ -2,11 +2,11 @@
 //! filters share, the quality filters, and the `minhash_dedup` stage's work per text (shingles,
 //! signature, band keys) in both its schemes, each with its stage's default settings over the
 //! texts of JSONL files held in memory, on one thread, with no Arrow, Parquet or executor around
-//! it.
-//! Each rule's speed is the best of `--rounds` passes. `normalize` also gets a row per path it
-//! takes (text unchanged, sliced, rewritten) and its speed over the texts it rewrites (its slow
-//! path). The word splitter's row comes with a digest of where every word lies, and each MinHash
-//! row with a digest of every band key, to check that a change keeps the words and signatures. `bench/rules.sh` runs it over the corpus.
+//! it. Each rule's speed is the best of `--rounds` passes. `normalize` also gets a row per path
+//! it takes (text unchanged, sliced, rewritten) and its speed over the texts it rewrites (its
+//! slow path). The word splitter's row comes with a digest of where every word lies, and each
+//! MinHash row with a digest of every band key, to check that a change keeps the words and
+//! signatures. `bench/rules.sh` runs it over the corpus.
 //!
 //! ```sh
 //! cargo run --release -p pipeline --example rule_speed -- [--rounds N] [--only RULE,...] FILE.jsonl.zst...

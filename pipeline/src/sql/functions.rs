@@ -174,7 +174,8 @@ fn stage_function(name: &str, stage: &str, options: &str) -> Result<Apply, Strin
                 "language_score" => {
                     Apply::Number(Arc::new(move |t| Some(language.detect(t).score)))
                 }
-                _ => text(move |t| rule(language.check(t).1)),
+                "language_rule" => text(move |t| rule(language.check(t).1)),
+                _ => return Err(format!("the `{stage}` stage has no SQL function `{name}`")),
             }
         }
         StageConfig::Pii(c) => {
@@ -190,13 +191,13 @@ fn stage_function(name: &str, stage: &str, options: &str) -> Result<Apply, Strin
 /// options (see [`stage_function`]); each options string is read once per query session.
 fn sql_function(name: &'static str, stage: Option<&'static str>, defaults: Apply) -> ScalarUDF {
     let data_type = defaults.data_type();
-    let text = TypeSignature::Exact(vec![DataType::Utf8]);
+    let one_text = TypeSignature::Exact(vec![DataType::Utf8]);
     let signature = match stage {
         Some(_) => Signature::one_of(
-            vec![text, TypeSignature::Exact(vec![DataType::Utf8; 2])],
+            vec![one_text, TypeSignature::Exact(vec![DataType::Utf8; 2])],
             Volatility::Immutable,
         ),
-        None => Signature::new(text, Volatility::Immutable),
+        None => Signature::new(one_text, Volatility::Immutable),
     };
     let configured: Mutex<HashMap<String, Apply>> = Mutex::default();
     let options = move |options: &ScalarValue| -> Result<Apply> {
