@@ -2,9 +2,10 @@
 //! that source, by per-source weights and an optional phase schedule.
 //!
 //! - Sources are chosen by the largest-deficit rule (as Megatron's blended datasets): at each
-//!   step the source furthest behind its weight is drawn, so after any number of draws every
-//!   source's count is within a fraction of a window of its share (proportions are exact for
-//!   every prefix, not only on average).
+//!   step the source furthest behind its weight is drawn, so proportions hold for every prefix
+//!   of draws, not only on average: no source is ever a whole window ahead of its share, and a
+//!   source is rarely more than one window behind it (never more than `sources − 1`; the
+//!   largest shortfall seen over random weights with up to 8 sources is 1.17 windows).
 //! - Within a source, windows come in a fresh pseudo-random order each epoch: a keyed Feistel
 //!   permutation of the window indices (counter-based: the k-th draw of a source is computed
 //!   from `(seed, source, k)` alone).
@@ -213,7 +214,10 @@ mod tests {
     }
 
     proptest! {
-        /// After every prefix of draws, each source is within one window of its share.
+        /// After every prefix of draws, no source is more than one window ahead of its share (a
+        /// source is drawn only when furthest behind, so at or behind it) and none is more
+        /// than `n − 1` behind (the gaps sum to zero). Behind by more than one window does
+        /// happen: five sources reach 1.009 windows (the saved regression case).
         #[test]
         fn proportions_hold_for_every_prefix(
             weights in prop::collection::vec(0.0f64..10.0, 1..6),
@@ -227,8 +231,10 @@ mod tests {
                 s.next_draw();
                 for (i, w) in weights.iter().enumerate() {
                     let share = w / total * t as f64;
-                    let gap = (s.state().drawn[i] as f64 - share).abs();
-                    prop_assert!(gap <= 1.0 + 1e-9, "source {i} at {t}: {} vs {share}", s.state().drawn[i]);
+                    let ahead = s.state().drawn[i] as f64 - share;
+                    prop_assert!(ahead <= 1.0 + 1e-9, "source {i} at {t}: {} vs {share}", s.state().drawn[i]);
+                    let behind = (n - 1).max(1) as f64;
+                    prop_assert!(-ahead <= behind + 1e-9, "source {i} at {t}: {} vs {share}", s.state().drawn[i]);
                 }
             }
         }
