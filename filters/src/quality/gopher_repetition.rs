@@ -307,6 +307,21 @@ mod tests {
         repeated
     }
 
+    /// The most frequent n-gram's characters times its count, by counting the n-grams joined by
+    /// spaces, as datatrove's `find_top_duplicate` does: the oracle for counting word ids.
+    fn reference_top(text: &str, n: usize) -> Option<usize> {
+        let words = split_words(text);
+        if n == 0 || words.len() < n {
+            return None;
+        }
+        let grams: Vec<String> = words.windows(n).map(|g| g.join(" ")).collect();
+        let count = |g: &String| grams.iter().filter(|h| *h == g).count();
+        // Counter.most_common(1): the highest count, the first seen among equals.
+        let most = grams.iter().map(count).max()?;
+        let first = grams.iter().find(|g| count(g) == most)?;
+        Some(char_len(first) * most)
+    }
+
     proptest! {
         /// Few distinct words, so n-grams repeat, and concatenations that repeat across word
         /// boundaries (`ab a` and `a ba`).
@@ -316,6 +331,15 @@ mod tests {
             n in 1usize..7,
         ) {
             prop_assert_eq!(Words::new(&text).repeated_n_gram_chars(n), reference_repeated(&text, n));
+        }
+
+        /// Counting word ids counts as the joined n-grams do, ties included.
+        #[test]
+        fn top_n_grams_count_as_joined_strings_do(
+            text in "((a|b|ab|ba|é) ){0,30}",
+            n in 0usize..7,
+        ) {
+            prop_assert_eq!(Words::new(&text).top_n_gram_chars(n), reference_top(&text, n));
         }
     }
 
