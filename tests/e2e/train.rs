@@ -77,6 +77,16 @@ fn the_tiny_model_learns_real_text_and_resumes_exactly() {
     let evals = records(&d.join("a/metrics.jsonl"), "eval");
     let (first, last) = (&evals[0], &evals[evals.len() - 1]);
     assert_eq!(last["step"], 80);
+    // The summary's last column is the tokens the final evaluation scored.
+    for (source, _) in SOURCES {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("| {source} ")))
+            .unwrap_or_else(|| panic!("no row for {source}: {stdout}"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let tokens = last["sources"][source]["tokens"].as_u64().unwrap();
+        assert_eq!(cells[cells.len() - 2], tokens.to_string(), "{row}");
+    }
     // Stated margin: within 80 steps of 1,024 tokens, every source's validation loss falls by
     // at least 1 nat from the untrained model's (about ln 2048 ≈ 7.6; measured: 1.2 to 2.5).
     let fell: Vec<(&str, f64, f64)> = SOURCES

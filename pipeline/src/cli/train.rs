@@ -157,13 +157,22 @@ fn print_comparison(before: &BTreeMap<String, SourceEval>, after: &BTreeMap<Stri
                 first,
                 format!("{:.3}", e.loss),
                 format!("{:.1}", e.perplexity),
+                e.tokens.to_string(),
             ]
         })
         .collect();
+    // The tokens scored (the config's `eval_windows` windows per source, or fewer) tell these
+    // losses from `refinery eval`'s, which reads `--windows` windows.
     outln!(
         "{}",
         text_table(
-            &["source", "val loss before", "val loss after", "perplexity"],
+            &[
+                "source",
+                "val loss before",
+                "val loss after",
+                "perplexity",
+                "tokens"
+            ],
             &rows
         )
     );
