@@ -290,6 +290,25 @@ fn demo_runs_and_its_outputs_answer_queries() {
     let text = generate();
     assert!(text.starts_with("The council") && text.trim().len() > "The council".len());
     assert_eq!(text, generate());
+    // An empty prompt starts a document; where the model ends it at once, stderr says so.
+    for seed in 0..8 {
+        let g = run(&[
+            "generate",
+            train_arg,
+            "--prompt",
+            "",
+            "--seed",
+            &seed.to_string(),
+        ]);
+        let (stdout, stderr) = texts(&g);
+        assert!(g.status.success(), "{stderr}");
+        let warned = stderr.contains("the model ended the document at once");
+        assert_eq!(
+            stdout.trim().is_empty(),
+            warned,
+            "seed {seed}: {stdout:?} {stderr}"
+        );
+    }
 
     let dir_arg = outdir.to_str().unwrap();
     let q = run(&[

@@ -290,6 +290,12 @@ pub fn generate(args: GenerateArgs) -> Result<(), Failure> {
     };
     let ids = sample(&model, &prompt, &sampling)?;
     let continuation = &ids[prompt.len()..];
+    if continuation == [info.eod_id] {
+        tracing::warn!(
+            "the model ended the document at once (it sampled the end-of-document token first): \
+             no text follows the prompt; try another --seed"
+        );
+    }
     outln!("{}{}", args.prompt, tokenizer.decode(continuation)?);
     Ok(())
 }
