@@ -183,7 +183,7 @@ pub enum Command {
     Generate {
         /// A checkpoint folder or a training output folder.
         checkpoint: PathBuf,
-        /// The text to continue.
+        /// The text to continue (empty: the start of a new document).
         #[arg(long, default_value = "")]
         prompt: String,
         /// Most new tokens (stops early at the end-of-document token).
