@@ -369,3 +369,70 @@ fn a_per_source_minimum_holds_out_the_smallest_id_hashes() {
         );
     }
 }
+
+/// The tokens of each source in a version, both splits together.
+fn source_tokens(root: &Path) -> BTreeMap<String, u64> {
+    let m = version_manifest(root, &latest(root));
+    m["sources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, s)| {
+            let tokens = ["train", "validation"]
+                .iter()
+                .filter_map(|split| s.get(split).map(|s| s["tokens"].as_u64().unwrap()))
+                .sum();
+            (name.clone(), tokens)
+        })
+        .collect()
+}
+
+#[test]
+fn a_tokenizer_files_truncation_and_padding_are_ignored_with_a_warning() {
+    let sources = [("news", "news_bbc.jsonl.zst")];
+    let mut tokens = Vec::new();
+    for (name, settings) in [
+        ("plain", serde_json::json!({})),
+        (
+            "for-a-model",
+            serde_json::json!({
+                "truncation": {"direction": "Right", "max_length": 8,
+                    "strategy": "LongestFirst", "stride": 0},
+                "padding": {"strategy": {"Fixed": 4096}, "direction": "Right",
+                    "pad_to_multiple_of": null, "pad_id": 1, "pad_type_id": 0,
+                    "pad_token": "<|padding|>"}
+            }),
+        ),
+    ] {
+        let dir = scratch(&format!("tokenize-{name}"));
+        write_inputs(dir.path(), &sources, 20);
+        let mut json: Value = serde_json::from_slice(&std::fs::read(olmo()).unwrap()).unwrap();
+        for (key, value) in settings.as_object().unwrap() {
+            json[key] = value.clone();
+        }
+        let file = dir.path().join("tokenizer.json");
+        std::fs::write(&file, json.to_string()).unwrap();
+        let config = write_config(
+            dir.path(),
+            &sources,
+            "",
+            &format!("tokenizer = \"{}\"\n", file.display()),
+        );
+        let out = run(&["run", config.to_str().unwrap()]);
+        let (_, stderr) = texts(&out);
+        assert!(out.status.success(), "{stderr}");
+        let warned = [
+            "sets truncation (max_length 8): ignored, documents are tokenized whole",
+            "sets padding (Fixed(4096)): ignored",
+        ]
+        .map(|w| stderr.contains(w));
+        assert_eq!(warned, [name != "plain"; 2], "{name}: {stderr}");
+        tokens.push(source_tokens(&dir.path().join("tokens")));
+    }
+    // Longer than the file's truncation (8 tokens and the end-of-document one) allows.
+    assert!(tokens[0]["news"] > 20 * 9, "{tokens:?}");
+    assert_eq!(
+        tokens[0], tokens[1],
+        "documents are tokenized whole either way"
+    );
+}

@@ -299,7 +299,11 @@ pub fn load(spec: &str, eod: &str, handle: &Handle) -> Result<TextTokenizer, Tok
             spec: spec.to_string(),
             source,
         })?;
-    TextTokenizer::from_json(&bytes, eod, spec)
+    let tokenizer = TextTokenizer::from_json(&bytes, eod, spec)?;
+    for setting in tokenizer.ignored_settings() {
+        tracing::warn!("{spec} sets {setting}: ignored, documents are tokenized whole");
+    }
+    Ok(tokenizer)
 }
 
 /// Trains a tokenizer on the texts of `parts` (streamed; at most `max_bytes` of text when set)

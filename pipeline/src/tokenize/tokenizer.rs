@@ -17,16 +17,33 @@ pub struct TextTokenizer {
     hash: String,
     vocab_size: u64,
     json: Vec<u8>,
+    ignored: Vec<String>,
 }
 
 impl TextTokenizer {
     /// Parses `tokenizer.json` bytes; `eod` must be a token of its vocabulary. `origin` names the
-    /// file in errors.
+    /// file in errors. A file's `truncation` and `padding` (settings for a model's inputs, which
+    /// would cut every document short or fill shards with padding) are switched off: documents are
+    /// encoded whole. [`Self::ignored_settings`] names what was switched off.
     pub fn from_json(json: &[u8], eod: &str, origin: &str) -> Result<Self, TokenizeError> {
-        let inner = Tokenizer::from_bytes(json).map_err(|e| TokenizeError::Tokenizer {
+        let mut inner = Tokenizer::from_bytes(json).map_err(|e| TokenizeError::Tokenizer {
             origin: origin.to_string(),
             reason: e.to_string(),
         })?;
+        let mut ignored = Vec::new();
+        if let Some(t) = inner.get_truncation() {
+            ignored.push(format!("truncation (max_length {})", t.max_length));
+        }
+        if let Some(p) = inner.get_padding() {
+            ignored.push(format!("padding ({:?})", p.strategy));
+        }
+        inner.with_padding(None);
+        inner
+            .with_truncation(None)
+            .map_err(|e| TokenizeError::Tokenizer {
+                origin: origin.to_string(),
+                reason: e.to_string(),
+            })?;
         let eod_id = inner
             .token_to_id(eod)
             .ok_or_else(|| TokenizeError::Tokenizer {
@@ -46,7 +63,14 @@ impl TextTokenizer {
             hash: shards::checksum::to_hex(xxhash_rust::xxh3::xxh3_64(json)),
             vocab_size,
             json: json.to_vec(),
+            ignored,
         })
+    }
+
+    /// The file's settings for a model's inputs that encoding ignores (`truncation`, `padding`),
+    /// described; empty for most files.
+    pub fn ignored_settings(&self) -> &[String] {
+        &self.ignored
     }
 
     /// The `tokenizer.json` bytes it was parsed from.
@@ -161,6 +185,36 @@ mod tests {
             docs.iter().map(|d| *d.last().unwrap()).collect::<Vec<_>>(),
             [0, 0]
         );
+    }
+
+    #[test]
+    fn truncation_and_padding_in_the_file_are_ignored() {
+        let plain = train_bpe(corpus().into_iter(), 400, "<|endoftext|>").unwrap();
+        let mut value: serde_json::Value = serde_json::from_str(&plain).unwrap();
+        // As the Python package writes them after `enable_truncation(4)` and
+        // `enable_padding(length=32)`.
+        value["truncation"] = serde_json::json!(
+            {"direction": "Right", "max_length": 4, "strategy": "LongestFirst", "stride": 0});
+        value["padding"] = serde_json::json!({"strategy": {"Fixed": 32}, "direction": "Right",
+            "pad_to_multiple_of": null, "pad_id": 0, "pad_type_id": 0, "pad_token": "<|endoftext|>"});
+        let json = value.to_string();
+        let raw = Tokenizer::from_bytes(json.as_bytes()).unwrap();
+        let text = "The river authority measured plan 7 of the harbour, again and again.";
+        assert_eq!(
+            raw.encode_fast(text, false).unwrap().len(),
+            32,
+            "the file pads"
+        );
+
+        let tok = TextTokenizer::from_json(json.as_bytes(), "<|endoftext|>", "t.json").unwrap();
+        let whole = TextTokenizer::from_json(plain.as_bytes(), "<|endoftext|>", "p").unwrap();
+        assert_eq!(tok.encode(text).unwrap(), whole.encode(text).unwrap());
+        assert!(tok.encode(text).unwrap().len() > 4);
+        assert_eq!(
+            tok.ignored_settings(),
+            ["truncation (max_length 4)", "padding (Fixed(32))"]
+        );
+        assert!(whole.ignored_settings().is_empty());
     }
 
     #[test]
