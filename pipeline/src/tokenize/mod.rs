@@ -27,6 +27,7 @@
 
 pub mod documents;
 pub mod dropped;
+pub mod pieces;
 pub mod split;
 pub mod tokenizer;
 
