@@ -29,10 +29,11 @@ impl TextTokenizer {
     /// would cut every document short or fill shards with padding) are switched off: documents are
     /// encoded whole. [`Self::ignored_settings`] names what was switched off.
     pub fn from_json(json: &[u8], eod: &str, origin: &str) -> Result<Self, TokenizeError> {
-        let mut inner = Tokenizer::from_bytes(json).map_err(|e| TokenizeError::Tokenizer {
+        let failed = |e: tokenizers::Error| TokenizeError::Tokenizer {
             origin: origin.to_string(),
             reason: e.to_string(),
-        })?;
+        };
+        let mut inner = Tokenizer::from_bytes(json).map_err(failed)?;
         let mut ignored = Vec::new();
         if let Some(t) = inner.get_truncation() {
             ignored.push(format!("truncation (max_length {})", t.max_length));
@@ -41,12 +42,7 @@ impl TextTokenizer {
             ignored.push(format!("padding ({:?})", p.strategy));
         }
         inner.with_padding(None);
-        inner
-            .with_truncation(None)
-            .map_err(|e| TokenizeError::Tokenizer {
-                origin: origin.to_string(),
-                reason: e.to_string(),
-            })?;
+        inner.with_truncation(None).map_err(failed)?;
         let eod_id = inner
             .token_to_id(eod)
             .ok_or_else(|| TokenizeError::Tokenizer {
