@@ -16,8 +16,7 @@ mod scan;
 use std::borrow::Cow;
 
 use clean::clean;
-pub use nfc::is_nfc;
-use nfc::to_nfc;
+use nfc::{is_nfc, to_nfc};
 
 /// Which normalisation steps run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

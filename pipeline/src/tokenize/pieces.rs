@@ -19,21 +19,30 @@
 //! splitting and merging. Cuts must not split an added token either, nor change what a
 //! normalizer does: a text holding the content of an added token that is not all whitespace is
 //! encoded whole (one of whitespace only, such as GPT-NeoX's runs of spaces, matches inside a
-//! run of whitespace, which no cut splits), and with the NFC normalizer so is a text not in NFC
-//! (a cut falls before an ASCII character, which NFC leaves as it is and composes with nothing
-//! before it). Tokenizers of another shape encode every text whole.
+//! run of whitespace, which no cut splits). With the NFC normalizer, a text's NFC is cut
+//! instead: the tokenizer composes before it splits, so the two encode alike, and NFC leaves the
+//! ASCII characters cuts fall before as they are, composing them with nothing before them.
+//! Tokenizers of another shape encode every text whole.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aho_corasick::AhoCorasick;
-use filters::normalize::{NormalizeOptions, is_nfc, normalize};
+use filters::normalize::{NormalizeOptions, normalize};
 use tokenizers::{ModelWrapper, NormalizerWrapper, PreTokenizerWrapper, Tokenizer};
 
 /// Pieces a thread's cache holds before it starts again: bounds its memory to roughly
 /// 100 bytes a piece, about 13 MB.
 const CACHE_PIECES: usize = 1 << 17;
+
+/// Composing to NFC and nothing else.
+const ONLY_NFC: NormalizeOptions = NormalizeOptions {
+    nfc: true,
+    strip_control: false,
+    whitespace: false,
+};
 
 /// Gives each encoder an identity, so that a thread's cache never serves another's pieces.
 static NEXT_ENCODER: AtomicU64 = AtomicU64::new(0);
@@ -53,7 +62,7 @@ struct Cache {
 #[derive(Debug)]
 pub struct PieceEncoder {
     id: u64,
-    /// The normalizer is NFC: texts not in NFC are encoded whole.
+    /// The normalizer is NFC: texts are cut in NFC.
     nfc: bool,
     /// The added tokens with a character other than whitespace (as written and in NFC): texts
     /// holding one are encoded whole.
@@ -83,18 +92,13 @@ impl PieceEncoder {
         {
             return None;
         }
-        let only_nfc = NormalizeOptions {
-            nfc: true,
-            strip_control: false,
-            whitespace: false,
-        };
         let patterns: Vec<String> = tokens
             .values()
             .filter(|t| !t.content.chars().all(char::is_whitespace))
             .flat_map(|t| {
                 [
                     t.content.clone(),
-                    normalize(&t.content, &only_nfc).into_owned(),
+                    normalize(&t.content, &ONLY_NFC).into_owned(),
                 ]
             })
             .collect();
@@ -109,18 +113,34 @@ impl PieceEncoder {
         })
     }
 
-    /// Whether `text` may be cut (see the module docs); if not, it must be encoded whole.
-    pub fn accepts(&self, text: &str) -> bool {
-        (!self.nfc || is_nfc(text)) && self.added.as_ref().is_none_or(|a| !a.is_match(text))
+    /// What to cut in place of `text`: `text` itself, or its NFC under the NFC normalizer (the
+    /// tokenizer normalizes before it splits, so both encode alike); `None` when `text` must be
+    /// encoded whole, because it or its NFC holds an added token.
+    pub fn cuttable<'a>(&self, text: &'a str) -> Option<Cow<'a, str>> {
+        let holds_added = |t: &str| self.added.as_ref().is_some_and(|a| a.is_match(t));
+        if holds_added(text) {
+            return None;
+        }
+        let text = match self.nfc {
+            true => normalize(text, &ONLY_NFC),
+            false => Cow::Borrowed(text),
+        };
+        match &text {
+            Cow::Owned(nfc) if holds_added(nfc) => None,
+            _ => Some(text),
+        }
     }
 
-    /// The ids of `text` (which [`Self::accepts`]): its pieces' ids, from the thread's cache or
-    /// from `whole`, which encodes one piece.
+    /// The ids of `text`: those of its pieces (see [`Self::cuttable`]), from the thread's cache
+    /// or from `whole`, which encodes one piece; or `whole(text)` when it cannot be cut.
     pub fn encode<E>(
         &self,
         text: &str,
         mut whole: impl FnMut(&str) -> Result<Vec<u32>, E>,
     ) -> Result<Vec<u32>, E> {
+        let Some(text) = self.cuttable(text) else {
+            return whole(text);
+        };
         CACHE.with(|cache| {
             let mut cache = cache.borrow_mut();
             if cache.encoder != Some(self.id) {
@@ -128,7 +148,7 @@ impl PieceEncoder {
                 cache.encoder = Some(self.id);
             }
             let mut ids = Vec::with_capacity(text.len() / 3);
-            for piece in Pieces::new(text) {
+            for piece in Pieces::new(&text) {
                 if let Some(hit) = cache.ids.get(piece) {
                     ids.extend_from_slice(hit);
                     continue;
@@ -310,13 +330,21 @@ mod tests {
     #[test]
     fn tokenizers_of_the_shape_are_taken_and_others_not() {
         let encoder = PieceEncoder::new(&olmo()).expect("OLMo's tokenizer has the shape");
-        assert!(encoder.accepts("Plain text,   with runs of spaces."));
+        let plain = "Plain text,   with runs of spaces.";
+        assert_eq!(encoder.cuttable(plain).as_deref(), Some(plain));
+        assert_eq!(
+            encoder.cuttable("cafe\u{301}").as_deref(),
+            Some("café"),
+            "cut in NFC"
+        );
         assert!(
-            !encoder.accepts("a document<|endoftext|>"),
+            encoder.cuttable("a document<|endoftext|>").is_none(),
             "an added token"
         );
-        assert!(!encoder.accepts("a |||IP_ADDRESS||| b"), "an added token");
-        assert!(!encoder.accepts("cafe\u{301}"), "not in NFC");
+        assert!(
+            encoder.cuttable("a |||IP_ADDRESS||| b").is_none(),
+            "an added token"
+        );
 
         let mut prefixed = olmo();
         prefixed.with_pre_tokenizer(Some(
@@ -339,7 +367,7 @@ mod tests {
         let encoder = PieceEncoder::new(&tok).unwrap();
         // The Kelvin sign is `K` in NFC: the normalized text holds the added token `|||OK|||`.
         let text = "a |||O\u{212a}||| b";
-        assert!(!encoder.accepts(text));
+        assert!(encoder.cuttable(text).is_none());
         let ok = tok.token_to_id("|||OK|||").unwrap();
         assert!(whole(&tok, text).unwrap().contains(&ok));
     }
@@ -361,26 +389,57 @@ mod tests {
         }
     }
 
-    /// Texts made of the fragments cutting and the regex care about; now and then one that makes
-    /// a text be encoded whole (an added token, a text not in NFC), so that most are cut.
+    /// Texts made of the fragments cutting, NFC and the regex care about; now and then an added
+    /// token, which makes a text be encoded whole, so that most are cut.
     fn tricky_text() -> impl Strategy<Value = String> {
         let cut = [
-            "a", "Z", "the", " the", "don", "'", "'s", "'ll", "'T", "3", "42", "٣", "é", "中文",
-            "Ω", "ﬁ", "😀", " ", "  ", "     ", "\n", "\n\n", "\t", "\r\n", "\u{a0}", "\u{3000}",
-            "\u{85}", "\u{1c}", ",", ".", "(", "-", "_", "|||", "<|", "\u{7f}",
-        ];
-        let whole = [
+            "a",
+            "Z",
+            "the",
+            " the",
+            "don",
+            "'",
+            "'s",
+            "'ll",
+            "'T",
+            "3",
+            "42",
+            "٣",
+            "é",
+            "中文",
+            "Ω",
+            "ﬁ",
+            "😀",
+            " ",
+            "  ",
+            "     ",
+            "\n",
+            "\n\n",
+            "\t",
+            "\r\n",
+            "\u{a0}",
+            "\u{3000}",
+            "\u{85}",
+            "\u{1c}",
+            ",",
+            ".",
+            "(",
+            "-",
+            "_",
+            "|||",
+            "<|",
+            "\u{7f}",
             "e\u{301}",
+            "q\u{301}",
             "\u{301}",
             "\u{2126}",
             "\u{212a}",
-            "<|endoftext|>",
-            "|||IP|||",
-            "|||IP_ADDRESS|||",
+            "\u{1100}\u{1161}",
         ];
+        let added = ["<|endoftext|>", "|||IP|||", "|||IP_ADDRESS|||", "|||OK|||"];
         let fragment = prop_oneof![
             40 => proptest::sample::select(cut.to_vec()),
-            1 => proptest::sample::select(whole.to_vec()),
+            1 => proptest::sample::select(added.to_vec()),
         ];
         proptest::collection::vec(fragment, 0..40).prop_map(|parts| parts.concat())
     }
@@ -398,10 +457,8 @@ mod tests {
         fn pieces_encode_to_the_tokenizers_ids(text in tricky_text()) {
             for tok in [olmo(), trained_with_nfc_and_added_tokens()] {
                 let encoder = PieceEncoder::new(&tok).unwrap();
-                if encoder.accepts(&text) {
-                    let ids = encoder.encode(&text, |p| whole(&tok, p)).unwrap();
-                    prop_assert_eq!(ids, whole(&tok, &text).unwrap(), "{:?}", text);
-                }
+                let ids = encoder.encode(&text, |p| whole(&tok, p)).unwrap();
+                prop_assert_eq!(ids, whole(&tok, &text).unwrap(), "{:?}", text);
             }
         }
     }

@@ -104,8 +104,8 @@ impl TextTokenizer {
     /// where the tokenizer allows it (see [`super::pieces`]): the same ids, several times faster.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizeError> {
         match &self.pieces {
-            Some(pieces) if pieces.accepts(text) => pieces.encode(text, |p| self.encode_whole(p)),
-            _ => self.encode_whole(text),
+            Some(pieces) => pieces.encode(text, |t| self.encode_whole(t)),
+            None => self.encode_whole(text),
         }
     }
 
