@@ -16,7 +16,8 @@ mod scan;
 use std::borrow::Cow;
 
 use clean::clean;
-use nfc::{is_nfc, to_nfc};
+pub use nfc::is_nfc;
+use nfc::to_nfc;
 
 /// Which normalisation steps run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

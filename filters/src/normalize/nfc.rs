@@ -16,7 +16,7 @@ const FIRST_NFC_SUSPECT_BYTE: u8 = 0xCC;
 
 /// True when `text` is certainly in NFC. Unicode's quick check carries no state past a plain
 /// starter, so it only runs over the runs between them.
-pub(super) fn is_nfc(text: &str) -> bool {
+pub fn is_nfc(text: &str) -> bool {
     SuspectRuns::new(text).all(|run| passes_quick_check(&text[run]))
 }
 

@@ -30,19 +30,15 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aho_corasick::AhoCorasick;
-use filters::normalize::{NormalizeOptions, normalize};
-use tokenizers::{ModelWrapper, NormalizerWrapper, PreTokenizerWrapper, Tokenizer};
+use filters::normalize::is_nfc;
+use tokenizers::normalizers::unicode::NFC;
+use tokenizers::{
+    ModelWrapper, NormalizedString, Normalizer, NormalizerWrapper, PreTokenizerWrapper, Tokenizer,
+};
 
 /// Pieces a thread's cache holds before it starts again: bounds its memory to roughly
 /// 100 bytes a piece, about 13 MB.
 const CACHE_PIECES: usize = 1 << 17;
-
-/// Composing to NFC and nothing else.
-const ONLY_NFC: NormalizeOptions = NormalizeOptions {
-    nfc: true,
-    strip_control: false,
-    whitespace: false,
-};
 
 /// Gives each encoder an identity, so that a thread's cache never serves another's pieces.
 static NEXT_ENCODER: AtomicU64 = AtomicU64::new(0);
@@ -95,12 +91,7 @@ impl PieceEncoder {
         let patterns: Vec<String> = tokens
             .values()
             .filter(|t| !t.content.chars().all(char::is_whitespace))
-            .flat_map(|t| {
-                [
-                    t.content.clone(),
-                    normalize(&t.content, &ONLY_NFC).into_owned(),
-                ]
-            })
+            .flat_map(|t| std::iter::once(t.content.clone()).chain(tokenizers_nfc(&t.content)))
             .collect();
         let added = match patterns.is_empty() {
             true => None,
@@ -114,15 +105,16 @@ impl PieceEncoder {
     }
 
     /// What to cut in place of `text`: `text` itself, or its NFC under the NFC normalizer (the
-    /// tokenizer normalizes before it splits, so both encode alike); `None` when `text` must be
-    /// encoded whole, because it or its NFC holds an added token.
+    /// tokenizer normalizes before it splits, so both encode alike; composed by the tokenizer's
+    /// normalizer when Unicode's quick check does not pass); `None` when `text` must be encoded
+    /// whole, because it or its NFC holds an added token.
     pub fn cuttable<'a>(&self, text: &'a str) -> Option<Cow<'a, str>> {
         let holds_added = |t: &str| self.added.as_ref().is_some_and(|a| a.is_match(t));
         if holds_added(text) {
             return None;
         }
-        let text = match self.nfc {
-            true => normalize(text, &ONLY_NFC),
+        let text = match self.nfc && !is_nfc(text) {
+            true => Cow::Owned(tokenizers_nfc(text)?),
             false => Cow::Borrowed(text),
         };
         match &text {
@@ -163,6 +155,14 @@ impl PieceEncoder {
             Ok(ids)
         })
     }
+}
+
+/// `text` in NFC as the tokenizer's own normalizer composes it (its Unicode tables may be older
+/// than those of the `normalize` stage, and the ids must be the tokenizer's).
+fn tokenizers_nfc(text: &str) -> Option<String> {
+    let mut normalized = NormalizedString::from(text);
+    NFC.normalize(&mut normalized).ok()?;
+    Some(normalized.get().to_string())
 }
 
 /// What came before the current character, as far as cutting goes.
