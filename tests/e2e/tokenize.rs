@@ -129,11 +129,24 @@ fn tokens_equal_python_tokenizers_and_numpy_reads_every_shard() {
         );
     }
 
+    let report = python_check(dir.path(), &olmo());
+    assert_eq!(report["documents"], 1200, "{report}");
+    assert_eq!(report["mismatches"], 0, "{report}");
+
+    let verified = run_ok(&["versions", "verify", root.to_str().unwrap()]);
+    assert!(verified.contains("is intact"), "{verified}");
+}
+
+/// `tests/py/check_shards.py`'s report on the latest version under `dir/tokens` of the
+/// documents in `dir/out/normalize`: numpy reads every shard, and each document's tokens are
+/// compared with the Python `tokenizers` package's for `tokenizer`.
+fn python_check(dir: &Path, tokenizer: &Path) -> Value {
+    let root = dir.join("tokens");
     let check = python()
         .arg(own_file("py/check_shards.py"))
-        .arg(root.join("versions").join(&id))
-        .arg(dir.path().join("out/normalize"))
-        .arg(olmo())
+        .arg(root.join("versions").join(latest(&root)))
+        .arg(dir.join("out/normalize"))
+        .arg(tokenizer)
         .output()
         .expect("python3 with numpy, pyarrow and tokenizers (scripts/test installs them)");
     let (py_out, py_err) = texts(&check);
@@ -141,12 +154,51 @@ fn tokens_equal_python_tokenizers_and_numpy_reads_every_shard() {
         check.status.success(),
         "python check failed:\n{py_out}\n{py_err}"
     );
-    let report: Value = serde_json::from_str(py_out.trim()).unwrap();
-    assert_eq!(report["documents"], 1200, "{report}");
-    assert_eq!(report["mismatches"], 0, "{report}");
+    serde_json::from_str(py_out.trim()).unwrap()
+}
 
-    let verified = run_ok(&["versions", "verify", root.to_str().unwrap()]);
-    assert!(verified.contains("is intact"), "{verified}");
+/// Llama 3's pre-tokenizer regex (Qwen2's has `\p{N}` for `\p{N}{1,3}`).
+const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// Tokenizers shaped as Llama 3's and Qwen2's (a `Split` by their regex, then bytes; no
+/// normalizer for Llama 3, NFC for Qwen2) are encoded piece by piece under their own cut rules;
+/// built on OLMo's vocabulary and added tokens, their ids must equal the Python package's.
+#[test]
+fn llama3_and_qwen2_shaped_tokens_equal_python_tokenizers() {
+    let sources = [
+        ("wiki", "wiki_en.jsonl.zst"),
+        ("code", "code_go.jsonl.zst"),
+        ("docs", "docs_python.jsonl.zst"),
+    ];
+    for (shape, regex, normalizer) in [
+        ("llama3", LLAMA3_REGEX.to_string(), Value::Null),
+        (
+            "qwen2",
+            LLAMA3_REGEX.replace(r"\p{N}{1,3}", r"\p{N}"),
+            serde_json::json!({"type": "NFC"}),
+        ),
+    ] {
+        let dir = scratch(&format!("tokenize-{shape}"));
+        write_inputs(dir.path(), &sources, 200);
+        let mut json: Value = serde_json::from_slice(&std::fs::read(olmo()).unwrap()).unwrap();
+        json["normalizer"] = normalizer;
+        json["pre_tokenizer"] = serde_json::json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": regex}, "behavior": "Isolated", "invert": false},
+            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false},
+        ]});
+        let tokenizer = dir.path().join(format!("{shape}.json"));
+        std::fs::write(&tokenizer, serde_json::to_vec(&json).unwrap()).unwrap();
+        let tokenize = format!("tokenizer = \"{}\"\n", tokenizer.display());
+        let config = write_config(dir.path(), &sources, "", &tokenize);
+        let stdout = run_ok(&["run", config.to_str().unwrap()]);
+        assert!(
+            stdout.contains("Tokenized 600 documents"),
+            "{shape}: {stdout}"
+        );
+        let report = python_check(dir.path(), &tokenizer);
+        assert_eq!(report["documents"], 600, "{shape}: {report}");
+        assert_eq!(report["mismatches"], 0, "{shape}: {report}");
+    }
 }
 
 #[test]

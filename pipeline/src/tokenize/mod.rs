@@ -24,7 +24,10 @@
 //! - [`documents`]: a run's documents in a fixed order.
 //! - [`dropped`]: token counts of the documents the stages dropped.
 //! - [`split`]: which documents are held out for validation.
+//! - [`pieces`]: encoding texts piece by piece, cut by [`cuts`] and at [`added`] tokens.
 
+pub mod added;
+pub mod cuts;
 pub mod documents;
 pub mod dropped;
 pub mod pieces;

@@ -1,44 +1,47 @@
 //! Encoding a text piece by piece, with each piece's ids cached.
 //!
-//! A byte-level BPE tokenizer (GPT-2's pre-tokenizer: `ByteLevel` with its regex and no prefix
-//! space; a `BPE` model without dropout; no normalizer, or NFC) never makes a token across
-//! certain places in a text, so the text can be cut there and each piece encoded on its own to
-//! the same ids. The pre-tokenizer's regex is
-//! `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`, and it looks
-//! ahead but never behind, so a piece encodes alone as it does in the text when a match ends
-//! right before it and the piece before it does not end in whitespace (whose lookahead would see
-//! the piece's end instead of the next character). [`Pieces`] cuts
-//! - before an ASCII whitespace character that follows a character other than whitespace: the
-//!   word patterns (a letter, digit or other run after an optional space, and the contractions)
-//!   take no whitespace after their first character;
-//! - between two ASCII characters other than whitespace of different classes (letter, digit,
-//!   other), unless the first is an apostrophe, which may begin a contraction (`'s`).
+//! A byte-level BPE tokenizer splits a text at its added tokens (see [`super::added`]),
+//! normalizes the parts between them, splits those with a regex and encodes each match on its
+//! own. Where the regex is one whose cut rules are known (see [`super::cuts`]: GPT-2's, as
+//! GPT-2, GPT-NeoX, OLMo and the tokenizers `refinery tokenizer train` writes use it, and Llama
+//! 3's or Qwen2's), the parts can be cut further and each piece encoded alone, by the tokenizer
+//! itself, to the same ids. The shapes taken: no normalizer or NFC; the `ByteLevel`
+//! pre-tokenizer with its regex and no prefix space, or a `Split` by a known regex (`Isolated`)
+//! followed by `ByteLevel` without a regex or prefix space; a `BPE` model without dropout; no
+//! added token with `lstrip`, `rstrip` or `single_word`; special tokens not encoded as text.
 //!
 //! Pieces are short and repeat (mostly a word with its leading space), so the ids of each are
 //! cached per thread, and most of a text costs a lookup instead of the tokenizer's normalizing,
-//! splitting and merging. Cuts must not split an added token either, nor change what a
-//! normalizer does: a text holding the content of an added token that is not all whitespace is
-//! encoded whole (one of whitespace only, such as GPT-NeoX's runs of spaces, matches inside a
-//! run of whitespace, which no cut splits). With the NFC normalizer, a text's NFC is cut
-//! instead: the tokenizer composes before it splits, so the two encode alike, and NFC leaves the
-//! ASCII characters cuts fall before as they are, composing them with nothing before them.
-//! Tokenizers of another shape encode every text whole.
+//! splitting and merging. Under NFC each part is composed first (by the tokenizer's own
+//! normalizer, when Unicode's quick check does not pass) and cut in NFC; NFC leaves the ASCII
+//! characters cuts fall before as they are, composing them with nothing before them. Should
+//! composing make a special token's text appear (a Kelvin sign composing to `K`), which the
+//! tokenizer would take as text but a piece encoded alone as the token, the text is encoded
+//! whole. Tokenizers of other shapes encode every text whole.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use aho_corasick::AhoCorasick;
 use filters::normalize::is_nfc;
 use tokenizers::normalizers::unicode::NFC;
+use tokenizers::pre_tokenizers::split::SplitPattern;
 use tokenizers::{
-    ModelWrapper, NormalizedString, Normalizer, NormalizerWrapper, PreTokenizerWrapper, Tokenizer,
+    ModelWrapper, NormalizedString, Normalizer, NormalizerWrapper, PreTokenizerWrapper,
+    SplitDelimiterBehavior, Tokenizer,
 };
 
-/// Pieces a thread's cache holds before it starts again: bounds its memory to roughly
-/// 100 bytes a piece, about 13 MB.
-const CACHE_PIECES: usize = 1 << 17;
+use super::added::{AddedTokens, Part};
+use super::cuts::{Cuts, Pieces};
+
+/// Bytes of pieces and ids a thread's cache holds before it starts again (counting 48 bytes a
+/// piece for the map's own keeping): bounds its memory whatever the texts.
+const CACHE_BYTES: usize = 16 << 20;
+
+/// Pieces longer than this are encoded but not cached: long ones seldom repeat (a paragraph of
+/// a script without spaces, say) and would fill the cache.
+const LONGEST_CACHED: usize = 256;
 
 /// Gives each encoder an identity, so that a thread's cache never serves another's pieces.
 static NEXT_ENCODER: AtomicU64 = AtomicU64::new(0);
@@ -52,17 +55,21 @@ thread_local! {
 struct Cache {
     encoder: Option<u64>,
     ids: HashMap<Box<str>, Box<[u32]>, foldhash::fast::FixedState>,
+    /// What [`CACHE_BYTES`] counts.
+    bytes: usize,
 }
 
 /// Encodes texts piece by piece for a tokenizer of the shape the module describes.
 #[derive(Debug)]
 pub struct PieceEncoder {
     id: u64,
-    /// The normalizer is NFC: texts are cut in NFC.
+    cuts: Cuts,
+    /// The normalizer is NFC: parts are cut in NFC.
     nfc: bool,
-    /// The added tokens with a character other than whitespace (as written and in NFC): texts
-    /// holding one are encoded whole.
-    added: Option<AhoCorasick>,
+    /// The added tokens matched as written.
+    raw: AddedTokens,
+    /// The added tokens matched in normalized text, in their normalized form.
+    normalized: AddedTokens,
 }
 
 impl PieceEncoder {
@@ -73,87 +80,146 @@ impl PieceEncoder {
             Some(NormalizerWrapper::NFC(_)) => true,
             Some(_) => return None,
         };
-        match tokenizer.get_pre_tokenizer() {
-            Some(PreTokenizerWrapper::ByteLevel(b)) if b.use_regex && !b.add_prefix_space => {}
-            _ => return None,
-        }
+        let cuts = cuts_of(tokenizer.get_pre_tokenizer()?)?;
         match tokenizer.get_model() {
             ModelWrapper::BPE(bpe) if bpe.dropout.is_none_or(|p| p == 0.0) => {}
             _ => return None,
         }
         let tokens = tokenizer.get_added_tokens_decoder();
-        if tokens
-            .values()
-            .any(|t| t.lstrip || t.rstrip || t.single_word)
+        if tokenizer.get_encode_special_tokens()
+            || tokens
+                .values()
+                .any(|t| t.lstrip || t.rstrip || t.single_word)
         {
             return None;
         }
-        let patterns: Vec<String> = tokens
-            .values()
-            .filter(|t| !t.content.chars().all(char::is_whitespace))
-            .flat_map(|t| std::iter::once(t.content.clone()).chain(tokenizers_nfc(&t.content)))
-            .collect();
-        let added = match patterns.is_empty() {
-            true => None,
-            false => Some(AhoCorasick::new(&patterns).ok()?),
-        };
+        let (mut raw, mut normalized) = (Vec::new(), Vec::new());
+        for (&id, token) in &tokens {
+            match (token.normalized, nfc) {
+                (false, _) => raw.push((token.content.clone(), id)),
+                (true, false) => normalized.push((token.content.clone(), id)),
+                (true, true) => normalized.push((tokenizers_nfc(&token.content)?, id)),
+            }
+        }
         Some(Self {
             id: NEXT_ENCODER.fetch_add(1, Ordering::Relaxed),
+            cuts,
             nfc,
-            added,
+            raw: AddedTokens::new(raw)?,
+            normalized: AddedTokens::new(normalized)?,
         })
     }
 
-    /// What to cut in place of `text`: `text` itself, or its NFC under the NFC normalizer (the
-    /// tokenizer normalizes before it splits, so both encode alike; composed by the tokenizer's
-    /// normalizer when Unicode's quick check does not pass); `None` when `text` must be encoded
-    /// whole, because it or its NFC holds an added token.
-    pub fn cuttable<'a>(&self, text: &'a str) -> Option<Cow<'a, str>> {
-        let holds_added = |t: &str| self.added.as_ref().is_some_and(|a| a.is_match(t));
-        if holds_added(text) {
-            return None;
-        }
-        let text = match self.nfc && !is_nfc(text) {
-            true => Cow::Owned(tokenizers_nfc(text)?),
-            false => Cow::Borrowed(text),
-        };
-        match &text {
-            Cow::Owned(nfc) if holds_added(nfc) => None,
-            _ => Some(text),
-        }
-    }
-
-    /// The ids of `text`: those of its pieces (see [`Self::cuttable`]), from the thread's cache
-    /// or from `whole`, which encodes one piece; or `whole(text)` when it cannot be cut.
+    /// The ids of `text`, as the tokenizer would give them: its added tokens' ids, and those of
+    /// the pieces of the parts between them, from the thread's cache or from `whole`, which
+    /// encodes one piece; or `whole(text)` when it cannot be cut (see the module docs).
     pub fn encode<E>(
         &self,
         text: &str,
         mut whole: impl FnMut(&str) -> Result<Vec<u32>, E>,
     ) -> Result<Vec<u32>, E> {
-        let Some(text) = self.cuttable(text) else {
-            return whole(text);
-        };
-        CACHE.with(|cache| {
+        let mut ids = Vec::with_capacity(text.len() / 3);
+        let cut = CACHE.with(|cache| {
             let mut cache = cache.borrow_mut();
             if cache.encoder != Some(self.id) {
                 cache.ids.clear();
+                cache.bytes = 0;
                 cache.encoder = Some(self.id);
             }
-            let mut ids = Vec::with_capacity(text.len() / 3);
-            for piece in Pieces::new(&text) {
-                if let Some(hit) = cache.ids.get(piece) {
-                    ids.extend_from_slice(hit);
-                    continue;
-                }
-                let piece_ids = whole(piece)?;
-                ids.extend_from_slice(&piece_ids);
-                if cache.ids.len() >= CACHE_PIECES {
+            self.raw.split(text, |part| {
+                let part = match part {
+                    Part::Token(id) => {
+                        ids.push(id);
+                        return Ok(());
+                    }
+                    Part::Text(part) => self.normalize(part).ok_or(Halt::Whole)?,
+                };
+                let composed = matches!(part, Cow::Owned(_));
+                self.normalized.split(&part, |part| match part {
+                    Part::Token(id) => {
+                        ids.push(id);
+                        Ok(())
+                    }
+                    Part::Text(part) if composed && self.raw.occur_in(part) => Err(Halt::Whole),
+                    Part::Text(part) => self
+                        .encode_pieces(part, &mut cache, &mut ids, &mut whole)
+                        .map_err(Halt::Failed),
+                })
+            })
+        });
+        match cut {
+            Ok(()) => Ok(ids),
+            Err(Halt::Whole) => whole(text),
+            Err(Halt::Failed(e)) => Err(e),
+        }
+    }
+
+    /// A part as the tokenizer's normalizer leaves it: as it is, or its NFC under NFC;
+    /// `None` if the normalizer fails.
+    fn normalize<'a>(&self, part: &'a str) -> Option<Cow<'a, str>> {
+        match self.nfc && !is_nfc(part) {
+            true => tokenizers_nfc(part).map(Cow::Owned),
+            false => Some(Cow::Borrowed(part)),
+        }
+    }
+
+    /// Appends the ids of the pieces of `part`, a normalized text holding no added token.
+    fn encode_pieces<E>(
+        &self,
+        part: &str,
+        cache: &mut Cache,
+        ids: &mut Vec<u32>,
+        whole: &mut impl FnMut(&str) -> Result<Vec<u32>, E>,
+    ) -> Result<(), E> {
+        for piece in Pieces::new(part, self.cuts) {
+            if let Some(hit) = cache.ids.get(piece) {
+                ids.extend_from_slice(hit);
+                continue;
+            }
+            let piece_ids = whole(piece)?;
+            ids.extend_from_slice(&piece_ids);
+            if piece.len() <= LONGEST_CACHED {
+                cache.bytes += piece.len() + 4 * piece_ids.len() + 48;
+                if cache.bytes > CACHE_BYTES {
                     cache.ids.clear();
+                    cache.bytes = 0;
                 }
                 cache.ids.insert(piece.into(), piece_ids.into());
             }
-            Ok(ids)
-        })
+        }
+        Ok(())
+    }
+}
+
+/// Why cutting a text stopped.
+enum Halt<E> {
+    /// It must be encoded whole.
+    Whole,
+    /// Encoding a piece failed.
+    Failed(E),
+}
+
+/// The cut rules of a pre-tokenizer of a shape the module docs name.
+fn cuts_of(pre_tokenizer: &PreTokenizerWrapper) -> Option<Cuts> {
+    match pre_tokenizer {
+        PreTokenizerWrapper::ByteLevel(b) if b.use_regex && !b.add_prefix_space => Some(Cuts::Gpt2),
+        PreTokenizerWrapper::Sequence(sequence) => match sequence.as_ref() {
+            [
+                PreTokenizerWrapper::Split(split),
+                PreTokenizerWrapper::ByteLevel(b),
+            ] if !b.use_regex
+                && !b.add_prefix_space
+                && !split.invert
+                && split.behavior == SplitDelimiterBehavior::Isolated =>
+            {
+                match &split.pattern {
+                    SplitPattern::Regex(regex) => Cuts::of_regex(regex),
+                    SplitPattern::String(_) => None,
+                }
+            }
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -165,105 +231,19 @@ fn tokenizers_nfc(text: &str) -> Option<String> {
     Some(normalized.get().to_string())
 }
 
-/// What came before the current character, as far as cutting goes.
-#[derive(Clone, Copy)]
-enum Before {
-    /// Whitespace, or the start of the text: no cut.
-    Whitespace,
-    /// An ASCII character other than whitespace.
-    Ascii(u8),
-    /// Another character that is not whitespace.
-    Other,
-}
-
-/// The pieces of a text, cut as the module docs say; together they are the text.
-pub struct Pieces<'a> {
-    text: &'a str,
-    /// Where the current piece starts.
-    start: usize,
-    /// The next byte to look at.
-    at: usize,
-    before: Before,
-}
-
-impl<'a> Pieces<'a> {
-    /// The pieces of `text`.
-    pub fn new(text: &'a str) -> Self {
-        Self {
-            text,
-            start: 0,
-            at: 0,
-            before: Before::Whitespace,
-        }
-    }
-}
-
-impl<'a> Iterator for Pieces<'a> {
-    type Item = &'a str;
-
-    fn next(&mut self) -> Option<&'a str> {
-        let bytes = self.text.as_bytes();
-        while let Some(&b) = bytes.get(self.at) {
-            let (cut, now, width) = if b.is_ascii() {
-                let space = is_ascii_white_space(b);
-                let cut = match self.before {
-                    Before::Whitespace => false,
-                    Before::Other => space,
-                    Before::Ascii(p) => space || (class(p) != class(b) && p != b'\''),
-                };
-                let now = if space {
-                    Before::Whitespace
-                } else {
-                    Before::Ascii(b)
-                };
-                (cut, now, 1)
-            } else {
-                let c = self.text[self.at..].chars().next().unwrap_or_default();
-                let now = if c.is_whitespace() {
-                    Before::Whitespace
-                } else {
-                    Before::Other
-                };
-                (false, now, c.len_utf8())
-            };
-            let at = self.at;
-            self.before = now;
-            self.at += width;
-            if cut && at > self.start {
-                let piece = &self.text[self.start..at];
-                self.start = at;
-                return Some(piece);
-            }
-        }
-        (self.start < bytes.len()).then(|| {
-            let piece = &self.text[self.start..];
-            self.start = bytes.len();
-            piece
-        })
-    }
-}
-
-/// Unicode's `White_Space` among ASCII characters (what the regex's `\s` matches there).
-fn is_ascii_white_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r')
-}
-
-/// An ASCII character's class in the regex: letter, digit or other.
-fn class(b: u8) -> u8 {
-    match b {
-        b'a'..=b'z' | b'A'..=b'Z' => 0,
-        b'0'..=b'9' => 1,
-        _ => 2,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::LazyLock;
 
     use proptest::prelude::*;
+    use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
     use tokenizers::normalizers::unicode::NFC;
-    use tokenizers::{AddedToken, Tokenizer};
+    use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+    use tokenizers::pre_tokenizers::sequence::Sequence;
+    use tokenizers::pre_tokenizers::split::Split;
+    use tokenizers::{
+        AddedToken, DecoderWrapper, PostProcessorWrapper, Tokenizer, TokenizerBuilder,
+    };
 
     use super::*;
     use crate::tokenize::tokenizer::train_bpe;
@@ -298,9 +278,106 @@ mod tests {
             AddedToken::from("\n\n", false),
             AddedToken::from("|||IP|||", false),
             AddedToken::from("|||OK|||", false),
+            // Matched in NFC, as `|||éIP|||`.
+            AddedToken::from("|||e\u{301}IP|||", false),
         ])
         .unwrap();
+        // A special token (matched as written) that composing a Kelvin sign can make.
+        tok.add_special_tokens([AddedToken::from("QK", true)])
+            .unwrap();
         tok
+    }
+
+    /// Splitting by `regex` then mapping bytes, as Llama 3's and Qwen2's files do.
+    fn split_by_then_bytes(regex: &str) -> PreTokenizerWrapper {
+        let split = Split::new(
+            SplitPattern::Regex(regex.into()),
+            SplitDelimiterBehavior::Isolated,
+            false,
+        )
+        .unwrap();
+        Sequence::new(vec![
+            split.into(),
+            ByteLevel::new(false, true, false).into(),
+        ])
+        .into()
+    }
+
+    /// `tok` pre-tokenizing with [`split_by_then_bytes`].
+    fn split_by(mut tok: Tokenizer, regex: &str) -> Tokenizer {
+        tok.with_pre_tokenizer(Some(split_by_then_bytes(regex)));
+        tok
+    }
+
+    /// A byte-level BPE trained here with Llama 3's regex, on texts where its matches cross the
+    /// places other regexes could be cut (`(bar`, `.\n`, `。\n`), so its merges do too.
+    fn trained_llama3() -> Tokenizer {
+        static TRAINED: LazyLock<Tokenizer> = LazyLock::new(train_llama3);
+        TRAINED.clone()
+    }
+
+    fn train_llama3() -> Tokenizer {
+        let texts = (0..300).map(|i| {
+            format!("It's f(bar) f(bin) f(box) f(bud) {i}12345 done.\n\tfoo(x);\n中文。\n'S Q:\r\n({i}) again.\n\n")
+        });
+        let mut trainer = BpeTrainerBuilder::new()
+            .vocab_size(600)
+            .min_frequency(2)
+            .show_progress(false)
+            .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
+            .build();
+        let mut tok = TokenizerBuilder::<
+            BPE,
+            NormalizerWrapper,
+            PreTokenizerWrapper,
+            PostProcessorWrapper,
+            DecoderWrapper,
+        >::new()
+        .with_model(BPE::default())
+        .with_pre_tokenizer(Some(split_by_then_bytes(LLAMA3)))
+        .build()
+        .unwrap();
+        tok.train(&mut trainer, texts).unwrap();
+        let tok = Tokenizer::from_bytes(tok.to_string(false).unwrap().as_bytes()).unwrap();
+        for (a, b) in [("(", "bar"), (".", "\n"), ("。", "\n")] {
+            let apart = [whole(&tok, a).unwrap(), whole(&tok, b).unwrap()].concat();
+            assert_ne!(
+                whole(&tok, &format!("{a}{b}")).unwrap(),
+                apart,
+                "{a:?} {b:?} merged"
+            );
+        }
+        tok
+    }
+
+    const LLAMA3: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    const QWEN2: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    const GPT2: &str =
+        r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
+
+    /// Every shape taken: GPT-2's regex in `ByteLevel` (OLMo's; a trained one with NFC and added
+    /// tokens) and in a `Split` (the trained one), Llama 3's without a normalizer (OLMo's
+    /// vocabulary and added tokens; one trained with it), Qwen2's with NFC (the trained one).
+    fn shapes() -> Vec<(&'static str, Tokenizer)> {
+        static SHAPES: LazyLock<Vec<(&'static str, Tokenizer)>> = LazyLock::new(|| {
+            let mut llama3 = split_by(olmo(), LLAMA3);
+            llama3.with_normalizer(None::<NFC>).unwrap();
+            vec![
+                ("olmo", olmo()),
+                ("trained", trained_with_nfc_and_added_tokens()),
+                (
+                    "trained, GPT-2 split",
+                    split_by(trained_with_nfc_and_added_tokens(), GPT2),
+                ),
+                ("olmo, Llama 3", llama3),
+                ("trained, Llama 3", trained_llama3()),
+                (
+                    "trained, Qwen2",
+                    split_by(trained_with_nfc_and_added_tokens(), QWEN2),
+                ),
+            ]
+        });
+        SHAPES.clone()
     }
 
     fn whole(tok: &Tokenizer, text: &str) -> Result<Vec<u32>, String> {
@@ -309,47 +386,25 @@ mod tests {
             .map_err(|e| e.to_string())
     }
 
-    fn pieces(text: &str) -> Vec<&str> {
-        Pieces::new(text).collect()
+    /// The ids `encoder` gives `text`, and whether it encoded the text whole.
+    fn encoded(encoder: &PieceEncoder, tok: &Tokenizer, text: &str) -> (Vec<u32>, bool) {
+        let mut was_whole = false;
+        let ids = encoder
+            .encode(text, |t| {
+                was_whole |= t == text;
+                whole(tok, t)
+            })
+            .unwrap();
+        (ids, was_whole)
     }
 
     #[test]
-    fn cuts_fall_where_the_docs_say() {
-        assert_eq!(
-            pieces("It's 3rd-rate:  x\n\tfoo(bar) l'été"),
-            [
-                "It", "'s", " 3", "rd", "-", "rate", ":", "  x", "\n\tfoo", "(", "bar", ")", " l",
-                "'été"
-            ]
-        );
-        assert_eq!(pieces("  lead"), ["  lead"], "no cut after whitespace");
-        assert_eq!(pieces("día 中文 x"), ["día", " 中文", " x"]);
-        assert!(pieces("").is_empty());
-    }
-
-    #[test]
-    fn tokenizers_of_the_shape_are_taken_and_others_not() {
-        let encoder = PieceEncoder::new(&olmo()).expect("OLMo's tokenizer has the shape");
-        let plain = "Plain text,   with runs of spaces.";
-        assert_eq!(encoder.cuttable(plain).as_deref(), Some(plain));
-        assert_eq!(
-            encoder.cuttable("cafe\u{301}").as_deref(),
-            Some("café"),
-            "cut in NFC"
-        );
-        assert!(
-            encoder.cuttable("a document<|endoftext|>").is_none(),
-            "an added token"
-        );
-        assert!(
-            encoder.cuttable("a |||IP_ADDRESS||| b").is_none(),
-            "an added token"
-        );
-
+    fn tokenizers_of_the_shapes_are_taken_and_others_not() {
+        for (name, tok) in shapes() {
+            assert!(PieceEncoder::new(&tok).is_some(), "{name}");
+        }
         let mut prefixed = olmo();
-        prefixed.with_pre_tokenizer(Some(
-            tokenizers::pre_tokenizers::byte_level::ByteLevel::new(true, true, true),
-        ));
+        prefixed.with_pre_tokenizer(Some(ByteLevel::new(true, true, true)));
         assert!(PieceEncoder::new(&prefixed).is_none(), "a prefix space");
         let mut lowercased = olmo();
         lowercased
@@ -359,17 +414,44 @@ mod tests {
             PieceEncoder::new(&lowercased).is_none(),
             "another normalizer"
         );
+        let other_regex = split_by(olmo(), r"\p{N}{1,3}|\s+");
+        assert!(
+            PieceEncoder::new(&other_regex).is_none(),
+            "an unknown regex"
+        );
+        let mut special_as_text = olmo();
+        special_as_text.set_encode_special_tokens(true);
+        assert!(
+            PieceEncoder::new(&special_as_text).is_none(),
+            "special tokens as text"
+        );
     }
 
     #[test]
-    fn a_text_that_holds_an_added_token_only_in_nfc_is_encoded_whole() {
+    fn texts_are_cut_at_added_tokens_in_nfc_too() {
         let tok = trained_with_nfc_and_added_tokens();
         let encoder = PieceEncoder::new(&tok).unwrap();
         // The Kelvin sign is `K` in NFC: the normalized text holds the added token `|||OK|||`.
-        let text = "a |||O\u{212a}||| b";
-        assert!(encoder.cuttable(text).is_none());
-        let ok = tok.token_to_id("|||OK|||").unwrap();
-        assert!(whole(&tok, text).unwrap().contains(&ok));
+        let text = "a |||O\u{212a}||| b<|endoftext|>c";
+        let (ids, was_whole) = encoded(&encoder, &tok, text);
+        assert_eq!(ids, whole(&tok, text).unwrap());
+        assert!(!was_whole);
+        assert!(ids.contains(&tok.token_to_id("|||OK|||").unwrap()));
+        assert!(ids.contains(&tok.token_to_id("<|endoftext|>").unwrap()));
+    }
+
+    #[test]
+    fn a_special_tokens_text_made_by_composing_makes_the_text_encoded_whole() {
+        let tok = trained_with_nfc_and_added_tokens();
+        let encoder = PieceEncoder::new(&tok).unwrap();
+        // `Q\u{212a}` composes to `QK`, which the tokenizer takes as text, not as the token.
+        let text = "a Q\u{212a} b";
+        let (ids, was_whole) = encoded(&encoder, &tok, text);
+        assert!(was_whole);
+        assert_eq!(ids, whole(&tok, text).unwrap());
+        assert!(!ids.contains(&tok.token_to_id("QK").unwrap()));
+        let (ids, was_whole) = encoded(&encoder, &tok, "a QK b");
+        assert!(!was_whole && ids.contains(&tok.token_to_id("QK").unwrap()));
     }
 
     #[test]
@@ -389,12 +471,39 @@ mod tests {
         }
     }
 
-    /// Texts made of the fragments cutting, NFC and the regex care about; now and then an added
-    /// token, which makes a text be encoded whole, so that most are cut.
+    #[test]
+    fn long_pieces_are_encoded_but_not_cached() {
+        let tok = olmo();
+        let encoder = PieceEncoder::new(&tok).unwrap();
+        let long = "中".repeat(LONGEST_CACHED);
+        let text = format!(" {long} {long} short short");
+        let mut encoded = Vec::new();
+        let ids = encoder
+            .encode(&text, |p| {
+                encoded.push(p.to_string());
+                whole(&tok, p)
+            })
+            .unwrap();
+        assert_eq!(ids, whole(&tok, &text).unwrap());
+        let long_piece = format!(" {long}");
+        assert_eq!(
+            encoded.iter().filter(|p| **p == long_piece).count(),
+            2,
+            "not cached"
+        );
+        assert_eq!(
+            encoded.iter().filter(|p| *p == " short").count(),
+            1,
+            "cached"
+        );
+    }
+
+    /// Texts made of the fragments cutting, NFC, added tokens and the regexes care about.
     fn tricky_text() -> impl Strategy<Value = String> {
         let cut = [
             "a",
             "Z",
+            "Q",
             "the",
             " the",
             "don",
@@ -402,11 +511,15 @@ mod tests {
             "'s",
             "'ll",
             "'T",
+            "'S",
+            "'ſ",
             "3",
             "42",
+            "12345",
             "٣",
             "é",
             "中文",
+            "。",
             "Ω",
             "ﬁ",
             "😀",
@@ -416,13 +529,17 @@ mod tests {
             "\n",
             "\n\n",
             "\t",
+            "\r",
             "\r\n",
+            "\x0b",
+            "\x0c",
             "\u{a0}",
             "\u{3000}",
             "\u{85}",
             "\u{1c}",
             ",",
             ".",
+            ".\n",
             "(",
             "-",
             "_",
@@ -436,9 +553,16 @@ mod tests {
             "\u{212a}",
             "\u{1100}\u{1161}",
         ];
-        let added = ["<|endoftext|>", "|||IP|||", "|||IP_ADDRESS|||", "|||OK|||"];
+        let added = [
+            "<|endoftext|>",
+            "|||IP|||",
+            "|||IP_ADDRESS|||",
+            "|||OK|||",
+            "|||éIP|||",
+            "QK",
+        ];
         let fragment = prop_oneof![
-            40 => proptest::sample::select(cut.to_vec()),
+            20 => proptest::sample::select(cut.to_vec()),
             1 => proptest::sample::select(added.to_vec()),
         ];
         proptest::collection::vec(fragment, 0..40).prop_map(|parts| parts.concat())
@@ -448,17 +572,11 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(400))]
 
         #[test]
-        fn pieces_make_up_the_text(text in "\\PC*") {
-            prop_assert_eq!(Pieces::new(&text).collect::<String>(), text.clone());
-            prop_assert!(Pieces::new(&text).all(|p| !p.is_empty()));
-        }
-
-        #[test]
         fn pieces_encode_to_the_tokenizers_ids(text in tricky_text()) {
-            for tok in [olmo(), trained_with_nfc_and_added_tokens()] {
+            for (name, tok) in shapes() {
                 let encoder = PieceEncoder::new(&tok).unwrap();
                 let ids = encoder.encode(&text, |p| whole(&tok, p)).unwrap();
-                prop_assert_eq!(ids, whole(&tok, &text).unwrap(), "{:?}", text);
+                prop_assert_eq!(ids, whole(&tok, &text).unwrap(), "{}: {:?}", name, text);
             }
         }
     }
