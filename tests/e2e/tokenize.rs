@@ -488,3 +488,41 @@ fn a_tokenizer_files_truncation_and_padding_are_ignored_with_a_warning() {
         "documents are tokenized whole either way"
     );
 }
+
+/// A tokenizer file the run cannot use fails `refinery validate` with the config line, and
+/// `refinery run` before any stage, naming the token to set.
+#[test]
+fn a_tokenizer_without_the_end_of_document_token_fails_before_the_stages() {
+    let sources = [("wiki", "wiki_en.jsonl.zst")];
+    let dir = scratch("tokenize-no-eod");
+    write_inputs(dir.path(), &sources, 20);
+    let tokenize = format!("tokenizer = \"{}\"\neod = \"</s>\"\n", olmo().display());
+    let config = write_config(dir.path(), &sources, "", &tokenize);
+    let expected = "the end-of-document token `</s>` is not in its vocabulary; set `eod` in \
+                    [tokenize] to one of its special tokens: `<|endoftext|>`";
+
+    let validate = run(&["validate", config.to_str().unwrap()]);
+    let (_, stderr) = texts(&validate);
+    assert_eq!(validate.status.code(), Some(2), "{stderr}");
+    let line = std::fs::read_to_string(&config)
+        .unwrap()
+        .lines()
+        .position(|l| l == "[tokenize]")
+        .unwrap()
+        + 1;
+    assert!(
+        stderr.contains(&format!("line {line}: tokenize.tokenizer: ")),
+        "{stderr}"
+    );
+    assert!(stderr.contains(expected), "{stderr}");
+
+    let out = run(&["run", config.to_str().unwrap()]);
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(expected), "{stderr}");
+    let written: Vec<String> = std::fs::read_dir(dir.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(written, ["runs"], "only the failed run is recorded");
+}

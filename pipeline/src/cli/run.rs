@@ -11,7 +11,7 @@ use crate::executor::{self, PrepareSummary, RunError, RunSummary, Task, TaskSumm
 use crate::lineage::runs::{Outcome, RunRow};
 use crate::progress::Progress;
 use crate::sql::text_table;
-use crate::tokenize::TokenizeSummary;
+use crate::tokenize::{TextTokenizer, TokenizeSummary};
 use shards::dataset::manifest::now_rfc3339;
 
 /// How `refinery run` was asked to run, beyond its config.
@@ -137,11 +137,14 @@ pub fn run_recorded(
     handle: &Handle,
 ) -> Result<(RunSummary, Option<TokenizeSummary>), Failure> {
     let started = now_rfc3339();
-    let result = execute(config, quiet, handle).and_then(|summary| {
-        print_summary(&summary);
-        let tokens = tokenize(config, quiet, handle)?;
-        Ok((summary, tokens))
-    });
+    let result = crate::tokenize::load_configured(config, handle)
+        .map_err(Failure::from)
+        .and_then(|tokenizer| {
+            let summary = execute(config, quiet, handle)?;
+            print_summary(&summary);
+            let tokens = tokenize(config, tokenizer, quiet, handle)?;
+            Ok((summary, tokens))
+        });
     let outcome = match &result {
         Ok((summary, tokens)) => Outcome::Complete {
             summary,
@@ -174,10 +177,11 @@ pub fn run_recorded(
     }
 }
 
-/// Tokenizes the run's output when the config has a `[tokenize]` section, and prints what
-/// happened.
+/// Tokenizes the run's output when the config has a `[tokenize]` section (with its tokenizer
+/// file when already loaded), and prints what happened.
 pub fn tokenize(
     config: &Config,
+    tokenizer: Option<TextTokenizer>,
     quiet: bool,
     handle: &Handle,
 ) -> Result<Option<TokenizeSummary>, Failure> {
@@ -185,7 +189,7 @@ pub fn tokenize(
         return Ok(None);
     }
     let progress = Progress::new(!quiet);
-    let summary = crate::tokenize::run(config, &progress, handle)?;
+    let summary = crate::tokenize::run(config, tokenizer, &progress, handle)?;
     super::tokenizer::print_summary(&summary);
     Ok(Some(summary))
 }

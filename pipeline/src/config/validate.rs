@@ -243,14 +243,18 @@ pub async fn validate_inputs(config: &Config, text: &str) -> Vec<ConfigError> {
     }
     if let Some(t) = &config.tokenize
         && let Some(file) = &t.get_ref().tokenizer
-        && !file.starts_with("s3://")
-        && !std::path::Path::new(file).is_file()
     {
-        errors.push(ConfigError::at(
-            text,
-            t.span(),
-            format!("tokenize.tokenizer: {file} does not exist"),
-        ));
+        let problem = match !file.starts_with("s3://") && !std::path::Path::new(file).is_file() {
+            true => Some(format!("{file} does not exist")),
+            false => crate::tokenize::read(file, &t.get_ref().eod)
+                .await
+                .err()
+                .map(|e| e.to_string()),
+        };
+        if let Some(problem) = problem {
+            let message = format!("tokenize.tokenizer: {problem}");
+            errors.push(ConfigError::at(text, t.span(), message));
+        }
     }
     for stage in &config.stages {
         for file in stage.get_ref().files() {

@@ -141,9 +141,11 @@ pub struct TokenizeSummary {
     pub elapsed: Duration,
 }
 
-/// Tokenizes the output of a finished run of `config` (which must have a `[tokenize]` section).
+/// Tokenizes the output of a finished run of `config` (which must have a `[tokenize]` section),
+/// with `loaded`, the section's tokenizer file when [`load_configured`] has loaded it already.
 pub fn run(
     config: &Config,
+    loaded: Option<TextTokenizer>,
     progress: &Progress,
     handle: &Handle,
 ) -> Result<TokenizeSummary, TokenizeError> {
@@ -163,10 +165,11 @@ pub fn run(
     let run_manifest = std::fs::read(out.join(crate::output::MANIFEST))
         .map_err(|e| TokenizeError::Input(format!("{}: {e}", out.display())))?;
     let run_id = shards::checksum::to_hex(xxhash_rust::xxh3::xxh3_64(&run_manifest));
-    let tokenizer = match (&settings.tokenizer, settings.train_vocab_size) {
-        (Some(spec), _) => load(spec, &settings.eod, handle)?,
-        (None, Some(vocab)) => train_for_run(&out, &parts, vocab, &settings.eod, &run_id)?,
-        (None, None) => {
+    let tokenizer = match (loaded, &settings.tokenizer, settings.train_vocab_size) {
+        (Some(tokenizer), _, _) => tokenizer,
+        (None, Some(spec), _) => load(spec, &settings.eod, handle)?,
+        (None, None, Some(vocab)) => train_for_run(&out, &parts, vocab, &settings.eod, &run_id)?,
+        (None, None, None) => {
             return Err(TokenizeError::Input(
                 "[tokenize] needs `tokenizer` or `train_vocab_size`".into(),
             ));
@@ -291,23 +294,44 @@ fn hash_json(value: &serde_json::Value) -> String {
     shards::checksum::to_hex(xxhash_rust::xxh3::xxh3_64(value.to_string().as_bytes()))
 }
 
-/// Reads a `tokenizer.json` from a path or `s3://` URL.
+/// Reads a `tokenizer.json` from a path or `s3://` URL, warning about the settings it ignores.
 pub fn load(spec: &str, eod: &str, handle: &Handle) -> Result<TextTokenizer, TokenizeError> {
-    let (store, _, path) = shards::open_store(spec)?;
-    let bytes = handle
-        .block_on(async {
-            use object_store::ObjectStoreExt;
-            store.get(&path).await?.bytes().await
-        })
-        .map_err(|source| shards::StoreError::Backend {
-            spec: spec.to_string(),
-            source,
-        })?;
-    let tokenizer = TextTokenizer::from_json(&bytes, eod, spec)?;
+    let tokenizer = handle.block_on(read(spec, eod))?;
     for setting in tokenizer.ignored_settings() {
         tracing::warn!("{spec} sets {setting}: ignored, documents are tokenized whole");
     }
     Ok(tokenizer)
+}
+
+/// Reads and parses a `tokenizer.json` from a path or `s3://` URL.
+pub async fn read(spec: &str, eod: &str) -> Result<TextTokenizer, TokenizeError> {
+    use object_store::ObjectStoreExt;
+    let (store, _, path) = shards::open_store(spec)?;
+    let bytes = async { store.get(&path).await?.bytes().await }
+        .await
+        .map_err(|source| shards::StoreError::Backend {
+            spec: spec.to_string(),
+            source,
+        })?;
+    TextTokenizer::from_json(&bytes, eod, spec)
+}
+
+/// The `[tokenize]` section's `tokenizer` file, loaded; `None` when the config trains one or
+/// does not tokenize. A run loads it before its stages, so that a file it cannot use (a missing
+/// end-of-document token, say) fails the run at once rather than after the stages.
+pub fn load_configured(
+    config: &Config,
+    handle: &Handle,
+) -> Result<Option<TextTokenizer>, TokenizeError> {
+    let Some(settings) = &config.tokenize else {
+        return Ok(None);
+    };
+    let settings = settings.get_ref();
+    settings
+        .tokenizer
+        .as_deref()
+        .map(|spec| load(spec, &settings.eod, handle))
+        .transpose()
 }
 
 /// Trains a tokenizer on the texts of `parts` (streamed; at most `max_bytes` of text when set)

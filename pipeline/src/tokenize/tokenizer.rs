@@ -47,7 +47,10 @@ impl TextTokenizer {
             .token_to_id(eod)
             .ok_or_else(|| TokenizeError::Tokenizer {
                 origin: origin.to_string(),
-                reason: format!("the end-of-document token `{eod}` is not in its vocabulary"),
+                reason: format!(
+                    "the end-of-document token `{eod}` is not in its vocabulary{}",
+                    eod_hint(&inner)
+                ),
             })?;
         // Added tokens may sit above the model's vocabulary: the width must hold the largest id.
         let vocab_size = inner
@@ -128,6 +131,46 @@ impl TextTokenizer {
                 Ok(ids)
             })
             .collect()
+    }
+}
+
+/// For a missing end-of-document token: the file's special tokens that look like one (their
+/// text holds `end` or `eos`, or is `</s>`), else its first special tokens, as a hint to set
+/// `eod`; empty when it has none.
+fn eod_hint(tokenizer: &Tokenizer) -> String {
+    let mut special: Vec<(u32, String)> = tokenizer
+        .get_added_tokens_decoder()
+        .into_iter()
+        .filter(|(_, t)| t.special)
+        .map(|(id, t)| (id, t.content))
+        .collect();
+    special.sort_unstable();
+    let ends_like = |t: &str| {
+        let t = t.to_lowercase();
+        t.contains("end") || t.contains("eos") || t == "</s>"
+    };
+    let mut named: Vec<&str> = special
+        .iter()
+        .map(|(_, t)| t.as_str())
+        .filter(|t| ends_like(t))
+        .collect();
+    if named.is_empty() {
+        named = special.iter().map(|(_, t)| t.as_str()).collect();
+    }
+    match named.len() {
+        0 => String::new(),
+        n => {
+            let shown: Vec<String> = named.iter().take(6).map(|t| format!("`{t}`")).collect();
+            let more = if n > 6 {
+                format!(" and {} more", n - 6)
+            } else {
+                String::new()
+            };
+            format!(
+                "; set `eod` in [tokenize] to one of its special tokens: {}{more}",
+                shown.join(", ")
+            )
+        }
     }
 }
 
@@ -234,6 +277,53 @@ mod tests {
             .unwrap();
         assert!(
             err.to_string().contains("`</s>` is not in its vocabulary"),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .ends_with("set `eod` in [tokenize] to one of its special tokens: `<|endoftext|>`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_missing_end_of_document_token_names_those_that_look_like_one() {
+        let json = train_bpe(corpus().into_iter(), 300, "<|begin_of_text|>").unwrap();
+        let mut tok = Tokenizer::from_bytes(json.as_bytes()).unwrap();
+        let reserved = (0..8).map(|i| AddedToken::from(format!("<|reserved_{i}|>"), true));
+        tok.add_special_tokens(
+            [
+                AddedToken::from("<|end_of_text|>", true),
+                AddedToken::from("<|eot_id|>", true),
+            ]
+            .into_iter()
+            .chain(reserved)
+            .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let json = tok.to_string(false).unwrap();
+        let err = TextTokenizer::from_json(json.as_bytes(), "<|endoftext|>", "llama.json")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.ends_with("to one of its special tokens: `<|end_of_text|>`"),
+            "only the one that looks like an end: {err}"
+        );
+        let bare = train_bpe(corpus().into_iter(), 300, "<|x|>").unwrap();
+        let mut tok = Tokenizer::from_bytes(bare.as_bytes()).unwrap();
+        tok.add_special_tokens(
+            (0..8)
+                .map(|i| AddedToken::from(format!("<|r{i}|>"), true))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let err = TextTokenizer::from_json(tok.to_string(false).unwrap().as_bytes(), "</s>", "r")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.ends_with("`<|x|>`, `<|r0|>`, `<|r1|>`, `<|r2|>`, `<|r3|>`, `<|r4|>` and 3 more"),
             "{err}"
         );
     }
