@@ -11,17 +11,16 @@
 //! added token with `lstrip`, `rstrip` or `single_word`; special tokens not encoded as text.
 //!
 //! Pieces are short and repeat (mostly a word with its leading space), so the ids of each are
-//! cached per thread, and most of a text costs a lookup instead of the tokenizer's normalizing,
-//! splitting and merging. Under NFC each part is composed first (by the tokenizer's own
-//! normalizer, when Unicode's quick check does not pass) and cut in NFC; NFC leaves the ASCII
-//! characters cuts fall before as they are, composing them with nothing before them. Should
-//! composing make a special token's text appear (a Kelvin sign composing to `K`), which the
-//! tokenizer would take as text but a piece encoded alone as the token, the text is encoded
-//! whole. Tokenizers of other shapes encode every text whole.
+//! cached per thread (see [`super::piece_cache`]), and most of a text costs a lookup instead of
+//! the tokenizer's normalizing, splitting and merging. Under NFC each part is composed first (by
+//! the tokenizer's own normalizer, when Unicode's quick check does not pass) and cut in NFC; NFC
+//! leaves the ASCII characters cuts fall before as they are, composing them with nothing before
+//! them. Should composing make a special token's text appear (a Kelvin sign composing to `K`),
+//! which the tokenizer would take as text but a piece encoded alone as the token, the text is
+//! encoded whole. Tokenizers of other shapes encode every text whole.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use filters::normalize::is_nfc;
@@ -34,29 +33,13 @@ use tokenizers::{
 
 use super::added::{AddedTokens, Part};
 use super::cuts::{Cuts, Pieces};
-
-/// Bytes of pieces and ids a thread's cache holds before it starts again (counting 48 bytes a
-/// piece for the map's own keeping): bounds its memory whatever the texts.
-const CACHE_BYTES: usize = 16 << 20;
-
-/// Pieces longer than this are encoded but not cached: long ones seldom repeat (a paragraph of
-/// a script without spaces, say) and would fill the cache.
-const LONGEST_CACHED: usize = 256;
+use super::piece_cache::PieceCache;
 
 /// Gives each encoder an identity, so that a thread's cache never serves another's pieces.
 static NEXT_ENCODER: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
-    static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
-}
-
-/// A thread's cached ids of pieces, for one encoder at a time.
-#[derive(Default)]
-struct Cache {
-    encoder: Option<u64>,
-    ids: HashMap<Box<str>, Box<[u32]>, foldhash::fast::FixedState>,
-    /// What [`CACHE_BYTES`] counts.
-    bytes: usize,
+    static CACHE: RefCell<PieceCache> = RefCell::new(PieceCache::default());
 }
 
 /// Encodes texts piece by piece for a tokenizer of the shape the module describes.
@@ -121,11 +104,7 @@ impl PieceEncoder {
         let mut ids = Vec::with_capacity(text.len() / 3);
         let cut = CACHE.with(|cache| {
             let mut cache = cache.borrow_mut();
-            if cache.encoder != Some(self.id) {
-                cache.ids.clear();
-                cache.bytes = 0;
-                cache.encoder = Some(self.id);
-            }
+            cache.serve(self.id);
             self.raw.split(text, |part| {
                 let part = match part {
                     Part::Token(id) => {
@@ -167,25 +146,22 @@ impl PieceEncoder {
     fn encode_pieces<E>(
         &self,
         part: &str,
-        cache: &mut Cache,
+        cache: &mut PieceCache,
         ids: &mut Vec<u32>,
         whole: &mut impl FnMut(&str) -> Result<Vec<u32>, E>,
     ) -> Result<(), E> {
         for piece in Pieces::new(part, self.cuts) {
-            if let Some(hit) = cache.ids.get(piece) {
+            if let Some(hit) = cache.get(piece) {
+                ids.extend_from_slice(hit);
+                continue;
+            }
+            if let Some(hit) = cache.revive(piece) {
                 ids.extend_from_slice(hit);
                 continue;
             }
             let piece_ids = whole(piece)?;
             ids.extend_from_slice(&piece_ids);
-            if piece.len() <= LONGEST_CACHED {
-                cache.bytes += piece.len() + 4 * piece_ids.len() + 48;
-                if cache.bytes > CACHE_BYTES {
-                    cache.ids.clear();
-                    cache.bytes = 0;
-                }
-                cache.ids.insert(piece.into(), piece_ids.into());
-            }
+            cache.insert(piece, piece_ids);
         }
         Ok(())
     }
@@ -475,7 +451,7 @@ mod tests {
     fn long_pieces_are_encoded_but_not_cached() {
         let tok = olmo();
         let encoder = PieceEncoder::new(&tok).unwrap();
-        let long = "中".repeat(LONGEST_CACHED);
+        let long = "中".repeat(super::super::piece_cache::LONGEST_CACHED);
         let text = format!(" {long} {long} short short");
         let mut encoded = Vec::new();
         let ids = encoder
