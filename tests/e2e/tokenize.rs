@@ -190,10 +190,18 @@ fn llama3_and_qwen2_shaped_tokens_equal_python_tokenizers() {
         std::fs::write(&tokenizer, serde_json::to_vec(&json).unwrap()).unwrap();
         let tokenize = format!("tokenizer = \"{}\"\n", tokenizer.display());
         let config = write_config(dir.path(), &sources, "", &tokenize);
-        let stdout = run_ok(&["run", config.to_str().unwrap()]);
+        let out = run(&["run", config.to_str().unwrap()]);
+        let (stdout, stderr) = texts(&out);
+        assert!(out.status.success(), "{shape}: {stderr}");
         assert!(
             stdout.contains("Tokenized 600 documents"),
             "{shape}: {stdout}"
+        );
+        assert!(
+            stderr.contains(
+                "texts are encoded piece by piece, cut by the rules of Llama 3's or Qwen2's regex"
+            ),
+            "{shape}: {stderr}"
         );
         let report = python_check(dir.path(), &tokenizer);
         assert_eq!(report["documents"], 600, "{shape}: {report}");

@@ -50,6 +50,14 @@ impl Cuts {
         }
     }
 
+    /// The regex the rules are for, for messages.
+    pub fn regex_name(self) -> &'static str {
+        match self {
+            Self::Gpt2 => "GPT-2's regex",
+            Self::Llama3 => "Llama 3's or Qwen2's regex",
+        }
+    }
+
     /// Whether a text may be cut before the ASCII character `b`, given what precedes it.
     fn before(self, before: Before, b: u8) -> bool {
         let space = is_ascii_white_space(b);

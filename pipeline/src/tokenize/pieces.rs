@@ -56,41 +56,59 @@ pub struct PieceEncoder {
 }
 
 impl PieceEncoder {
-    /// The encoder for `tokenizer`, or `None` when its shape does not allow cutting texts.
-    pub fn new(tokenizer: &Tokenizer) -> Option<Self> {
+    /// The encoder for `tokenizer`, or why its shape does not allow cutting texts.
+    pub fn new(tokenizer: &Tokenizer) -> Result<Self, String> {
         let nfc = match tokenizer.get_normalizer() {
             None => false,
             Some(NormalizerWrapper::NFC(_)) => true,
-            Some(_) => return None,
+            Some(other) => return Err(format!("its normalizer, {}", type_name(other))),
         };
-        let cuts = cuts_of(tokenizer.get_pre_tokenizer()?)?;
+        let cuts = match tokenizer.get_pre_tokenizer() {
+            None => return Err("it has no pre-tokenizer".into()),
+            Some(pre_tokenizer) => cuts_of(pre_tokenizer)?,
+        };
         match tokenizer.get_model() {
             ModelWrapper::BPE(bpe) if bpe.dropout.is_none_or(|p| p == 0.0) => {}
-            _ => return None,
+            ModelWrapper::BPE(_) => return Err("its BPE model has dropout".into()),
+            other => return Err(format!("its model, {}", type_name(other))),
         }
         let tokens = tokenizer.get_added_tokens_decoder();
-        if tokenizer.get_encode_special_tokens()
-            || tokens
-                .values()
-                .any(|t| t.lstrip || t.rstrip || t.single_word)
+        if tokenizer.get_encode_special_tokens() {
+            return Err("it encodes special tokens as text".into());
+        }
+        if let Some(t) = tokens
+            .values()
+            .find(|t| t.lstrip || t.rstrip || t.single_word)
         {
-            return None;
+            return Err(format!(
+                "its added token `{}` strips spaces or matches single words only",
+                t.content
+            ));
         }
         let (mut raw, mut normalized) = (Vec::new(), Vec::new());
         for (&id, token) in &tokens {
             match (token.normalized, nfc) {
                 (false, _) => raw.push((token.content.clone(), id)),
                 (true, false) => normalized.push((token.content.clone(), id)),
-                (true, true) => normalized.push((tokenizers_nfc(&token.content)?, id)),
+                (true, true) => normalized.push((
+                    tokenizers_nfc(&token.content).ok_or("NFC fails on an added token")?,
+                    id,
+                )),
             }
         }
-        Some(Self {
+        let twins = || "two of its added tokens match the same text".to_string();
+        Ok(Self {
             id: NEXT_ENCODER.fetch_add(1, Ordering::Relaxed),
             cuts,
             nfc,
-            raw: AddedTokens::new(raw)?,
-            normalized: AddedTokens::new(normalized)?,
+            raw: AddedTokens::new(raw).ok_or_else(twins)?,
+            normalized: AddedTokens::new(normalized).ok_or_else(twins)?,
         })
+    }
+
+    /// What the encoder cuts texts for: the regex whose rules it follows.
+    pub fn cuts(&self) -> Cuts {
+        self.cuts
     }
 
     /// The ids of `text`, as the tokenizer would give them: its added tokens' ids, and those of
@@ -175,10 +193,13 @@ enum Halt<E> {
     Failed(E),
 }
 
-/// The cut rules of a pre-tokenizer of a shape the module docs name.
-fn cuts_of(pre_tokenizer: &PreTokenizerWrapper) -> Option<Cuts> {
+/// The cut rules of a pre-tokenizer of a shape the module docs name, or why it is not one.
+fn cuts_of(pre_tokenizer: &PreTokenizerWrapper) -> Result<Cuts, String> {
     match pre_tokenizer {
-        PreTokenizerWrapper::ByteLevel(b) if b.use_regex && !b.add_prefix_space => Some(Cuts::Gpt2),
+        PreTokenizerWrapper::ByteLevel(b) if b.use_regex && !b.add_prefix_space => Ok(Cuts::Gpt2),
+        PreTokenizerWrapper::ByteLevel(_) => {
+            Err("its ByteLevel pre-tokenizer adds a prefix space or has no regex".into())
+        }
         PreTokenizerWrapper::Sequence(sequence) => match sequence.as_ref() {
             [
                 PreTokenizerWrapper::Split(split),
@@ -189,14 +210,24 @@ fn cuts_of(pre_tokenizer: &PreTokenizerWrapper) -> Option<Cuts> {
                 && split.behavior == SplitDelimiterBehavior::Isolated =>
             {
                 match &split.pattern {
-                    SplitPattern::Regex(regex) => Cuts::of_regex(regex),
-                    SplitPattern::String(_) => None,
+                    SplitPattern::Regex(regex) => Cuts::of_regex(regex).ok_or_else(|| {
+                        "its Split regex is not GPT-2's, Llama 3's or Qwen2's".into()
+                    }),
+                    SplitPattern::String(_) => Err("its Split pattern is a string".into()),
                 }
             }
-            _ => None,
+            _ => Err("its pre-tokenizer sequence is not a Split then ByteLevel".into()),
         },
-        _ => None,
+        other => Err(format!("its pre-tokenizer, {}", type_name(other))),
     }
+}
+
+/// The `type` a `tokenizer.json` gives a component (`Lowercase`, `Metaspace`, ...).
+fn type_name(component: &impl serde::Serialize) -> String {
+    serde_json::to_value(component)
+        .ok()
+        .and_then(|v| v.get("type")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| "of another kind".into())
 }
 
 /// `text` in NFC as the tokenizer's own normalizer composes it (its Unicode tables may be older
@@ -375,31 +406,54 @@ mod tests {
     }
 
     #[test]
-    fn tokenizers_of_the_shapes_are_taken_and_others_not() {
-        for (name, tok) in shapes() {
-            assert!(PieceEncoder::new(&tok).is_some(), "{name}");
+    fn tokenizers_of_the_shapes_are_taken_and_others_named_why_not() {
+        let expected = [
+            Cuts::Gpt2,
+            Cuts::Gpt2,
+            Cuts::Gpt2,
+            Cuts::Llama3,
+            Cuts::Llama3,
+            Cuts::Llama3,
+        ];
+        for ((name, tok), cuts) in shapes().into_iter().zip(expected) {
+            assert_eq!(
+                PieceEncoder::new(&tok).map(|e| e.cuts()),
+                Ok(cuts),
+                "{name}"
+            );
         }
+        let why = |tok: &Tokenizer| PieceEncoder::new(tok).err().unwrap();
         let mut prefixed = olmo();
         prefixed.with_pre_tokenizer(Some(ByteLevel::new(true, true, true)));
-        assert!(PieceEncoder::new(&prefixed).is_none(), "a prefix space");
+        assert_eq!(
+            why(&prefixed),
+            "its ByteLevel pre-tokenizer adds a prefix space or has no regex"
+        );
+        let mut metaspace = olmo();
+        metaspace.with_pre_tokenizer(Some(
+            tokenizers::pre_tokenizers::metaspace::Metaspace::default(),
+        ));
+        assert_eq!(why(&metaspace), "its pre-tokenizer, Metaspace");
         let mut lowercased = olmo();
         lowercased
             .with_normalizer(Some(tokenizers::normalizers::utils::Lowercase))
             .unwrap();
-        assert!(
-            PieceEncoder::new(&lowercased).is_none(),
-            "another normalizer"
-        );
+        assert_eq!(why(&lowercased), "its normalizer, Lowercase");
         let other_regex = split_by(olmo(), r"\p{N}{1,3}|\s+");
-        assert!(
-            PieceEncoder::new(&other_regex).is_none(),
-            "an unknown regex"
+        assert_eq!(
+            why(&other_regex),
+            "its Split regex is not GPT-2's, Llama 3's or Qwen2's"
         );
         let mut special_as_text = olmo();
         special_as_text.set_encode_special_tokens(true);
-        assert!(
-            PieceEncoder::new(&special_as_text).is_none(),
-            "special tokens as text"
+        assert_eq!(why(&special_as_text), "it encodes special tokens as text");
+        let mut stripping = olmo();
+        stripping
+            .add_special_tokens([AddedToken::from("<mask>", true).lstrip(true)])
+            .unwrap();
+        assert_eq!(
+            why(&stripping),
+            "its added token `<mask>` strips spaces or matches single words only"
         );
     }
 

@@ -19,8 +19,9 @@ pub struct TextTokenizer {
     vocab_size: u64,
     json: Vec<u8>,
     ignored: Vec<String>,
-    /// Set when the tokenizer's shape lets texts be encoded piece by piece.
-    pieces: Option<PieceEncoder>,
+    /// The piece encoder when the tokenizer's shape lets texts be encoded piece by piece, else
+    /// why not.
+    pieces: Result<PieceEncoder, String>,
 }
 
 impl TextTokenizer {
@@ -76,6 +77,20 @@ impl TextTokenizer {
         &self.ignored
     }
 
+    /// How texts are encoded, for the log: piece by piece, naming the regex whose cut rules
+    /// apply, or whole by `tokenizers`, saying why.
+    pub fn encoding(&self) -> String {
+        match &self.pieces {
+            Ok(pieces) => format!(
+                "piece by piece, cut by the rules of {}",
+                pieces.cuts().regex_name()
+            ),
+            Err(why) => format!(
+                "whole by `tokenizers` (several times slower than piece by piece), as {why}"
+            ),
+        }
+    }
+
     /// The `tokenizer.json` bytes it was parsed from.
     pub fn json(&self) -> &[u8] {
         &self.json
@@ -107,8 +122,8 @@ impl TextTokenizer {
     /// where the tokenizer allows it (see [`super::pieces`]): the same ids, several times faster.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizeError> {
         match &self.pieces {
-            Some(pieces) => pieces.encode(text, |t| self.encode_whole(t)),
-            None => self.encode_whole(text),
+            Ok(pieces) => pieces.encode(text, |t| self.encode_whole(t)),
+            Err(_) => self.encode_whole(text),
         }
     }
 
