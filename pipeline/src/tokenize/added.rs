@@ -28,11 +28,12 @@ pub enum Part<'a> {
 
 impl AddedTokens {
     /// The tokens of `(text to match, id)` pairs; `None` when two match the same text (the
-    /// crate's own search then decides by an order of its own).
+    /// crate's own search then decides by an order of its own) or one is empty (the crate skips
+    /// those; an empty pattern would match everywhere).
     pub fn new(pairs: Vec<(String, u32)>) -> Option<Self> {
         let mut patterns: Vec<&str> = pairs.iter().map(|(p, _)| p.as_str()).collect();
         patterns.sort_unstable();
-        if patterns.windows(2).any(|w| w[0] == w[1]) {
+        if patterns.windows(2).any(|w| w[0] == w[1]) || patterns.first() == Some(&"") {
             return None;
         }
         let automaton = match pairs.is_empty() {
@@ -116,10 +117,11 @@ mod tests {
     }
 
     #[test]
-    fn no_tokens_leave_the_text_whole_and_twins_are_refused() {
+    fn no_tokens_leave_the_text_whole_and_twins_or_empty_ones_are_refused() {
         let none = AddedTokens::new(Vec::new()).unwrap();
         assert_eq!(parts(&none, "a  b"), ["a  b"]);
         assert!(!none.occur_in("a  b"));
         assert!(AddedTokens::new(vec![("x".into(), 1), ("x".into(), 2)]).is_none());
+        assert!(AddedTokens::new(vec![("x".into(), 1), (String::new(), 2)]).is_none());
     }
 }

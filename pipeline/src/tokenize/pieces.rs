@@ -96,7 +96,7 @@ impl PieceEncoder {
                 )),
             }
         }
-        let twins = || "two of its added tokens match the same text".to_string();
+        let twins = || "two of its added tokens have the same text, or one is empty".to_string();
         Ok(Self {
             id: NEXT_ENCODER.fetch_add(1, Ordering::Relaxed),
             cuts,
