@@ -341,7 +341,7 @@ mod tests {
             DecoderWrapper,
         >::new()
         .with_model(BPE::default())
-        .with_pre_tokenizer(Some(split_by_then_bytes(LLAMA3)))
+        .with_pre_tokenizer(Some(split_by_then_bytes(Cuts::LLAMA3)))
         .build()
         .unwrap();
         tok.train(&mut trainer, texts).unwrap();
@@ -357,30 +357,25 @@ mod tests {
         tok
     }
 
-    const LLAMA3: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-    const QWEN2: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-    const GPT2: &str =
-        r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
-
     /// Every shape taken: GPT-2's regex in `ByteLevel` (OLMo's; a trained one with NFC and added
     /// tokens) and in a `Split` (the trained one), Llama 3's without a normalizer (OLMo's
     /// vocabulary and added tokens; one trained with it), Qwen2's with NFC (the trained one).
     fn shapes() -> Vec<(&'static str, Tokenizer)> {
         static SHAPES: LazyLock<Vec<(&'static str, Tokenizer)>> = LazyLock::new(|| {
-            let mut llama3 = split_by(olmo(), LLAMA3);
+            let mut llama3 = split_by(olmo(), Cuts::LLAMA3);
             llama3.with_normalizer(None::<NFC>).unwrap();
             vec![
                 ("olmo", olmo()),
                 ("trained", trained_with_nfc_and_added_tokens()),
                 (
                     "trained, GPT-2 split",
-                    split_by(trained_with_nfc_and_added_tokens(), GPT2),
+                    split_by(trained_with_nfc_and_added_tokens(), Cuts::GPT2),
                 ),
                 ("olmo, Llama 3", llama3),
                 ("trained, Llama 3", trained_llama3()),
                 (
                     "trained, Qwen2",
-                    split_by(trained_with_nfc_and_added_tokens(), QWEN2),
+                    split_by(trained_with_nfc_and_added_tokens(), Cuts::QWEN2),
                 ),
             ]
         });
