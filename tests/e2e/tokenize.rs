@@ -209,6 +209,49 @@ fn llama3_and_qwen2_shaped_tokens_equal_python_tokenizers() {
     }
 }
 
+/// SentencePiece-style tokenizers, trained by the Python package on the inputs and written with
+/// Mistral's spelling (a `Metaspace` pre-tokenizer) and with Llama 2's older one (`Prepend` and
+/// `Replace` normalizers), are encoded piece by piece; their ids must equal the Python package's.
+#[test]
+fn sentencepiece_style_tokens_equal_python_tokenizers() {
+    let sources = [
+        ("wiki", "wiki_en.jsonl.zst"),
+        ("code", "code_go.jsonl.zst"),
+        ("docs", "docs_python.jsonl.zst"),
+    ];
+    let dir = scratch("tokenize-sentencepiece");
+    write_inputs(dir.path(), &sources, 200);
+    let trained = python()
+        .arg(own_file("py/train_sentencepiece.py"))
+        .arg(dir.path())
+        .args(sources.map(|(name, _)| dir.path().join(format!("input/{name}.jsonl"))))
+        .output()
+        .expect("python3 with tokenizers (scripts/test installs it)");
+    assert!(trained.status.success(), "{}", texts(&trained).1);
+    for shape in ["mistral", "llama2"] {
+        for written in ["out", "tokens"] {
+            let _ = std::fs::remove_dir_all(dir.path().join(written));
+        }
+        let tokenizer = dir.path().join(format!("{shape}.json"));
+        let tokenize = format!("tokenizer = \"{}\"\neod = \"</s>\"\n", tokenizer.display());
+        let config = write_config(dir.path(), &sources, "", &tokenize);
+        let out = run(&["run", config.to_str().unwrap()]);
+        let (stdout, stderr) = texts(&out);
+        assert!(out.status.success(), "{shape}: {stderr}");
+        assert!(
+            stdout.contains("Tokenized 600 documents"),
+            "{shape}: {stdout}"
+        );
+        assert!(
+            stderr.contains("texts are encoded piece by piece, cut before each `▁` that follows another character"),
+            "{shape}: {stderr}"
+        );
+        let report = python_check(dir.path(), &tokenizer);
+        assert_eq!(report["documents"], 600, "{shape}: {report}");
+        assert_eq!(report["mismatches"], 0, "{shape}: {report}");
+    }
+}
+
 #[test]
 fn the_same_job_names_the_same_version_and_a_changed_job_diffs_against_it() {
     let sources = [

@@ -30,6 +30,7 @@ pub mod added;
 pub mod cuts;
 pub mod documents;
 pub mod dropped;
+pub mod metaspace;
 pub mod piece_cache;
 pub mod pieces;
 pub mod split;

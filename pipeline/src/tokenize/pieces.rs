@@ -5,10 +5,15 @@
 //! own. Where the regex is one whose cut rules are known (see [`super::cuts`]: GPT-2's, as
 //! GPT-2, GPT-NeoX, OLMo and the tokenizers `refinery tokenizer train` writes use it, and Llama
 //! 3's or Qwen2's), the parts can be cut further and each piece encoded alone, by the tokenizer
-//! itself, to the same ids. The shapes taken: no normalizer or NFC; the `ByteLevel`
-//! pre-tokenizer with its regex and no prefix space, or a `Split` by a known regex (`Isolated`)
-//! followed by `ByteLevel` without a regex or prefix space; a `BPE` model without dropout; no
-//! added token with `lstrip`, `rstrip` or `single_word`; special tokens not encoded as text.
+//! itself, to the same ids. A SentencePiece-style tokenizer (Llama 2, Mistral) spells each part
+//! with a metaspace for spaces and encodes it with its model; its parts are cut before the
+//! metaspace as [`super::metaspace`] explains, and each piece is encoded by the model alone.
+//!
+//! The shapes taken: no normalizer or NFC; the `ByteLevel` pre-tokenizer with its regex and no
+//! prefix space, a `Split` by a known regex (`Isolated`) followed by `ByteLevel` without a regex
+//! or prefix space, or a `Metaspace` pre-tokenizer; or, with no pre-tokenizer, the normalizers
+//! `Prepend` a metaspace then `Replace` spaces with it; a `BPE` model without dropout; no added
+//! token with `lstrip`, `rstrip` or `single_word`; special tokens not encoded as text.
 //!
 //! Pieces are short and repeat (mostly a word with its leading space), so the ids of each are
 //! cached per thread (see [`super::piece_cache`]), and most of a text costs a lookup instead of
@@ -16,8 +21,8 @@
 //! the tokenizer's own normalizer, when Unicode's quick check does not pass) and cut in NFC; NFC
 //! leaves the ASCII characters cuts fall before as they are, composing them with nothing before
 //! them. Should composing make a special token's text appear (a Kelvin sign composing to `K`),
-//! which the tokenizer would take as text but a piece encoded alone as the token, the text is
-//! encoded whole. Tokenizers of other shapes encode every text whole.
+//! which the tokenizer would take as text but a piece encoded alone by a byte-level tokenizer as
+//! the token, the text is encoded whole. Tokenizers of other shapes encode every text whole.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -33,6 +38,7 @@ use tokenizers::{
 
 use super::added::{AddedTokens, Part};
 use super::cuts::{Cuts, Pieces};
+use super::metaspace::{Metaspace, Speller};
 use super::piece_cache::PieceCache;
 
 /// Gives each encoder an identity, so that a thread's cache never serves another's pieces.
@@ -42,11 +48,11 @@ thread_local! {
     static CACHE: RefCell<PieceCache> = RefCell::new(PieceCache::default());
 }
 
-/// Encodes texts piece by piece for a tokenizer of the shape the module describes.
+/// Encodes texts piece by piece for a tokenizer of a shape the module describes.
 #[derive(Debug)]
 pub struct PieceEncoder {
     id: u64,
-    cuts: Cuts,
+    form: Form,
     /// The normalizer is NFC: parts are cut in NFC.
     nfc: bool,
     /// The added tokens matched as written.
@@ -55,23 +61,48 @@ pub struct PieceEncoder {
     normalized: AddedTokens,
 }
 
+/// How parts are cut and pieces encoded.
+#[derive(Debug)]
+enum Form {
+    /// Byte-level: cut by a regex's rules, each piece encoded by the tokenizer.
+    Bytes(Cuts),
+    /// SentencePiece style: spelled with a metaspace, cut before it, each piece encoded by the
+    /// model.
+    Metaspace(Box<Metaspace>),
+}
+
 impl PieceEncoder {
     /// The encoder for `tokenizer`, or why its shape does not allow cutting texts.
     pub fn new(tokenizer: &Tokenizer) -> Result<Self, String> {
-        let nfc = match tokenizer.get_normalizer() {
-            None => false,
-            Some(NormalizerWrapper::NFC(_)) => true,
-            Some(other) => return Err(format!("its normalizer, {}", type_name(other))),
-        };
-        let cuts = match tokenizer.get_pre_tokenizer() {
-            None => return Err("it has no pre-tokenizer".into()),
-            Some(pre_tokenizer) => cuts_of(pre_tokenizer)?,
-        };
-        match tokenizer.get_model() {
-            ModelWrapper::BPE(bpe) if bpe.dropout.is_none_or(|p| p == 0.0) => {}
+        let bpe = match tokenizer.get_model() {
+            ModelWrapper::BPE(bpe) if bpe.dropout.is_none_or(|p| p == 0.0) => bpe,
             ModelWrapper::BPE(_) => return Err("its BPE model has dropout".into()),
             other => return Err(format!("its model, {}", type_name(other))),
-        }
+        };
+        let (nfc, form) = match (tokenizer.get_normalizer(), tokenizer.get_pre_tokenizer()) {
+            (Some(NormalizerWrapper::Sequence(sequence)), None) => (
+                false,
+                Form::Metaspace(Box::new(Metaspace::of_normalizers(
+                    spelling(sequence)?,
+                    bpe,
+                )?)),
+            ),
+            (_, None) => return Err("it has no pre-tokenizer".into()),
+            (normalizer, Some(pre_tokenizer)) => {
+                let nfc = match normalizer {
+                    None => false,
+                    Some(NormalizerWrapper::NFC(_)) => true,
+                    Some(other) => return Err(format!("its normalizer, {}", type_name(other))),
+                };
+                let form = match pre_tokenizer {
+                    PreTokenizerWrapper::Metaspace(pre) => {
+                        Form::Metaspace(Box::new(Metaspace::of_pre_tokenizer(pre, bpe)?))
+                    }
+                    other => Form::Bytes(cuts_of(other)?),
+                };
+                (nfc, form)
+            }
+        };
         let tokens = tokenizer.get_added_tokens_decoder();
         if tokenizer.get_encode_special_tokens() {
             return Err("it encodes special tokens as text".into());
@@ -87,11 +118,12 @@ impl PieceEncoder {
         }
         let (mut raw, mut normalized) = (Vec::new(), Vec::new());
         for (&id, token) in &tokens {
-            match (token.normalized, nfc) {
+            match (token.normalized, tokenizer.get_normalizer()) {
                 (false, _) => raw.push((token.content.clone(), id)),
-                (true, false) => normalized.push((token.content.clone(), id)),
-                (true, true) => normalized.push((
-                    tokenizers_nfc(&token.content).ok_or("NFC fails on an added token")?,
+                (true, None) => normalized.push((token.content.clone(), id)),
+                (true, Some(normalizer)) => normalized.push((
+                    normalized_by(normalizer, &token.content)
+                        .ok_or("its normalizer fails on an added token")?,
                     id,
                 )),
             }
@@ -99,26 +131,30 @@ impl PieceEncoder {
         let twins = || "two of its added tokens have the same text, or one is empty".to_string();
         Ok(Self {
             id: NEXT_ENCODER.fetch_add(1, Ordering::Relaxed),
-            cuts,
+            form,
             nfc,
             raw: AddedTokens::new(raw).ok_or_else(twins)?,
             normalized: AddedTokens::new(normalized).ok_or_else(twins)?,
         })
     }
 
-    /// What the encoder cuts texts for: the regex whose rules it follows.
-    pub fn cuts(&self) -> Cuts {
-        self.cuts
+    /// Where the encoder cuts texts, for the log.
+    pub fn rules(&self) -> String {
+        match &self.form {
+            Form::Bytes(cuts) => format!("cut by the rules of {}", cuts.regex_name()),
+            Form::Metaspace(metaspace) => metaspace.rules(),
+        }
     }
 
     /// The ids of `text`, as the tokenizer would give them: its added tokens' ids, and those of
-    /// the pieces of the parts between them, from the thread's cache or from `whole`, which
-    /// encodes one piece; or `whole(text)` when it cannot be cut (see the module docs).
-    pub fn encode<E>(
+    /// the pieces of the parts between them, from the thread's cache or encoded (by `whole`,
+    /// which encodes a text with the whole tokenizer, or by the model); or `whole(text)` when it
+    /// cannot be cut (see the module docs).
+    pub fn encode(
         &self,
         text: &str,
-        mut whole: impl FnMut(&str) -> Result<Vec<u32>, E>,
-    ) -> Result<Vec<u32>, E> {
+        mut whole: impl FnMut(&str) -> tokenizers::Result<Vec<u32>>,
+    ) -> tokenizers::Result<Vec<u32>> {
         let mut ids = Vec::with_capacity(text.len() / 3);
         let cut = CACHE.with(|cache| {
             let mut cache = cache.borrow_mut();
@@ -129,18 +165,31 @@ impl PieceEncoder {
                         ids.push(id);
                         return Ok(());
                     }
-                    Part::Text(part) => self.normalize(part).ok_or(Halt::Whole)?,
+                    Part::Text(part) => part,
                 };
-                let composed = matches!(part, Cow::Owned(_));
-                self.normalized.split(&part, |part| match part {
+                let at_start = part.as_ptr() == text.as_ptr();
+                let normalized = self.normalize(part).ok_or(Halt::Whole)?;
+                let composed = matches!(normalized, Cow::Owned(_));
+                self.normalized.split(&normalized, |sub| match sub {
                     Part::Token(id) => {
                         ids.push(id);
                         Ok(())
                     }
-                    Part::Text(part) if composed && self.raw.occur_in(part) => Err(Halt::Whole),
-                    Part::Text(part) => self
-                        .encode_pieces(part, &mut cache, &mut ids, &mut whole)
-                        .map_err(Halt::Failed),
+                    Part::Text(sub) => match &self.form {
+                        Form::Bytes(_) if composed && self.raw.occur_in(sub) => Err(Halt::Whole),
+                        Form::Bytes(cuts) => {
+                            let pieces = Pieces::new(sub, *cuts);
+                            encode_pieces(pieces, &mut cache, &mut ids, &mut whole)
+                                .map_err(Halt::Failed)
+                        }
+                        Form::Metaspace(metaspace) => {
+                            let at_start = at_start && sub.as_ptr() == normalized.as_ptr();
+                            let spelled = metaspace.spell(sub, at_start);
+                            let pieces = metaspace.pieces(&spelled);
+                            encode_pieces(pieces, &mut cache, &mut ids, |p| metaspace.encode(p))
+                                .map_err(Halt::Failed)
+                        }
+                    },
                 })
             })
         });
@@ -151,46 +200,48 @@ impl PieceEncoder {
         }
     }
 
-    /// A part as the tokenizer's normalizer leaves it: as it is, or its NFC under NFC;
-    /// `None` if the normalizer fails.
+    /// A part as the tokenizer's normalizer leaves it: as it is, its NFC under NFC, or spelled
+    /// by Llama 2's normalizers; `None` if the normalizer fails.
     fn normalize<'a>(&self, part: &'a str) -> Option<Cow<'a, str>> {
-        match self.nfc && !is_nfc(part) {
-            true => tokenizers_nfc(part).map(Cow::Owned),
-            false => Some(Cow::Borrowed(part)),
-        }
-    }
-
-    /// Appends the ids of the pieces of `part`, a normalized text holding no added token.
-    fn encode_pieces<E>(
-        &self,
-        part: &str,
-        cache: &mut PieceCache,
-        ids: &mut Vec<u32>,
-        whole: &mut impl FnMut(&str) -> Result<Vec<u32>, E>,
-    ) -> Result<(), E> {
-        for piece in Pieces::new(part, self.cuts) {
-            if let Some(hit) = cache.get(piece) {
-                ids.extend_from_slice(hit);
-                continue;
+        match &self.form {
+            Form::Metaspace(m) if m.speller() == Speller::Normalizer => {
+                Some(Cow::Owned(m.normalize(part)))
             }
-            if let Some(hit) = cache.revive(piece) {
-                ids.extend_from_slice(hit);
-                continue;
-            }
-            let piece_ids = whole(piece)?;
-            ids.extend_from_slice(&piece_ids);
-            cache.insert(piece, piece_ids);
+            _ if self.nfc && !is_nfc(part) => tokenizers_nfc(part).map(Cow::Owned),
+            _ => Some(Cow::Borrowed(part)),
         }
-        Ok(())
     }
 }
 
+/// Appends the ids of `pieces`, those of each from `cache` or from `encode`.
+fn encode_pieces<'p>(
+    pieces: impl Iterator<Item = &'p str>,
+    cache: &mut PieceCache,
+    ids: &mut Vec<u32>,
+    mut encode: impl FnMut(&str) -> tokenizers::Result<Vec<u32>>,
+) -> tokenizers::Result<()> {
+    for piece in pieces {
+        if let Some(hit) = cache.get(piece) {
+            ids.extend_from_slice(hit);
+            continue;
+        }
+        if let Some(hit) = cache.revive(piece) {
+            ids.extend_from_slice(hit);
+            continue;
+        }
+        let piece_ids = encode(piece)?;
+        ids.extend_from_slice(&piece_ids);
+        cache.insert(piece, piece_ids);
+    }
+    Ok(())
+}
+
 /// Why cutting a text stopped.
-enum Halt<E> {
+enum Halt {
     /// It must be encoded whole.
     Whole,
     /// Encoding a piece failed.
-    Failed(E),
+    Failed(tokenizers::Error),
 }
 
 /// The cut rules of a pre-tokenizer of a shape the module docs name, or why it is not one.
@@ -233,9 +284,36 @@ fn type_name(component: &impl serde::Serialize) -> String {
 /// `text` in NFC as the tokenizer's own normalizer composes it (its Unicode tables may be older
 /// than those of the `normalize` stage, and the ids must be the tokenizer's).
 fn tokenizers_nfc(text: &str) -> Option<String> {
+    normalized_by(&NFC, text)
+}
+
+/// `text` as `normalizer` leaves it; `None` if it fails.
+fn normalized_by(normalizer: &impl Normalizer, text: &str) -> Option<String> {
     let mut normalized = NormalizedString::from(text);
-    NFC.normalize(&mut normalized).ok()?;
+    normalizer.normalize(&mut normalized).ok()?;
     Some(normalized.get().to_string())
+}
+
+/// The metaspace of Llama 2's normalizers (`Prepend` it, then `Replace` each space with it),
+/// or why `sequence` is not those.
+fn spelling(sequence: &tokenizers::normalizers::Sequence) -> Result<char, String> {
+    let not = || "its normalizer, a Sequence other than Prepend then Replace".to_string();
+    let [
+        NormalizerWrapper::Prepend(prepend),
+        NormalizerWrapper::Replace(replace),
+    ] = sequence.as_ref()
+    else {
+        return Err(not());
+    };
+    let mut chars = prepend.prepend.chars();
+    let (Some(meta), None) = (chars.next(), chars.next()) else {
+        return Err(not());
+    };
+    let pattern = serde_json::to_value(replace).map_err(|_| not())?;
+    match pattern["pattern"]["String"] == " " && replace.content == meta.to_string() {
+        true => Ok(meta),
+        false => Err(not()),
+    }
 }
 
 #[cfg(test)]
@@ -357,9 +435,94 @@ mod tests {
         tok
     }
 
+    /// How SentencePiece-style files spell texts: Mistral's (a `Metaspace` pre-tokenizer
+    /// prepending to the text's first part, not splitting), Llama 2's older files (`Prepend` and
+    /// `Replace` normalizers), and two other settings of the pre-tokenizer.
+    const MISTRAL: &str = r#"{"normalizer": null, "pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": false}}"#;
+    const LLAMA2: &str = r#"{"normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "▁"}, {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}]}, "pre_tokenizer": null}"#;
+    const SPLIT_NFC: &str = r#"{"normalizer": {"type": "NFC"}, "pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": true}}"#;
+    const NEVER: &str = r#"{"normalizer": null, "pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "never", "split": false}}"#;
+
+    /// A SentencePiece-style BPE trained here (each `▁` beginning a word, as SentencePiece
+    /// trains), spelling texts as `spelling` says (see [`MISTRAL`]), with runs of `▁` as tokens
+    /// (as Llama 2's vocabulary has them), byte fallback or not (unknown characters then fuse
+    /// into one `<unk>`), and added tokens of both kinds.
+    fn sentencepiece(spelling: &str, byte_fallback: bool) -> Tokenizer {
+        static TRAINED: LazyLock<String> = LazyLock::new(train_sentencepiece);
+        let mut json: serde_json::Value = serde_json::from_str(&TRAINED).unwrap();
+        let spelling: serde_json::Value = serde_json::from_str(spelling).unwrap();
+        json["normalizer"] = spelling["normalizer"].clone();
+        json["pre_tokenizer"] = spelling["pre_tokenizer"].clone();
+        json["model"]["byte_fallback"] = byte_fallback.into();
+        let mut tok = Tokenizer::from_bytes(json.to_string().as_bytes()).unwrap();
+        tok.add_tokens([
+            AddedToken::from("|||IP|||", false),
+            AddedToken::from("a b", false),
+        ])
+        .unwrap();
+        tok.add_special_tokens([AddedToken::from("QK", true)])
+            .unwrap();
+        tok
+    }
+
+    fn train_sentencepiece() -> String {
+        use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
+        let texts = (0..200).map(|i| {
+            format!("The café's {i} rivers don't   flow, again.\n\tfoo(x); 中文。 a▁b  \n")
+        });
+        let mut trainer = BpeTrainerBuilder::new()
+            .vocab_size(400)
+            .min_frequency(2)
+            .show_progress(false)
+            .special_tokens(vec![
+                AddedToken::from("<unk>", true),
+                AddedToken::from("<s>", true),
+                AddedToken::from("</s>", true),
+            ])
+            .build();
+        let mut tok = TokenizerBuilder::<
+            BPE,
+            NormalizerWrapper,
+            PreTokenizerWrapper,
+            PostProcessorWrapper,
+            DecoderWrapper,
+        >::new()
+        .with_model(
+            BPE::builder()
+                .unk_token("<unk>".into())
+                .fuse_unk(true)
+                .build()
+                .unwrap(),
+        )
+        .with_pre_tokenizer(Some(
+            Metaspace::new('▁', PrependScheme::Always, true).into(),
+        ))
+        .build()
+        .unwrap();
+        tok.train(&mut trainer, texts).unwrap();
+        let mut json: serde_json::Value =
+            serde_json::from_str(&tok.to_string(false).unwrap()).unwrap();
+        let model = &mut json["model"];
+        let vocab = model["vocab"].as_object_mut().unwrap();
+        for b in 0..=255u8 {
+            let id = vocab.len();
+            vocab.insert(format!("<0x{b:02X}>"), id.into());
+        }
+        let mut runs = Vec::new();
+        for (run, half) in [("▁▁", "▁"), ("▁▁▁▁", "▁▁")] {
+            assert!(!vocab.contains_key(run), "split training made no runs");
+            let id = vocab.len();
+            vocab.insert(run.into(), id.into());
+            runs.push(serde_json::json!([half, half]));
+        }
+        model["merges"].as_array_mut().unwrap().extend(runs);
+        json.to_string()
+    }
+
     /// Every shape taken: GPT-2's regex in `ByteLevel` (OLMo's; a trained one with NFC and added
     /// tokens) and in a `Split` (the trained one), Llama 3's without a normalizer (OLMo's
-    /// vocabulary and added tokens; one trained with it), Qwen2's with NFC (the trained one).
+    /// vocabulary and added tokens; one trained with it), Qwen2's with NFC (the trained one),
+    /// and SentencePiece's spellings (see [`MISTRAL`]).
     fn shapes() -> Vec<(&'static str, Tokenizer)> {
         static SHAPES: LazyLock<Vec<(&'static str, Tokenizer)>> = LazyLock::new(|| {
             let mut llama3 = split_by(olmo(), Cuts::LLAMA3);
@@ -377,15 +540,17 @@ mod tests {
                     "trained, Qwen2",
                     split_by(trained_with_nfc_and_added_tokens(), Cuts::QWEN2),
                 ),
+                ("sentencepiece, Mistral", sentencepiece(MISTRAL, true)),
+                ("sentencepiece, Llama 2", sentencepiece(LLAMA2, false)),
+                ("sentencepiece, split, NFC", sentencepiece(SPLIT_NFC, true)),
+                ("sentencepiece, never", sentencepiece(NEVER, true)),
             ]
         });
         SHAPES.clone()
     }
 
-    fn whole(tok: &Tokenizer, text: &str) -> Result<Vec<u32>, String> {
-        tok.encode_fast(text, false)
-            .map(|e| e.get_ids().to_vec())
-            .map_err(|e| e.to_string())
+    fn whole(tok: &Tokenizer, text: &str) -> tokenizers::Result<Vec<u32>> {
+        Ok(tok.encode_fast(text, false)?.get_ids().to_vec())
     }
 
     /// The ids `encoder` gives `text`, and whether it encoded the text whole.
@@ -402,18 +567,19 @@ mod tests {
 
     #[test]
     fn tokenizers_of_the_shapes_are_taken_and_others_named_why_not() {
+        let gpt2 = "cut by the rules of GPT-2's regex";
+        let llama3 = "cut by the rules of Llama 3's or Qwen2's regex";
+        let metaspace = "cut before each `▁` that follows another character (SentencePiece style)";
+        let split = "cut before each `▁`, as its pre-tokenizer splits";
         let expected = [
-            Cuts::Gpt2,
-            Cuts::Gpt2,
-            Cuts::Gpt2,
-            Cuts::Llama3,
-            Cuts::Llama3,
-            Cuts::Llama3,
+            gpt2, gpt2, gpt2, llama3, llama3, llama3, metaspace, metaspace, split, metaspace,
         ];
-        for ((name, tok), cuts) in shapes().into_iter().zip(expected) {
+        let shapes = shapes();
+        assert_eq!(shapes.len(), expected.len());
+        for ((name, tok), rules) in shapes.into_iter().zip(expected) {
             assert_eq!(
-                PieceEncoder::new(&tok).map(|e| e.cuts()),
-                Ok(cuts),
+                PieceEncoder::new(&tok).map(|e| e.rules()).as_deref(),
+                Ok(rules),
                 "{name}"
             );
         }
@@ -425,10 +591,25 @@ mod tests {
             "its ByteLevel pre-tokenizer adds a prefix space or has no regex"
         );
         let mut metaspace = olmo();
-        metaspace.with_pre_tokenizer(Some(
-            tokenizers::pre_tokenizers::metaspace::Metaspace::default(),
-        ));
-        assert_eq!(why(&metaspace), "its pre-tokenizer, Metaspace");
+        metaspace.with_pre_tokenizer(Some(tokenizers::pre_tokenizers::metaspace::Metaspace::new(
+            '▁',
+            tokenizers::pre_tokenizers::metaspace::PrependScheme::First,
+            false,
+        )));
+        assert_eq!(why(&metaspace), "`▁` alone is not in its vocabulary");
+        let mut unspelled = olmo();
+        unspelled.with_pre_tokenizer(None::<ByteLevel>);
+        assert_eq!(why(&unspelled), "it has no pre-tokenizer");
+        let mut prepend_only = sentencepiece(LLAMA2, true);
+        prepend_only
+            .with_normalizer(Some(tokenizers::normalizers::Sequence::new(vec![
+                tokenizers::normalizers::Prepend::new("▁".into()).into(),
+            ])))
+            .unwrap();
+        assert_eq!(
+            why(&prepend_only),
+            "its normalizer, a Sequence other than Prepend then Replace"
+        );
         let mut lowercased = olmo();
         lowercased
             .with_normalizer(Some(tokenizers::normalizers::utils::Lowercase))
@@ -577,6 +758,12 @@ mod tests {
             "\u{2126}",
             "\u{212a}",
             "\u{1100}\u{1161}",
+            "▁",
+            "▁▁",
+            " ▁",
+            "<0x41>",
+            "☃",
+            "☃☃",
         ];
         let added = [
             "<|endoftext|>",
@@ -585,6 +772,9 @@ mod tests {
             "|||OK|||",
             "|||éIP|||",
             "QK",
+            "<s>",
+            "</s>",
+            "a b",
         ];
         let fragment = prop_oneof![
             20 => proptest::sample::select(cut.to_vec()),

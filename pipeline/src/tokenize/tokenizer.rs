@@ -81,10 +81,7 @@ impl TextTokenizer {
     /// apply, or whole by `tokenizers`, saying why.
     pub fn encoding(&self) -> String {
         match &self.pieces {
-            Ok(pieces) => format!(
-                "piece by piece, cut by the rules of {}",
-                pieces.cuts().regex_name()
-            ),
+            Ok(pieces) => format!("piece by piece, {}", pieces.rules()),
             Err(why) => format!(
                 "whole by `tokenizers` (several times slower than piece by piece), as {why}"
             ),
@@ -121,18 +118,15 @@ impl TextTokenizer {
     /// Token ids of one text, without special tokens added by a post-processor. Piece by piece
     /// where the tokenizer allows it (see [`super::pieces`]): the same ids, several times faster.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizeError> {
+        let whole = |text: &str| {
+            let encoding = self.inner.encode_fast(text, false)?;
+            Ok(encoding.get_ids().to_vec())
+        };
         match &self.pieces {
-            Ok(pieces) => pieces.encode(text, |t| self.encode_whole(t)),
-            Err(_) => self.encode_whole(text),
+            Ok(pieces) => pieces.encode(text, whole),
+            Err(_) => whole(text),
         }
-    }
-
-    /// Token ids of one text by the tokenizer itself.
-    fn encode_whole(&self, text: &str) -> Result<Vec<u32>, TokenizeError> {
-        self.inner
-            .encode_fast(text, false)
-            .map(|e| e.get_ids().to_vec())
-            .map_err(|e| TokenizeError::Encode(e.to_string()))
+        .map_err(|e| TokenizeError::Encode(e.to_string()))
     }
 
     /// Token ids of each text followed by the end-of-document token, in parallel (rayon);
