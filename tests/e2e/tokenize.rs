@@ -165,11 +165,7 @@ const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L
 /// built on OLMo's vocabulary and added tokens, their ids must equal the Python package's.
 #[test]
 fn llama3_and_qwen2_shaped_tokens_equal_python_tokenizers() {
-    let sources = [
-        ("wiki", "wiki_en.jsonl.zst"),
-        ("code", "code_go.jsonl.zst"),
-        ("docs", "docs_python.jsonl.zst"),
-    ];
+    let sources = PIECE_SOURCES;
     for (shape, regex, normalizer) in [
         ("llama3", LLAMA3_REGEX.to_string(), Value::Null),
         (
@@ -188,25 +184,43 @@ fn llama3_and_qwen2_shaped_tokens_equal_python_tokenizers() {
         ]});
         let tokenizer = dir.path().join(format!("{shape}.json"));
         std::fs::write(&tokenizer, serde_json::to_vec(&json).unwrap()).unwrap();
-        let tokenize = format!("tokenizer = \"{}\"\n", tokenizer.display());
-        let config = write_config(dir.path(), &sources, "", &tokenize);
-        let out = run(&["run", config.to_str().unwrap()]);
-        let (stdout, stderr) = texts(&out);
-        assert!(out.status.success(), "{shape}: {stderr}");
-        assert!(
-            stdout.contains("Tokenized 600 documents"),
-            "{shape}: {stdout}"
-        );
-        assert!(
-            stderr.contains(
-                "texts are encoded piece by piece, cut by the rules of Llama 3's or Qwen2's regex"
-            ),
-            "{shape}: {stderr}"
-        );
-        let report = python_check(dir.path(), &tokenizer);
-        assert_eq!(report["documents"], 600, "{shape}: {report}");
-        assert_eq!(report["mismatches"], 0, "{shape}: {report}");
+        let rules = "cut by the rules of Llama 3's or Qwen2's regex";
+        run_piece_by_piece(dir.path(), &sources, &tokenizer, "", rules);
     }
+}
+
+/// Prose, code and documentation: the sources the piece-by-piece tests tokenize.
+const PIECE_SOURCES: [(&str, &str); 3] = [
+    ("wiki", "wiki_en.jsonl.zst"),
+    ("code", "code_go.jsonl.zst"),
+    ("docs", "docs_python.jsonl.zst"),
+];
+
+/// Runs the config over `sources` (200 documents each) tokenizing with `tokenizer` (and the
+/// `[tokenize]` lines `settings`), checks that the log says its texts are encoded piece by piece,
+/// `rules` naming the cuts, and that every token equals the Python package's.
+fn run_piece_by_piece(
+    dir: &Path,
+    sources: &[(&str, &str)],
+    tokenizer: &Path,
+    settings: &str,
+    rules: &str,
+) {
+    let tokenize = format!("tokenizer = \"{}\"\n{settings}", tokenizer.display());
+    let config = write_config(dir, sources, "", &tokenize);
+    let out = run(&["run", config.to_str().unwrap()]);
+    let (stdout, stderr) = texts(&out);
+    let shape = tokenizer.display();
+    assert!(out.status.success(), "{shape}: {stderr}");
+    assert!(
+        stdout.contains("Tokenized 600 documents"),
+        "{shape}: {stdout}"
+    );
+    let said = format!("texts are encoded piece by piece, {rules}");
+    assert!(stderr.contains(&said), "{shape}: {stderr}");
+    let report = python_check(dir, tokenizer);
+    assert_eq!(report["documents"], 600, "{shape}: {report}");
+    assert_eq!(report["mismatches"], 0, "{shape}: {report}");
 }
 
 /// SentencePiece-style tokenizers, trained by the Python package on the inputs and written with
@@ -214,11 +228,7 @@ fn llama3_and_qwen2_shaped_tokens_equal_python_tokenizers() {
 /// `Replace` normalizers), are encoded piece by piece; their ids must equal the Python package's.
 #[test]
 fn sentencepiece_style_tokens_equal_python_tokenizers() {
-    let sources = [
-        ("wiki", "wiki_en.jsonl.zst"),
-        ("code", "code_go.jsonl.zst"),
-        ("docs", "docs_python.jsonl.zst"),
-    ];
+    let sources = PIECE_SOURCES;
     let dir = scratch("tokenize-sentencepiece");
     write_inputs(dir.path(), &sources, 200);
     let trained = python()
@@ -233,22 +243,8 @@ fn sentencepiece_style_tokens_equal_python_tokenizers() {
             let _ = std::fs::remove_dir_all(dir.path().join(written));
         }
         let tokenizer = dir.path().join(format!("{shape}.json"));
-        let tokenize = format!("tokenizer = \"{}\"\neod = \"</s>\"\n", tokenizer.display());
-        let config = write_config(dir.path(), &sources, "", &tokenize);
-        let out = run(&["run", config.to_str().unwrap()]);
-        let (stdout, stderr) = texts(&out);
-        assert!(out.status.success(), "{shape}: {stderr}");
-        assert!(
-            stdout.contains("Tokenized 600 documents"),
-            "{shape}: {stdout}"
-        );
-        assert!(
-            stderr.contains("texts are encoded piece by piece, cut before each `▁` that follows another character"),
-            "{shape}: {stderr}"
-        );
-        let report = python_check(dir.path(), &tokenizer);
-        assert_eq!(report["documents"], 600, "{shape}: {report}");
-        assert_eq!(report["mismatches"], 0, "{shape}: {report}");
+        let rules = "cut before each `▁` that follows another character";
+        run_piece_by_piece(dir.path(), &sources, &tokenizer, "eod = \"</s>\"\n", rules);
     }
 }
 

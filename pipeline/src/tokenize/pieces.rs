@@ -321,7 +321,7 @@ mod tests {
     use std::sync::LazyLock;
 
     use proptest::prelude::*;
-    use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
+    use tokenizers::models::bpe::{BPE, BpeTrainer, BpeTrainerBuilder};
     use tokenizers::normalizers::unicode::NFC;
     use tokenizers::pre_tokenizers::byte_level::ByteLevel;
     use tokenizers::pre_tokenizers::sequence::Sequence;
@@ -394,6 +394,28 @@ mod tests {
         tok
     }
 
+    /// The `tokenizer.json` of `model` trained by `trainer` on `texts` split by `pre_tokenizer`.
+    fn train(
+        model: BPE,
+        pre_tokenizer: PreTokenizerWrapper,
+        mut trainer: BpeTrainer,
+        texts: impl Iterator<Item = String> + Send,
+    ) -> String {
+        let mut tok = TokenizerBuilder::<
+            BPE,
+            NormalizerWrapper,
+            PreTokenizerWrapper,
+            PostProcessorWrapper,
+            DecoderWrapper,
+        >::new()
+        .with_model(model)
+        .with_pre_tokenizer(Some(pre_tokenizer))
+        .build()
+        .unwrap();
+        tok.train(&mut trainer, texts).unwrap();
+        tok.to_string(false).unwrap()
+    }
+
     /// A byte-level BPE trained here with Llama 3's regex, on texts where its matches cross the
     /// places other regexes could be cut (`(bar`, `.\n`, `。\n`), so its merges do too.
     fn trained_llama3() -> Tokenizer {
@@ -405,25 +427,19 @@ mod tests {
         let texts = (0..300).map(|i| {
             format!("It's f(bar) f(bin) f(box) f(bud) {i}12345 done.\n\tfoo(x);\n中文。\n'S Q:\r\n({i}) again.\n\n")
         });
-        let mut trainer = BpeTrainerBuilder::new()
+        let trainer = BpeTrainerBuilder::new()
             .vocab_size(600)
             .min_frequency(2)
             .show_progress(false)
             .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
             .build();
-        let mut tok = TokenizerBuilder::<
-            BPE,
-            NormalizerWrapper,
-            PreTokenizerWrapper,
-            PostProcessorWrapper,
-            DecoderWrapper,
-        >::new()
-        .with_model(BPE::default())
-        .with_pre_tokenizer(Some(split_by_then_bytes(Cuts::LLAMA3)))
-        .build()
-        .unwrap();
-        tok.train(&mut trainer, texts).unwrap();
-        let tok = Tokenizer::from_bytes(tok.to_string(false).unwrap().as_bytes()).unwrap();
+        let json = train(
+            BPE::default(),
+            split_by_then_bytes(Cuts::LLAMA3),
+            trainer,
+            texts,
+        );
+        let tok = Tokenizer::from_bytes(json.as_bytes()).unwrap();
         for (a, b) in [("(", "bar"), (".", "\n"), ("。", "\n")] {
             let apart = [whole(&tok, a).unwrap(), whole(&tok, b).unwrap()].concat();
             assert_ne!(
@@ -470,7 +486,7 @@ mod tests {
         let texts = (0..200).map(|i| {
             format!("The café's {i} rivers don't   flow, again.\n\tfoo(x); 中文。 a▁b  \n")
         });
-        let mut trainer = BpeTrainerBuilder::new()
+        let trainer = BpeTrainerBuilder::new()
             .vocab_size(400)
             .min_frequency(2)
             .show_progress(false)
@@ -480,28 +496,14 @@ mod tests {
                 AddedToken::from("</s>", true),
             ])
             .build();
-        let mut tok = TokenizerBuilder::<
-            BPE,
-            NormalizerWrapper,
-            PreTokenizerWrapper,
-            PostProcessorWrapper,
-            DecoderWrapper,
-        >::new()
-        .with_model(
-            BPE::builder()
-                .unk_token("<unk>".into())
-                .fuse_unk(true)
-                .build()
-                .unwrap(),
-        )
-        .with_pre_tokenizer(Some(
-            Metaspace::new('▁', PrependScheme::Always, true).into(),
-        ))
-        .build()
-        .unwrap();
-        tok.train(&mut trainer, texts).unwrap();
+        let model = BPE::builder()
+            .unk_token("<unk>".into())
+            .fuse_unk(true)
+            .build()
+            .unwrap();
+        let split = Metaspace::new('▁', PrependScheme::Always, true).into();
         let mut json: serde_json::Value =
-            serde_json::from_str(&tok.to_string(false).unwrap()).unwrap();
+            serde_json::from_str(&train(model, split, trainer, texts)).unwrap();
         let model = &mut json["model"];
         let vocab = model["vocab"].as_object_mut().unwrap();
         for b in 0..=255u8 {
