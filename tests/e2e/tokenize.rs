@@ -197,8 +197,9 @@ const PIECE_SOURCES: [(&str, &str); 3] = [
 ];
 
 /// Runs the config over `sources` (200 documents each) tokenizing with `tokenizer` (and the
-/// `[tokenize]` lines `settings`), checks that the log says its texts are encoded piece by piece,
-/// `rules` naming the cuts, and that every token equals the Python package's.
+/// `[tokenize]` lines `settings`), checks that the logs of `validate` and `run` say its texts are
+/// encoded piece by piece, `rules` naming the cuts, and that every token equals the Python
+/// package's.
 fn run_piece_by_piece(
     dir: &Path,
     sources: &[(&str, &str)],
@@ -208,15 +209,19 @@ fn run_piece_by_piece(
 ) {
     let tokenize = format!("tokenizer = \"{}\"\n{settings}", tokenizer.display());
     let config = write_config(dir, sources, "", &tokenize);
+    let said = format!("texts are encoded piece by piece, {rules}");
+    let shape = tokenizer.display();
+    let validated = run(&["validate", config.to_str().unwrap()]);
+    let stderr = texts(&validated).1;
+    assert!(validated.status.success(), "{shape}: {stderr}");
+    assert!(stderr.contains(&said), "{shape}: {stderr}");
     let out = run(&["run", config.to_str().unwrap()]);
     let (stdout, stderr) = texts(&out);
-    let shape = tokenizer.display();
     assert!(out.status.success(), "{shape}: {stderr}");
     assert!(
         stdout.contains("Tokenized 600 documents"),
         "{shape}: {stdout}"
     );
-    let said = format!("texts are encoded piece by piece, {rules}");
     assert!(stderr.contains(&said), "{shape}: {stderr}");
     let report = python_check(dir, tokenizer);
     assert_eq!(report["documents"], 600, "{shape}: {report}");

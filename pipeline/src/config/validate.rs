@@ -226,8 +226,9 @@ fn key_offset(text: &str, key: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// Lists every input path and reports the ones that name nothing or cannot be reached, and
-/// checks that the output folder can be made.
+/// Lists every input path and reports the ones that name nothing or cannot be reached, reads
+/// the `[tokenize]` tokenizer file (logging how it encodes texts, see
+/// [`crate::tokenize::report`]), and checks that the output folder can be made.
 pub async fn validate_inputs(config: &Config, text: &str) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     for source in &config.sources {
@@ -246,10 +247,13 @@ pub async fn validate_inputs(config: &Config, text: &str) -> Vec<ConfigError> {
     {
         let problem = match !file.starts_with("s3://") && !std::path::Path::new(file).is_file() {
             true => Some(format!("{file} does not exist")),
-            false => crate::tokenize::read(file, &t.get_ref().eod)
-                .await
-                .err()
-                .map(|e| e.to_string()),
+            false => match crate::tokenize::read(file, &t.get_ref().eod).await {
+                Ok(tokenizer) => {
+                    crate::tokenize::report(file, &tokenizer);
+                    None
+                }
+                Err(e) => Some(e.to_string()),
+            },
         };
         if let Some(problem) = problem {
             let message = format!("tokenize.tokenizer: {problem}");

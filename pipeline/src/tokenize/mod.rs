@@ -296,15 +296,20 @@ fn hash_json(value: &serde_json::Value) -> String {
     shards::checksum::to_hex(xxhash_rust::xxh3::xxh3_64(value.to_string().as_bytes()))
 }
 
-/// Reads a `tokenizer.json` from a path or `s3://` URL, warning about the settings it ignores
-/// and saying how it encodes texts.
+/// Reads a `tokenizer.json` from a path or `s3://` URL, and [`report`]s on it.
 pub fn load(spec: &str, eod: &str, handle: &Handle) -> Result<TextTokenizer, TokenizeError> {
     let tokenizer = handle.block_on(read(spec, eod))?;
+    report(spec, &tokenizer);
+    Ok(tokenizer)
+}
+
+/// Logs the settings of the tokenizer read from `spec` that encoding ignores (warnings) and how
+/// it encodes texts: piece by piece, or whole and why.
+pub fn report(spec: &str, tokenizer: &TextTokenizer) {
     for setting in tokenizer.ignored_settings() {
         tracing::warn!("{spec} sets {setting}: ignored, documents are tokenized whole");
     }
     tracing::info!("{spec}: texts are encoded {}", tokenizer.encoding());
-    Ok(tokenizer)
 }
 
 /// Reads and parses a `tokenizer.json` from a path or `s3://` URL.

@@ -77,8 +77,8 @@ impl TextTokenizer {
         &self.ignored
     }
 
-    /// How texts are encoded, for the log: piece by piece, naming the regex whose cut rules
-    /// apply, or whole by `tokenizers`, saying why.
+    /// How texts are encoded, for the log: piece by piece, saying where texts are cut, or whole
+    /// by `tokenizers`, saying why.
     pub fn encoding(&self) -> String {
         match &self.pieces {
             Ok(pieces) => format!("piece by piece, {}", pieces.rules()),
