@@ -107,9 +107,8 @@ impl Metaspace {
 
     /// A part (never empty) as the normalizers spell it: `▁` in front, spaces as `▁`.
     pub fn normalize(&self, part: &str) -> String {
-        let mut spelled = String::with_capacity(part.len() + 3 * (part.len() / 4 + 1));
-        spelled.push(self.meta);
-        spell_spaces(part, self.meta, &mut spelled);
+        let mut spelled = String::from(self.meta);
+        spelled.push_str(&self.spaces_spelled(part));
         spelled
     }
 
@@ -120,8 +119,7 @@ impl Metaspace {
         let Speller::PreTokenizer(scheme) = self.speller else {
             return Cow::Borrowed(part);
         };
-        let mut spelled = String::with_capacity(part.len() + 3 * (part.len() / 4 + 1));
-        spell_spaces(part, self.meta, &mut spelled);
+        let mut spelled = self.spaces_spelled(part);
         let prepend = match scheme {
             PrependScheme::Always => true,
             PrependScheme::First => at_start,
@@ -131,6 +129,11 @@ impl Metaspace {
             spelled.insert(0, self.meta);
         }
         Cow::Owned(spelled)
+    }
+
+    /// `text` with each space as `▁`.
+    fn spaces_spelled(&self, text: &str) -> String {
+        text.replace(' ', self.meta.encode_utf8(&mut [0; 4]))
     }
 
     /// The pieces of a spelled part (see the module docs).
@@ -159,18 +162,6 @@ impl Metaspace {
             .into_iter()
             .map(|t| t.id)
             .collect())
-    }
-}
-
-/// Appends `text` to `out` with each space as `meta`.
-fn spell_spaces(text: &str, meta: char, out: &mut String) {
-    let mut words = text.split(' ');
-    if let Some(first) = words.next() {
-        out.push_str(first);
-    }
-    for word in words {
-        out.push(meta);
-        out.push_str(word);
     }
 }
 
