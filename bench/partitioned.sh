@@ -11,45 +11,6 @@ set -euo pipefail
 . "$(dirname "$0")/setup.sh"
 tasks="${TASKS:-2}"
 
-write_config() { # $1: config path, $2: output folder
-  cat > "$1" <<EOF
-[[sources]]
-name = "corpus"
-paths = ["$data/corpus/*.jsonl.zst"]
-
-[[stages]]
-type = "normalize"
-[[stages]]
-type = "length"
-min_words = 20
-[[stages]]
-type = "exact_dedup"
-[[stages]]
-type = "minhash_dedup"
-[[stages]]
-type = "gopher_repetition"
-[[stages]]
-type = "gopher_quality"
-[[stages]]
-type = "c4"
-[[stages]]
-type = "fineweb"
-[[stages]]
-type = "language"
-languages = ["eng"]
-[[stages]]
-type = "pii"
-[[stages]]
-type = "decontaminate"
-[[stages.benchmarks]]
-name = "mmlu"
-path = "$data/benchmarks/mmlu_test.jsonl.gz"
-fields = ["question"]
-
-[output]
-path = "$2"
-EOF
-}
 timed() { # $1: label; the rest: command
   local label="$1"; shift
   local start end
@@ -65,8 +26,8 @@ round() {
   wait
 }
 
-write_config "$work/whole.toml" "$work/whole"
-write_config "$work/split.toml" "$work/split"
+write_curation_config "$work/whole.toml" "$work/whole"
+write_curation_config "$work/split.toml" "$work/split"
 echo "binary: $bin (profile $profile), $tasks tasks"
 printf '%-44s %8s\n' step wall_s
 timed "whole run (threads = cores)" "$bin" run --quiet "$work/whole.toml"

@@ -22,3 +22,45 @@ ensure_datatrove() {
     "$venv/bin/pip" install -q "datatrove[io,processing]==0.10.1" spacy
   fi
 }
+
+# Writes a config that runs the whole corpus through 11 stages, two of them dedup, into an output
+# folder (bench/partitioned.sh, bench/memory.sh). $1: config path, $2: output folder.
+write_curation_config() {
+  cat > "$1" <<EOF
+[[sources]]
+name = "corpus"
+paths = ["$data/corpus/*.jsonl.zst"]
+
+[[stages]]
+type = "normalize"
+[[stages]]
+type = "length"
+min_words = 20
+[[stages]]
+type = "exact_dedup"
+[[stages]]
+type = "minhash_dedup"
+[[stages]]
+type = "gopher_repetition"
+[[stages]]
+type = "gopher_quality"
+[[stages]]
+type = "c4"
+[[stages]]
+type = "fineweb"
+[[stages]]
+type = "language"
+languages = ["eng"]
+[[stages]]
+type = "pii"
+[[stages]]
+type = "decontaminate"
+[[stages.benchmarks]]
+name = "mmlu"
+path = "$data/benchmarks/mmlu_test.jsonl.gz"
+fields = ["question"]
+
+[output]
+path = "$2"
+EOF
+}

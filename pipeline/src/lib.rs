@@ -13,7 +13,9 @@
 //! - [`progress`]: progress counters and bar.
 //! - [`demo`]: the sample corpus behind `refinery demo`.
 //! - [`cli`]: the `refinery` command line.
+//! - [`arenas`]: caps the C allocator's arenas, so freed memory is reused across threads.
 
+pub mod arenas;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -3,5 +3,6 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    pipeline::arenas::limit();
     pipeline::cli::run(pipeline::cli::Cli::parse())
 }
