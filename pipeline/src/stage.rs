@@ -9,7 +9,9 @@
 //! partitions (task i of N over input files) with the same result. Stages that need a global view
 //! of the corpus first (deduplication) report [`Passes::Two`]: the executor then gives them every
 //! batch through [`Stage::observe`] before the first [`Stage::process`] call, or, in a task of a
-//! partitioned run, let it [`Stage::restore`] what an earlier preparation decided.
+//! partitioned run, let it [`Stage::restore`] what an earlier preparation decided. Their first
+//! pass has a partitioned form too: tasks [`Stage::summarize`] their units' batches, and the
+//! preparing process observes those summaries.
 
 use std::path::Path;
 
@@ -132,6 +134,28 @@ pub trait Stage: Send + Sync {
     /// First pass of a two-pass stage: sees every batch of the dataset, in unit order.
     fn observe(&self, _batch: &RecordBatch, _ctx: &PassContext) -> Result<(), StageError> {
         Ok(())
+    }
+
+    /// The partitioned form of [`Stage::observe`]: what it takes from a batch, as a batch of its
+    /// own without the texts (for dedup: ids, provenance and fingerprints). Each task of a
+    /// partitioned run summarizes its units, so the process preparing the stage observes the
+    /// summaries ([`Stage::observe_summary`]) instead of computing every fingerprint itself.
+    /// `None` (the default): the stage only observes texts.
+    fn summarize(&self, _batch: &RecordBatch) -> Result<Option<RecordBatch>, StageError> {
+        Ok(None)
+    }
+
+    /// Observes a batch [`Stage::summarize`] made, as [`Stage::observe`] observes the batch it was
+    /// made from.
+    fn observe_summary(
+        &self,
+        _summary: &RecordBatch,
+        _ctx: &PassContext,
+    ) -> Result<(), StageError> {
+        Err(StageError::Internal {
+            stage: self.name().to_string(),
+            message: "observe_summary called on a stage that does not summarize".into(),
+        })
     }
 
     /// Between the passes of a two-pass stage: builds the decisions from what was observed and

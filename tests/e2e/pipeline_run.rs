@@ -1,7 +1,7 @@
 //! Runs on the real corpora: accounting against the data's own manifest, byte-identical outputs
 //! for any thread count, and exact resume after the process is killed mid-run.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -378,21 +378,49 @@ fn rounds_of_tasks_between_preparations_run_every_stage_and_equal_one_whole_run(
     let config = config.to_str().unwrap();
     let both = run(&["run", "--prepare", "--task", "0/2", config]);
     assert_eq!(both.status.code(), Some(2), "--prepare is not for tasks");
+    // Returns the log.
     let prepare = |expect: &str| {
-        let out = run(&["run", "--quiet", "--prepare", config]);
+        let out = run(&["run", "--prepare", config]);
         let (stdout, stderr) = texts(&out);
         assert!(out.status.success(), "{stderr}");
         assert!(stdout.contains(expect), "{stdout}");
+        stderr
     };
     let round = |through: &str| {
         for stdout in run_tasks(config, 2) {
             assert!(stdout.contains(through), "{stdout}");
         }
     };
-    round("through 2 of 6 stages");
-    assert!(run_tasks(config, 2)[0].contains("prepares `exact_dedup`"));
-    prepare("Prepared `exact_dedup` over 3 units");
     let outdir = split.path().join("out");
+    let summaries = |stage: &str| -> Vec<PathBuf> {
+        let dir = outdir.join("_summaries").join(stage);
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        entries.map(|e| e.unwrap().path()).collect()
+    };
+    round("through 2 of 6 stages");
+    let again = run_tasks(config, 2);
+    assert!(again[0].contains("prepares `exact_dedup`"));
+    assert!(
+        again[0].contains("Summarized the first pass of `exact_dedup` over 1 of its units"),
+        "{}",
+        again[0]
+    );
+    assert_eq!(
+        summaries("exact_dedup").len(),
+        3,
+        "each task summarized the first pass over its units"
+    );
+    let log = prepare("Prepared `exact_dedup` over 3 units");
+    assert!(
+        log.contains("Observed 3 of 3 units from the tasks' summaries"),
+        "--prepare observes the tasks' fingerprints instead of the texts: {log}"
+    );
+    assert!(
+        !outdir.join("_summaries").exists(),
+        "summaries are removed once their stage is prepared"
+    );
     let stats = run(&["stats", outdir.to_str().unwrap()]);
     let (_, stderr) = texts(&stats);
     assert!(
@@ -423,7 +451,15 @@ fn rounds_of_tasks_between_preparations_run_every_stage_and_equal_one_whole_run(
     std::fs::rename(&hidden, &news).unwrap();
 
     round("through 4 of 6 stages");
-    prepare("Prepared `minhash_dedup` over 3 units");
+    // A unit without a summary is observed from its texts, with the same result.
+    let minhash = summaries("minhash_dedup");
+    assert_eq!(minhash.len(), 3);
+    std::fs::remove_file(&minhash[0]).unwrap();
+    let log = prepare("Prepared `minhash_dedup` over 3 units");
+    assert!(
+        log.contains("Observed 2 of 3 units from the tasks' summaries"),
+        "{log}"
+    );
     round("through 6 of 6 stages");
     prepare("Every two-pass stage is prepared");
     assert!(!outdir.join("_manifest.json").exists());

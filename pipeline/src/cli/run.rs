@@ -90,6 +90,12 @@ fn print_task_summary(s: &TaskSummary, config: &Path) {
     );
     let config = config.display();
     let count = s.task.count;
+    if let (Some(stage), 1..) = (&s.stopped_before, s.summarized) {
+        outln!(
+            "Summarized the first pass of `{stage}` over {} of its units (fingerprints), for the run that prepares it.",
+            s.summarized
+        );
+    }
     match &s.stopped_before {
         Some(stage) => outln!(
             "When all {count} tasks are complete: `refinery run {config} --prepare` prepares `{stage}` for another round of tasks, or `refinery run {config}` finishes the run here (it skips their units, runs the rest of the stages and writes the manifest)."

@@ -13,6 +13,7 @@
 mod accounting;
 mod prepared;
 mod records;
+mod summaries;
 mod task;
 mod unit;
 
@@ -176,6 +177,7 @@ pub fn execute_task(
         elapsed: started.elapsed(),
         stages: done.stages_run,
         total_stages: stages.len(),
+        summarized: done.summarized,
         stopped_before: stages.get(done.stages_run).map(|s| s.name().to_string()),
     })
 }
@@ -223,6 +225,8 @@ struct UnitsDone {
     stages_run: usize,
     /// The index of the two-pass stage a `--prepare` invocation prepared.
     prepared: Option<usize>,
+    /// In a task: its units whose first pass of the stage it stopped before is summarized.
+    summarized: usize,
 }
 
 /// Plans the units and runs the segments over them, as `mode` says (see [`Mode`]).
@@ -276,7 +280,7 @@ fn run_units_of(
     let (mut resumed, mut resumed_bytes) = (0, 0);
     // Once a segment ran a unit again, later segments' records may describe other inputs.
     let mut earlier_ran = false;
-    let (mut stages_run, mut prepared) = (0, None);
+    let (mut stages_run, mut prepared, mut summarized) = (0, None, 0);
     for (segment, range) in segments.iter().enumerate() {
         let input = (segment > 0).then(|| snapshot_name(&names, range.start));
         let written: Vec<(String, usize)> = datasets
@@ -309,11 +313,18 @@ fn run_units_of(
                 _ => None,
             };
             match (mode, restored) {
-                (_, Some(recorded)) => tables.extend(recorded),
+                (_, Some(recorded)) => {
+                    // Summaries a task wrote before it saw this preparation are of no use now.
+                    summaries::clear(&out, stage.name())?;
+                    tables.extend(recorded);
+                }
                 (Mode::Whole, None) => {
                     tables.extend(prepare(stage.as_ref(), &units, &ctx, dataset)?);
                 }
-                (Mode::Task(_), None) => break,
+                (Mode::Task(_), None) => {
+                    summarized = summaries::write(stage.as_ref(), &units, &ctx, dataset)?;
+                    break;
+                }
                 (Mode::Prepare, None) => {
                     prepare(stage.as_ref(), &units, &ctx, dataset)?;
                     prepared = Some(range.start);
@@ -342,6 +353,7 @@ fn run_units_of(
         tables,
         stages_run,
         prepared,
+        summarized,
     })
 }
 
@@ -480,14 +492,26 @@ fn prepare(
         handle: ctx.handle,
     };
     let started = Instant::now();
+    let mut from_summaries = 0;
     {
         let _span = tracing::info_span!("observe", stage = stage.name()).entered();
         for unit in units {
+            if summaries::observe(stage, unit, ctx, &pass)? {
+                from_summaries += 1;
+                continue;
+            }
             let part = unit::part_path(ctx.out, dataset, unit);
             for batch in read_part(&part, ctx.run.batch_size)? {
                 stage.observe(&batch.map_err(RunError::Arrow)?, &pass)?;
             }
         }
+    }
+    if from_summaries > 0 {
+        tracing::info!(
+            stage = stage.name(),
+            "Observed {from_summaries} of {} units from the tasks' summaries of their first pass",
+            units.len()
+        );
     }
     let observed = started.elapsed();
     let _span = tracing::info_span!("prepare", stage = stage.name()).entered();
@@ -501,6 +525,7 @@ fn prepare(
     if let Some(key) = prepared::input_key(ctx.out, units, ctx.segment, ctx.config_hash) {
         prepared::record(ctx.out, ctx.segment, stage.name(), &key, &tables)?;
     }
+    summaries::clear(ctx.out, stage.name())?;
     Ok(tables)
 }
 

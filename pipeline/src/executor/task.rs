@@ -110,6 +110,8 @@ pub struct TaskSummary {
     pub total_stages: usize,
     /// The two-pass stage the task stopped before, if it did not run every stage.
     pub stopped_before: Option<String>,
+    /// Units of the task whose first pass of that stage is summarized for `--prepare`.
+    pub summarized: usize,
 }
 
 #[cfg(test)]

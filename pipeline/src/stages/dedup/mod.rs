@@ -4,7 +4,9 @@
 //! First pass ([`Stage::observe`]): each document gets an ordinal and a fingerprint (the 128-bit
 //! text key, or the MinHash signature), computed in parallel; its bucket keys (one, or one per
 //! band) go to scratch Parquet files, its fingerprint to a fixed-size scratch file, and with
-//! `verify` its shingle set to a third.
+//! `verify` its shingle set to a third. It is two steps: [`Stage::summarize`] computes a batch's
+//! fingerprints (`summary`; a task of a partitioned run writes them for its units) and
+//! [`Stage::observe_summary`] numbers the documents and writes the scratch files.
 //!
 //! Between the passes ([`Stage::prepare`]): DataFusion sorts the key rows by bucket under the
 //! `memory_budget`, spilling to disk (`buckets`); the candidate pairs (optionally verified by
@@ -23,6 +25,7 @@ pub(crate) mod buckets;
 mod clusters;
 mod docs;
 mod index;
+mod summary;
 pub(crate) mod work;
 
 use std::collections::HashMap;
@@ -41,6 +44,7 @@ use crate::output::part::PartInfo;
 use crate::schema::col;
 use crate::stage::{DuplicateOf, PassContext, Passes, Rejection, Stage, StageError, StageOutput};
 use docs::{Docs, Origin};
+use summary::Summary;
 use work::{KeyRows, Sets, Slots};
 
 /// Default memory budget for sorting bucket keys.
@@ -233,6 +237,14 @@ impl Dedup {
         }
     }
 
+    /// The first-pass summary of a batch: its documents' provenance and fingerprints.
+    fn summary(&self, batch: &RecordBatch) -> Result<RecordBatch, StageError> {
+        let (fingerprints, sets) = self.fingerprints(text_column(batch, &self.name)?);
+        let verify = matches!(&self.method, Method::MinHash(m) if m.verify);
+        let sets = verify.then_some(sets.as_slice());
+        summary::build(batch, &fingerprints, sets, self.method.width())
+    }
+
     /// Fingerprints (and shingle sets under `verify`) of a batch's texts, in row order.
     fn fingerprints(&self, texts: &StringArray) -> (Vec<Option<Vec<u32>>>, Vec<Vec<u64>>) {
         match &self.method {
@@ -289,12 +301,16 @@ impl Stage for Dedup {
     }
 
     fn observe(&self, batch: &RecordBatch, ctx: &PassContext) -> Result<(), StageError> {
-        let texts = text_column(batch, &self.name)?;
-        let ids = string_column(batch, col::ID, &self.name)?;
-        let sources = string_column(batch, col::SOURCE, &self.name)?;
-        let uris = string_column(batch, col::URI, &self.name)?;
-        let locators = string_column(batch, col::LOCATOR, &self.name)?;
-        let (fingerprints, sets) = self.fingerprints(texts);
+        self.observe_summary(&self.summary(batch)?, ctx)
+    }
+
+    fn summarize(&self, batch: &RecordBatch) -> Result<Option<RecordBatch>, StageError> {
+        self.summary(batch).map(Some)
+    }
+
+    fn observe_summary(&self, summary: &RecordBatch, ctx: &PassContext) -> Result<(), StageError> {
+        let verify = matches!(&self.method, Method::MinHash(m) if m.verify);
+        let summary = Summary::of(summary, self.method.width(), verify, &self.name)?;
         let mut guard = self.observed.lock().unwrap_or_else(|e| e.into_inner());
         if guard.is_none() {
             let dir = ctx.out.join("_work").join(&self.name);
@@ -303,17 +319,18 @@ impl Stage for Dedup {
         let Some(st) = guard.as_mut() else {
             unreachable!("initialised above")
         };
-        for (i, fingerprint) in fingerprints.iter().enumerate() {
+        for i in 0..summary.len() {
             let origin = Origin {
-                id: parse_id(ids.value(i), &self.name)?,
-                source: sources.value(i),
-                uri: uris.value(i),
-                position: locators.value(i).parse().unwrap_or(0),
+                id: parse_id(summary.ids.value(i), &self.name)?,
+                source: summary.sources.value(i),
+                uri: summary.uris.value(i),
+                position: summary.locators.value(i).parse().unwrap_or(0),
             };
+            let fingerprint = summary.fingerprint(i);
             st.add(&origin, fingerprint.as_deref(), &self.method)
                 .map_err(|e| self.failed(e))?;
-            if let (Some(out), Some(set)) = (st.sets.as_mut(), sets.get(i)) {
-                out.push(set).map_err(|e| self.failed(e))?;
+            if let (Some(out), Some(set)) = (st.sets.as_mut(), summary.set(i)) {
+                out.push(&set).map_err(|e| self.failed(e))?;
             }
         }
         Ok(())

@@ -47,6 +47,34 @@ fn observe_and_prepare(
     batches: &[RecordBatch],
     out: &Path,
 ) -> (Arc<dyn Stage>, Result<Vec<PartInfo>, StageError>) {
+    observe_and_prepare_via(toml, batches, out, false)
+}
+
+/// The first pass's summary of `batch`, written to Parquet and read back, as a task writes it
+/// and the preparing process reads it.
+fn summary_through_parquet(stage: &dyn Stage, batch: &RecordBatch) -> Vec<RecordBatch> {
+    let summary = stage.summarize(batch).unwrap().expect("dedup summarizes");
+    let mut bytes = Vec::new();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(&mut bytes, summary.schema(), None).unwrap();
+    writer.write(&summary).unwrap();
+    writer.close().unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(
+        bytes::Bytes::from(bytes),
+        100,
+    )
+    .unwrap();
+    reader.map(Result::unwrap).collect()
+}
+
+/// [`observe_and_prepare`], observing the texts, or with `summaries` the batches' first-pass
+/// summaries through Parquet.
+fn observe_and_prepare_via(
+    toml: &str,
+    batches: &[RecordBatch],
+    out: &Path,
+    summaries: bool,
+) -> (Arc<dyn Stage>, Result<Vec<PartInfo>, StageError>) {
     let cfg: StageConfig = toml::from_str(toml).unwrap();
     assert!(cfg.check().is_empty(), "{:?}", cfg.check());
     let stage = cfg.build().unwrap();
@@ -56,14 +84,25 @@ fn observe_and_prepare(
         handle: rt.handle(),
     };
     for b in batches {
-        stage.observe(b, &ctx).unwrap();
+        if summaries {
+            for summary in summary_through_parquet(stage.as_ref(), b) {
+                stage.observe_summary(&summary, &ctx).unwrap();
+            }
+        } else {
+            stage.observe(b, &ctx).unwrap();
+        }
     }
     let prepared = stage.prepare(&ctx);
     (stage, prepared)
 }
 
 fn run(toml: &str, batches: &[RecordBatch], out: &Path) -> Outcome {
-    let (stage, prepared) = observe_and_prepare(toml, batches, out);
+    run_via(toml, batches, out, false)
+}
+
+/// [`run`], observing the batches' first-pass summaries (through Parquet) with `summaries`.
+fn run_via(toml: &str, batches: &[RecordBatch], out: &Path, summaries: bool) -> Outcome {
+    let (stage, prepared) = observe_and_prepare_via(toml, batches, out, summaries);
     let tables = prepared.unwrap();
     assert!(
         !out.join("_work").join(stage.name()).exists(),
@@ -302,6 +341,38 @@ fn verify_merges_no_pair_below_the_threshold() {
             "verified Jaccard {}",
             r.verdict.value
         );
+    }
+}
+
+#[test]
+fn observing_summaries_read_back_from_parquet_decides_as_observing_the_texts() {
+    let (b, _) = planted(600, 17);
+    let mut batches: Vec<RecordBatch> = (0..3).map(|i| b.slice(i * 400, 400)).collect();
+    // Exact copies of every fifth text, for exact_dedup.
+    let texts = b.column_by_name("text").unwrap().as_string::<i32>();
+    let copies: Vec<(&str, String)> = (0..100)
+        .map(|i| ("copies", texts.value(i * 5).to_string()))
+        .collect();
+    batches.push(batch(&copies));
+    let dir = tempfile::tempdir().unwrap();
+    for (name, toml) in [
+        ("exact", "type = 'exact_dedup'"),
+        ("minhash", "type = 'minhash_dedup'"),
+        (
+            "verify",
+            "type = 'minhash_dedup'\nthreshold = 0.7\nverify = true",
+        ),
+        ("chars", "type = 'minhash_dedup'\nshingle = 'chars'"),
+        ("datatrove", "type = 'minhash_dedup'\nscheme = 'datatrove'"),
+    ] {
+        let texts = run(toml, &batches, &dir.path().join(name));
+        let summaries = run_via(toml, &batches, &dir.path().join(format!("{name}-s")), true);
+        assert!(
+            !texts.dropped.is_empty(),
+            "{name}: no duplicates to compare"
+        );
+        assert_eq!(summaries.clusters_bytes, texts.clusters_bytes, "{name}");
+        assert_eq!(summaries.dropped, texts.dropped, "{name}");
     }
 }
 
