@@ -116,8 +116,10 @@ impl GopherRepetition {
                 at_most(top_rule(n), top as f64 / chars, Some(max))?;
             }
         }
+        // One table for every n: cleared, it keeps its capacity.
+        let mut seen = FastSet::with_capacity_and_hasher(words.ids.len(), Default::default());
         for &(n, max) in &self.dup_n_grams {
-            let repeated = words.repeated_n_gram_chars(n);
+            let repeated = words.repeated_n_gram_chars(n, &mut seen);
             at_most(dup_rule(n), repeated as f64 / chars, Some(max))?;
         }
         Ok(())
@@ -232,23 +234,42 @@ impl Words {
         if n == 0 || self.ids.len() < n {
             return None;
         }
-        let mut counts: FastMap<&[u32], (usize, usize)> =
-            FastMap::with_capacity_and_hasher(self.ids.len(), Default::default());
-        for (i, gram) in self.ids.windows(n).enumerate() {
-            counts.entry(gram).or_insert((0, i)).0 += 1;
-        }
-        let (count, first) = counts
-            .into_values()
-            .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))?;
+        // Up to four 32-bit ids fit one `u128` key, cheaper to hash and compare than a slice.
+        let (count, first) = if n <= 4 {
+            self.most_frequent(n, |gram| {
+                gram.iter()
+                    .fold(0u128, |key, &id| (key << 32) | u128::from(id))
+            })
+        } else {
+            self.most_frequent(n, |gram| gram)
+        }?;
         let chars: usize = self.lens[first..first + n].iter().sum::<usize>() + n - 1;
         Some(chars * count)
+    }
+
+    /// The count and first position of the most frequent n-gram, n-grams compared by `key`;
+    /// ties go to the one seen first.
+    fn most_frequent<'a, K: std::hash::Hash + Eq>(
+        &'a self,
+        n: usize,
+        key: impl Fn(&'a [u32]) -> K,
+    ) -> Option<(usize, usize)> {
+        let mut counts: FastMap<K, (usize, usize)> =
+            FastMap::with_capacity_and_hasher(self.ids.len(), Default::default());
+        for (i, gram) in self.ids.windows(n).enumerate() {
+            counts.entry(key(gram)).or_insert((0, i)).0 += 1;
+        }
+        counts
+            .into_values()
+            .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))
     }
 
     /// Characters in n-grams that repeat an earlier one, skipping past each repeat, as
     /// datatrove's `find_all_duplicate`, which compares n-grams as their words concatenated
     /// without separators (so `ab c` repeats `a bc`): compared here by polynomial hash and byte
     /// length of that concatenation.
-    fn repeated_n_gram_chars(&self, n: usize) -> usize {
+    /// `seen` is scratch space, cleared first.
+    fn repeated_n_gram_chars(&self, n: usize, seen: &mut FastSet<(u64, u64)>) -> usize {
         let words = self.ids.len();
         if n == 0 || words < n {
             return 0;
@@ -270,8 +291,7 @@ impl Words {
             let (start, end) = (self.prefix[i].0, self.prefix[i + n].0);
             (sub_mod(end, mul_mod(start, power)), bytes)
         };
-        let mut seen: FastSet<(u64, u64)> =
-            FastSet::with_capacity_and_hasher(words, Default::default());
+        seen.clear();
         let (mut repeated, mut i) = (0, 0);
         while i + n <= words {
             if seen.insert(gram(i)) {
@@ -330,7 +350,7 @@ mod tests {
             text in "((a|b|ab|ba|é|aé) ){0,40}",
             n in 1usize..7,
         ) {
-            prop_assert_eq!(Words::new(&text).repeated_n_gram_chars(n), reference_repeated(&text, n));
+            prop_assert_eq!(Words::new(&text).repeated_n_gram_chars(n, &mut FastSet::default()), reference_repeated(&text, n));
         }
 
         /// Counting word ids counts as the joined n-grams do, ties included.
@@ -349,7 +369,7 @@ mod tests {
         let text = format!("{long} y {long} y z {long} y");
         for n in 1..5 {
             assert_eq!(
-                Words::new(&text).repeated_n_gram_chars(n),
+                Words::new(&text).repeated_n_gram_chars(n, &mut FastSet::default()),
                 reference_repeated(&text, n),
                 "{n}"
             );
@@ -386,11 +406,23 @@ mod tests {
         let w = Words::new("a b a b a b c");
         // "a b" occurs 3 times: 3 characters each.
         assert_eq!(w.top_n_gram_chars(2), Some(9));
+        // One scratch set for every call, as `check` uses it.
+        let mut seen = FastSet::default();
         // 3-grams: "a b a" then "b a b", then "a b a" repeats at 2 (skip 3), "c" left.
-        assert_eq!(w.repeated_n_gram_chars(3), 3);
+        assert_eq!(w.repeated_n_gram_chars(3, &mut seen), 3);
         // Concatenations compare, not word tuples: "ab c" repeats "a bc" (3 characters).
-        assert_eq!(Words::new("a bc x ab c").repeated_n_gram_chars(2), 3);
-        assert_eq!(Words::new("a bc x ab d").repeated_n_gram_chars(2), 0);
+        assert_eq!(
+            Words::new("a bc x ab c").repeated_n_gram_chars(2, &mut seen),
+            3
+        );
+        assert_eq!(
+            Words::new("a bc x ab d").repeated_n_gram_chars(2, &mut seen),
+            0
+        );
+        assert_eq!(
+            Words::new("a bc x ab d").repeated_n_gram_chars(1, &mut seen),
+            0
+        );
         assert_eq!(split_runs("a\n\nb\n\n\nc\nd", 2), ["a", "b", "c\nd"]);
         assert_eq!(split_runs("\na\n", 1), ["", "a", ""]);
     }
