@@ -11,8 +11,7 @@ set -euo pipefail
 rounds="${ROUNDS:-3}"
 
 write_curation_config "$work/run.toml" "$work/out"
-printf '[tokenize]\nroot = "%s/tokens"\ntokenizer = "%s/tokenizers/gpt-neox-olmo.json"\n' \
-  "$work" "$data" >> "$work/run.toml"
+append_tokenize_section "$work/run.toml" "$work/tokens"
 
 # $1: label; the rest: `env` assignments. Appends "label wall cpu rss_mib" to $work/runs.
 measure() {

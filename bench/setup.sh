@@ -64,3 +64,10 @@ fields = ["question"]
 path = "$2"
 EOF
 }
+
+# Appends a `[tokenize]` section with OLMo's tokenizer to a config. $1: config path, $2: token
+# root, $3 (optional): another line of the section.
+append_tokenize_section() {
+  printf '\n[tokenize]\nroot = "%s"\ntokenizer = "%s/tokenizers/gpt-neox-olmo.json"\n%s\n' \
+    "$2" "$data" "${3:-}" >> "$1"
+}

@@ -356,7 +356,7 @@ fn rounds_of_tasks_between_preparations_run_every_stage_and_equal_one_whole_run(
     ];
     let (whole, split) = (scratch("whole-rounds"), scratch("rounds"));
     // Three segments: [normalize, length], [exact_dedup, gopher_repetition],
-    // [minhash_dedup, gopher_quality].
+    // [minhash_dedup, gopher_quality]; then the tokenize step, dropped documents counted.
     let config = |dir: &Path| {
         let path = real_config(dir, &files, 1);
         let mut text = std::fs::read_to_string(&path).unwrap();
@@ -368,6 +368,11 @@ fn rounds_of_tasks_between_preparations_run_every_stage_and_equal_one_whole_run(
         ] {
             text += &format!("\n[[stages]]\ntype = \"{stage}\"\n");
         }
+        text += &format!(
+            "\n[tokenize]\nroot = \"{}\"\ntokenizer = \"{}\"\ncount_dropped_tokens = true\n",
+            dir.join("tokens").display(),
+            crate::tokenize::olmo().display()
+        );
         std::fs::write(&path, text).unwrap();
         path
     };
@@ -386,10 +391,14 @@ fn rounds_of_tasks_between_preparations_run_every_stage_and_equal_one_whole_run(
         assert!(stdout.contains(expect), "{stdout}");
         stderr
     };
-    let round = |through: &str| {
-        for stdout in run_tasks(config, 2) {
+    // Returns how many parts the tasks encoded for the tokenize step.
+    let round = |through: &str| -> usize {
+        let encoded = run_tasks(config, 2).into_iter().map(|stdout| {
             assert!(stdout.contains(through), "{stdout}");
-        }
+            let line = stdout.lines().find(|l| l.starts_with("Encoded "));
+            line.map_or(0, |l| l.split(' ').nth(1).unwrap().parse().unwrap())
+        });
+        encoded.sum()
     };
     let outdir = split.path().join("out");
     let summaries = |stage: &str| -> Vec<PathBuf> {
@@ -399,7 +408,7 @@ fn rounds_of_tasks_between_preparations_run_every_stage_and_equal_one_whole_run(
         };
         entries.map(|e| e.unwrap().path()).collect()
     };
-    round("through 2 of 6 stages");
+    assert_eq!(round("through 2 of 6 stages"), 0);
     let again = run_tasks(config, 2);
     assert!(again[0].contains("prepares `exact_dedup`"));
     assert!(
@@ -450,7 +459,7 @@ fn rounds_of_tasks_between_preparations_run_every_stage_and_equal_one_whole_run(
     );
     std::fs::rename(&hidden, &news).unwrap();
 
-    round("through 4 of 6 stages");
+    assert_eq!(round("through 4 of 6 stages"), 0);
     // A unit without a summary is observed from its texts, with the same result.
     let minhash = summaries("minhash_dedup");
     assert_eq!(minhash.len(), 3);
@@ -460,13 +469,37 @@ fn rounds_of_tasks_between_preparations_run_every_stage_and_equal_one_whole_run(
         log.contains("Observed 2 of 3 units from the tasks' summaries"),
         "{log}"
     );
-    round("through 6 of 6 stages");
+    // Tasks that ran every stage encode their units' parts for the tokenize step: the kept
+    // documents' tokens and the rejects' counts.
+    let encoded = round("through 6 of 6 stages");
+    let ahead: Vec<PathBuf> = std::fs::read_dir(outdir.join("_tokens"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(ahead.len(), encoded, "one file a part");
+    assert!(
+        encoded >= 6,
+        "a kept and a rejects part per unit at least: {encoded}"
+    );
     prepare("Every two-pass stage is prepared");
     assert!(!outdir.join("_manifest.json").exists());
 
+    // A damaged encoding is made again by the tokenize step, with the same result.
+    let damaged = ahead
+        .iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len());
+    let damaged = damaged.unwrap();
+    let bytes = std::fs::read(damaged).unwrap();
+    std::fs::write(damaged, &bytes[..bytes.len() - 2]).unwrap();
     let finish = run(&["run", config]);
     let (stdout, stderr) = texts(&finish);
     assert!(finish.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} parts were encoded ahead", encoded - 1))
+            && stderr.contains("again: ")
+            && stderr.contains("is damaged"),
+        "the tokenize step reads the tasks' encodings, except the damaged one: {stderr}"
+    );
     assert!(
         stdout.contains("3 units (3 resumed)") && stdout.contains("MB in (all resumed)"),
         "{stdout}"
@@ -480,4 +513,23 @@ fn rounds_of_tasks_between_preparations_run_every_stage_and_equal_one_whole_run(
         &outdir,
         "a whole run and three rounds of tasks with preparations between them",
     );
+    assert_same_tokens(&whole.path().join("tokens"), &split.path().join("tokens"));
+}
+
+/// Asserts that two token roots hold the same version with the same files, byte for byte, but
+/// for its manifest's record of when and from where it was written.
+fn assert_same_tokens(a: &Path, b: &Path) {
+    let (ta, tb) = (tree_bytes(a), tree_bytes(b));
+    let names = |t: &[(String, Vec<u8>)]| t.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&ta), names(&tb));
+    assert!(
+        ta.iter().any(|(name, _)| name.ends_with(".bin")),
+        "{:?}",
+        names(&ta)
+    );
+    for ((name, x), (_, y)) in ta.iter().zip(&tb) {
+        if !name.ends_with("manifest.json") {
+            assert!(x == y, "{name} differs between the token roots");
+        }
+    }
 }

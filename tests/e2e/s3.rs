@@ -150,10 +150,6 @@ fn tokens_to_s3_config(
     config
 }
 
-fn olmo() -> std::path::PathBuf {
-    tests::shared_data().join("tokenizers/gpt-neox-olmo.json")
-}
-
 /// How many shards the manifest of version `id` in `s3://tokens/ds` lists.
 fn m_shards(server: &S3Server, id: &str) -> usize {
     let manifest = server.get("tokens", &format!("ds/versions/{id}/manifest.json"));
@@ -170,7 +166,7 @@ fn a_token_version_round_trips_through_s3_and_a_corrupted_shard_is_named() {
     server.put(
         "tokens",
         "olmo/tokenizer.json",
-        &std::fs::read(olmo()).unwrap(),
+        &std::fs::read(crate::tokenize::olmo()).unwrap(),
     );
     let config = tokens_to_s3_config(dir.path(), 300, 20_000, "s3://tokens/olmo/tokenizer.json");
     let out = run_with(&server, &config, false);
@@ -244,7 +240,12 @@ fn a_server_stopped_mid_upload_leaves_no_manifest_and_a_rerun_completes() {
     let server = S3Server::start();
     server.create_bucket("tokens");
     let dir = scratch("s3-stopped");
-    let config = tokens_to_s3_config(dir.path(), 1500, 1_000, olmo().to_str().unwrap());
+    let config = tokens_to_s3_config(
+        dir.path(),
+        1500,
+        1_000,
+        crate::tokenize::olmo().to_str().unwrap(),
+    );
     let mut child = refinery(&["run", config.to_str().unwrap()])
         .envs(server.env())
         .env("AWS_TIMEOUT", "1s")
@@ -306,7 +307,12 @@ fn training_reads_its_version_from_s3_and_pins_it_in_the_checkpoint() {
     let server = S3Server::start();
     server.create_bucket("tokens");
     let dir = scratch("s3-train");
-    let config = tokens_to_s3_config(dir.path(), 60, 20_000, olmo().to_str().unwrap());
+    let config = tokens_to_s3_config(
+        dir.path(),
+        60,
+        20_000,
+        crate::tokenize::olmo().to_str().unwrap(),
+    );
     let out = run_with(&server, &config, false);
     assert!(out.status.success(), "{}", texts(&out).1);
     let id = String::from_utf8(server.get("tokens", "ds/latest")).unwrap();
@@ -339,7 +345,7 @@ fn training_reads_its_version_from_s3_and_pins_it_in_the_checkpoint() {
     // The tokenizer travels from the bucket into the checkpoint; fetched shards into the cache.
     assert_eq!(
         std::fs::read(checkpoint.join("tokenizer.json")).unwrap(),
-        std::fs::read(olmo()).unwrap()
+        std::fs::read(crate::tokenize::olmo()).unwrap()
     );
     assert!(std::fs::read_dir(dir.path().join("cache")).unwrap().count() > 0);
 

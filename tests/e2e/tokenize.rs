@@ -43,7 +43,8 @@ pub(crate) fn write_config(
     path
 }
 
-fn olmo() -> PathBuf {
+/// OLMo's tokenizer file, from the shared data.
+pub(crate) fn olmo() -> PathBuf {
     shared_data().join("tokenizers/gpt-neox-olmo.json")
 }
 

@@ -47,7 +47,24 @@ pub fn run(args: RunArgs, handle: &Handle) -> Result<(), Failure> {
             let progress = start(&config, args.quiet);
             let summary =
                 executor::execute_task(&config, task, handle, &progress).map_err(failure)?;
-            print_task_summary(&summary, args.config);
+            let started = std::time::Instant::now();
+            let encoded = match summary.stopped_before {
+                Some(_) => 0,
+                None => crate::tokenize::encode_ahead(&config, &summary.unit_ids, handle).map_err(
+                    |e| Failure {
+                        error: anyhow!("tokenize: {e}"),
+                        code: 1,
+                    },
+                )?,
+            };
+            print_task_summary(&summary);
+            if encoded > 0 {
+                outln!(
+                    "Encoded {encoded} parts of its units for the tokenize step in {:.1} s.",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            print_task_next(&summary, args.config);
             Ok(())
         }
         (None, true) => {
@@ -75,8 +92,8 @@ fn input_read(input: u64, resumed: u64, secs: f64) -> String {
     }
 }
 
-/// Prints what a task did and how the run goes on.
-fn print_task_summary(s: &TaskSummary, config: &Path) {
+/// Prints what a task did.
+fn print_task_summary(s: &TaskSummary) {
     let secs = s.elapsed.as_secs_f64().max(1e-9);
     outln!(
         "Task {} complete in {secs:.1} s: {} units ({} resumed), {}, {} documents, through {} of {} stages",
@@ -88,14 +105,18 @@ fn print_task_summary(s: &TaskSummary, config: &Path) {
         s.stages,
         s.total_stages,
     );
-    let config = config.display();
-    let count = s.task.count;
     if let (Some(stage), 1..) = (&s.stopped_before, s.summarized) {
         outln!(
             "Summarized the first pass of `{stage}` over {} of its units (fingerprints), for the run that prepares it.",
             s.summarized
         );
     }
+}
+
+/// Prints how a partitioned run goes on after a task.
+fn print_task_next(s: &TaskSummary, config: &Path) {
+    let config = config.display();
+    let count = s.task.count;
     match &s.stopped_before {
         Some(stage) => outln!(
             "When all {count} tasks are complete: `refinery run {config} --prepare` prepares `{stage}` for another round of tasks, or `refinery run {config}` finishes the run here (it skips their units, runs the rest of the stages and writes the manifest)."

@@ -178,6 +178,7 @@ pub fn execute_task(
         stages: done.stages_run,
         total_stages: stages.len(),
         summarized: done.summarized,
+        unit_ids: done.unit_ids,
         stopped_before: stages.get(done.stages_run).map(|s| s.name().to_string()),
     })
 }
@@ -227,6 +228,8 @@ struct UnitsDone {
     prepared: Option<usize>,
     /// In a task: its units whose first pass of the stage it stopped before is summarized.
     summarized: usize,
+    /// The ids of the units run (in a task, those it owns).
+    unit_ids: Vec<String>,
 }
 
 /// Plans the units and runs the segments over them, as `mode` says (see [`Mode`]).
@@ -354,6 +357,7 @@ fn run_units_of(
         stages_run,
         prepared,
         summarized,
+        unit_ids: units.iter().map(|u| u.id.clone()).collect(),
     })
 }
 

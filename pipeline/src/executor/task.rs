@@ -112,6 +112,8 @@ pub struct TaskSummary {
     pub stopped_before: Option<String>,
     /// Units of the task whose first pass of that stage is summarized for `--prepare`.
     pub summarized: usize,
+    /// The ids of the task's units.
+    pub unit_ids: Vec<String>,
 }
 
 #[cfg(test)]

@@ -62,7 +62,7 @@ impl<'a> DocColumns<'a> {
 pub fn for_each_id(
     parts: &[PathBuf],
     batch_size: usize,
-    mut f: impl FnMut(&StringArray, &StringArray),
+    mut f: impl FnMut(&StringArray, &StringArray) -> Result<(), TokenizeError>,
 ) -> Result<(), TokenizeError> {
     let columns = [col::ID, col::SOURCE];
     for_each_part_batch(parts, batch_size, Some(&columns), |part, batch| {
@@ -70,8 +70,7 @@ pub fn for_each_id(
             string_column(batch, name, "tokenize")
                 .map_err(|e| TokenizeError::Input(format!("{}: {e}", part.display())))
         };
-        f(column(col::ID)?, column(col::SOURCE)?);
-        Ok(())
+        f(column(col::ID)?, column(col::SOURCE)?)
     })
 }
 

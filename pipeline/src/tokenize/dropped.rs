@@ -9,14 +9,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use arrow::array::{ArrayRef, RecordBatch, UInt64Array};
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
-use super::documents::{file_size, for_each_batch, parts};
+use super::ahead::{self, Kind};
+use super::documents::{file_size, for_each_batch, for_each_id, parts};
 use super::{TextTokenizer, TokenizeError};
 use crate::progress::Progress;
 
@@ -41,6 +42,8 @@ pub struct DroppedCount {
     pub text_bytes: u64,
     /// Their tokens, end-of-document tokens included.
     pub tokens: u64,
+    /// Parts whose counts the tasks of a partitioned run encoded ahead (see [`super::ahead`]).
+    pub encoded_ahead: usize,
 }
 
 /// The rejected documents' parts in the run's output `out`, in reading order.
@@ -62,30 +65,56 @@ pub fn count(
         .build();
     let mut writer = ArrowWriter::try_new(Vec::new(), schema(), Some(props)).map_err(failed)?;
     let mut total = DroppedCount::default();
+    let mut add = |ids: &StringArray, sources: &StringArray, tokens: UInt64Array| {
+        total.documents += ids.len() as u64;
+        total.tokens += tokens.values().iter().sum::<u64>();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(ids.clone()),
+            Arc::new(sources.clone()),
+            Arc::new(tokens),
+        ];
+        let batch = RecordBatch::try_new(schema(), columns)
+            .map_err(|e| TokenizeError::Input(format!("{FILE}: {e}")))?;
+        writer.write(&batch).map_err(failed)?;
+        progress.docs.fetch_add(ids.len() as u64, Ordering::Relaxed);
+        Ok::<_, TokenizeError>(())
+    };
+    let (mut text_bytes, mut encoded_ahead) = (0, 0);
     for part in rejects(out)? {
-        for_each_batch(std::slice::from_ref(&part), batch_size, |docs| {
-            let texts: Vec<&str> = docs.texts.iter().flatten().collect();
-            let counts = tokenizer.encode_documents(&texts)?;
-            let tokens = UInt64Array::from_iter_values(counts.iter().map(|t| t.len() as u64));
-            total.documents += texts.len() as u64;
-            total.text_bytes += texts.iter().map(|t| t.len() as u64).sum::<u64>();
-            total.tokens += tokens.values().iter().sum::<u64>();
-            let columns: Vec<ArrayRef> = vec![
-                Arc::new(docs.ids.clone()),
-                Arc::new(docs.sources.clone()),
-                Arc::new(tokens),
-            ];
-            let batch = RecordBatch::try_new(schema(), columns)
-                .map_err(|e| TokenizeError::Input(format!("{FILE}: {e}")))?;
-            writer.write(&batch).map_err(failed)?;
-            progress
-                .docs
-                .fetch_add(texts.len() as u64, Ordering::Relaxed);
-            Ok(())
-        })?;
+        let one = std::slice::from_ref(&part);
+        if let Some(encoded) = ahead::read(out, &part, tokenizer, Kind::Counts)? {
+            // The same batches as encoding here would make, so the table's bytes are the same.
+            encoded_ahead += 1;
+            text_bytes += encoded.text_bytes;
+            let mut counts = encoded.counts.iter();
+            for_each_id(one, batch_size, |ids, sources| {
+                let tokens: Option<Vec<u64>> = (0..ids.len())
+                    .map(|_| counts.next().map(|&c| u64::from(c)))
+                    .collect();
+                let tokens = tokens.ok_or_else(|| ahead::mismatch(&part))?;
+                add(ids, sources, UInt64Array::from(tokens))
+            })?;
+            if counts.next().is_some() {
+                return Err(ahead::mismatch(&part));
+            }
+        } else {
+            for_each_batch(one, batch_size, |docs| {
+                let texts: Vec<&str> = docs.texts.iter().flatten().collect();
+                let counts = tokenizer.encode_documents(&texts)?;
+                text_bytes += texts.iter().map(|t| t.len() as u64).sum::<u64>();
+                let tokens = counts.iter().map(|t| t.len() as u64);
+                add(
+                    docs.ids,
+                    docs.sources,
+                    UInt64Array::from_iter_values(tokens),
+                )
+            })?;
+        }
         progress
             .bytes
             .fetch_add(file_size(&part), Ordering::Relaxed);
     }
+    total.text_bytes = text_bytes;
+    total.encoded_ahead = encoded_ahead;
     Ok((Bytes::from(writer.into_inner().map_err(failed)?), total))
 }

@@ -25,8 +25,10 @@
 //! - [`dropped`]: token counts of the documents the stages dropped.
 //! - [`split`]: which documents are held out for validation.
 //! - [`pieces`]: encoding texts piece by piece, cut by [`cuts`] and at [`added`] tokens.
+//! - [`ahead`]: parts the tasks of a partitioned run encoded for this step.
 
 pub mod added;
+pub mod ahead;
 pub mod cuts;
 pub mod documents;
 pub mod dropped;
@@ -40,6 +42,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use arrow::array::Array;
 use serde::{Deserialize, Serialize};
 use shards::dataset::{
     DatasetRoot, Manifest, Parent, Split, TokenizerInfo, VersionInfo, VersionWriter,
@@ -158,11 +161,7 @@ pub fn run(
         .map(|t| t.get_ref().clone())
         .ok_or_else(|| TokenizeError::Input("the config has no [tokenize] section".into()))?;
     let out = config.output_dir();
-    let dataset = settings
-        .dataset
-        .clone()
-        .or_else(|| config.persisted_stages().pop())
-        .unwrap_or_else(|| crate::config::INGEST.to_string());
+    let dataset = dataset_of(config, &settings);
     let parts = documents::parts(&out, &dataset)?;
     let run_manifest = std::fs::read(out.join(crate::output::MANIFEST))
         .map_err(|e| TokenizeError::Input(format!("{}: {e}", out.display())))?;
@@ -252,35 +251,68 @@ pub fn run(
     )?;
     progress.start(input_bytes);
     let mut text_bytes = 0u64;
+    let mut encoded_ahead = 0;
+    let split_of = |id: &str| {
+        if held_out.contains(id) {
+            Split::Validation
+        } else {
+            Split::Train
+        }
+    };
     for part in &parts {
-        documents::for_each_batch(std::slice::from_ref(part), config.run.batch_size, |docs| {
-            let texts: Vec<&str> = docs.texts.iter().flatten().collect();
-            text_bytes += texts.iter().map(|t| t.len() as u64).sum::<u64>();
-            let encoded = tokenizer.encode_documents(&texts)?;
-            for (i, tokens) in encoded.iter().enumerate() {
-                let id = docs.ids.value(i);
-                let split = if held_out.contains(id) {
-                    Split::Validation
-                } else {
-                    Split::Train
-                };
-                writer.push(split, docs.sources.value(i), id, tokens)?;
+        let one = std::slice::from_ref(part);
+        if let Some(encoded) = ahead::read(&out, part, &tokenizer, ahead::Kind::Tokens)? {
+            encoded_ahead += 1;
+            text_bytes += encoded.text_bytes;
+            let mut docs = encoded.documents();
+            documents::for_each_id(one, config.run.batch_size, |ids, sources| {
+                for i in 0..ids.len() {
+                    let tokens = docs.next().ok_or_else(|| ahead::mismatch(part))?;
+                    writer.push(
+                        split_of(ids.value(i)),
+                        sources.value(i),
+                        ids.value(i),
+                        tokens,
+                    )?;
+                }
+                progress.docs.fetch_add(ids.len() as u64, Ordering::Relaxed);
+                Ok(())
+            })?;
+            if docs.next().is_some() {
+                return Err(ahead::mismatch(part));
             }
-            progress
-                .docs
-                .fetch_add(texts.len() as u64, Ordering::Relaxed);
-            Ok(())
-        })?;
+        } else {
+            documents::for_each_batch(one, config.run.batch_size, |docs| {
+                let texts: Vec<&str> = docs.texts.iter().flatten().collect();
+                text_bytes += texts.iter().map(|t| t.len() as u64).sum::<u64>();
+                let encoded = tokenizer.encode_documents(&texts)?;
+                for (i, tokens) in encoded.iter().enumerate() {
+                    let id = docs.ids.value(i);
+                    writer.push(split_of(id), docs.sources.value(i), id, tokens)?;
+                }
+                progress
+                    .docs
+                    .fetch_add(texts.len() as u64, Ordering::Relaxed);
+                Ok(())
+            })?;
+        }
         progress.bytes.fetch_add(file_size(part), Ordering::Relaxed);
     }
     let dropped = if settings.count_dropped_tokens {
         let (table, counted) = dropped::count(&out, &tokenizer, config.run.batch_size, progress)?;
+        encoded_ahead += counted.encoded_ahead;
         writer.attach(dropped::FILE, table)?;
         Some(counted)
     } else {
         None
     };
     let manifest = writer.finish()?;
+    if encoded_ahead > 0 {
+        tracing::info!(
+            "{encoded_ahead} parts were encoded ahead by the tasks of a partitioned run"
+        );
+    }
+    ahead::clear(&out)?;
     progress.finish();
     Ok(TokenizeSummary {
         manifest,
@@ -290,6 +322,48 @@ pub fn run(
         dropped,
         elapsed: started.elapsed(),
     })
+}
+
+/// The written dataset that `settings` tokenize: the named one, or the last the run writes.
+fn dataset_of(config: &Config, settings: &TokenizeConfig) -> String {
+    settings
+        .dataset
+        .clone()
+        .or_else(|| config.persisted_stages().pop())
+        .unwrap_or_else(|| crate::config::INGEST.to_string())
+}
+
+/// In a task of a partitioned run that ran every stage: encodes the parts of its `units` that
+/// the tokenize step of `config` reads (see [`ahead`]). Returns how many parts were encoded; none
+/// without a `[tokenize]` section or when it trains its tokenizer on the whole output.
+pub fn encode_ahead(
+    config: &Config,
+    units: &[String],
+    handle: &Handle,
+) -> Result<usize, TokenizeError> {
+    let (Some(settings), Some(tokenizer)) = (&config.tokenize, load_configured(config, handle)?)
+    else {
+        return Ok(0);
+    };
+    let settings = settings.get_ref();
+    let out = config.output_dir();
+    let owned = |part: &std::path::PathBuf| {
+        let name = part.file_name().unwrap_or_default().to_string_lossy();
+        units.iter().any(|u| name.starts_with(&format!("{u}.")))
+    };
+    let mut parts: Vec<_> = documents::parts(&out, &dataset_of(config, settings))?
+        .into_iter()
+        .filter(owned)
+        .map(|p| (p, ahead::Kind::Tokens))
+        .collect();
+    if settings.count_dropped_tokens {
+        let rejects = dropped::rejects(&out)?.into_iter().filter(owned);
+        parts.extend(rejects.map(|p| (p, ahead::Kind::Counts)));
+    }
+    for (part, kind) in &parts {
+        ahead::write(&out, part, &tokenizer, *kind, config.run.batch_size)?;
+    }
+    Ok(parts.len())
 }
 
 fn hash_json(value: &serde_json::Value) -> String {

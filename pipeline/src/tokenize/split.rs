@@ -59,6 +59,7 @@ impl HeldOut {
                     };
                     smallest.offer(id, min_docs);
                 }
+                Ok(())
             })?;
         }
         Ok(Self::from_sources(
