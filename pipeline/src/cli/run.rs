@@ -50,12 +50,7 @@ pub fn run(args: RunArgs, handle: &Handle) -> Result<(), Failure> {
             let started = std::time::Instant::now();
             let encoded = match summary.stopped_before {
                 Some(_) => 0,
-                None => crate::tokenize::encode_ahead(&config, &summary.unit_ids, handle).map_err(
-                    |e| Failure {
-                        error: anyhow!("tokenize: {e}"),
-                        code: 1,
-                    },
-                )?,
+                None => encode_ahead(&config, &summary.unit_ids, args.quiet, handle)?,
             };
             print_task_summary(&summary);
             if encoded > 0 {
@@ -90,6 +85,21 @@ fn input_read(input: u64, resumed: u64, secs: f64) -> String {
             mb(read) / secs
         ),
     }
+}
+
+/// Encodes the parts of a task's `units` for the tokenize step, with a progress bar (unless
+/// `quiet`); returns how many.
+fn encode_ahead(
+    config: &Config,
+    units: &[String],
+    quiet: bool,
+    handle: &Handle,
+) -> Result<usize, Failure> {
+    let progress = Progress::new(!quiet);
+    crate::tokenize::encode_ahead(config, units, &progress, handle).map_err(|e| Failure {
+        error: anyhow!("tokenize: {e}"),
+        code: 1,
+    })
 }
 
 /// Prints what a task did.

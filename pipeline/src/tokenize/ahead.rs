@@ -136,20 +136,22 @@ pub fn encode(
     Ok(encoded)
 }
 
-/// Encodes `part` into its file under `out`, unless that file is there already.
+/// Encodes `part` into its file under `out`, unless that file is there already; returns how many
+/// documents it encoded.
 pub fn write(
     out: &Path,
     part: &Path,
     tokenizer: &TextTokenizer,
     kind: Kind,
     batch_size: usize,
-) -> Result<(), TokenizeError> {
+) -> Result<u64, TokenizeError> {
     let target = path(out, part, tokenizer, kind)?;
-    if !target.exists() {
-        let encoded = encode(part, tokenizer, kind, batch_size)?;
-        shards::atomic::write_file(&target, &encoded.to_bytes())?;
+    if target.exists() {
+        return Ok(0);
     }
-    Ok(())
+    let encoded = encode(part, tokenizer, kind, batch_size)?;
+    shards::atomic::write_file(&target, &encoded.to_bytes())?;
+    Ok(encoded.counts.len() as u64)
 }
 
 /// The encoding of `part` of `kind` by `tokenizer` that a task wrote, if there is a sound one.

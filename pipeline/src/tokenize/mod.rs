@@ -334,11 +334,13 @@ fn dataset_of(config: &Config, settings: &TokenizeConfig) -> String {
 }
 
 /// In a task of a partitioned run that ran every stage: encodes the parts of its `units` that
-/// the tokenize step of `config` reads (see [`ahead`]). Returns how many parts were encoded; none
-/// without a `[tokenize]` section or when it trains its tokenizer on the whole output.
+/// the tokenize step of `config` reads (see [`ahead`]), counting their bytes and documents in
+/// `progress`. Returns how many parts were encoded; none without a `[tokenize]` section or when
+/// it trains its tokenizer on the whole output.
 pub fn encode_ahead(
     config: &Config,
     units: &[String],
+    progress: &Progress,
     handle: &Handle,
 ) -> Result<usize, TokenizeError> {
     let (Some(settings), Some(tokenizer)) = (&config.tokenize, load_configured(config, handle)?)
@@ -360,9 +362,13 @@ pub fn encode_ahead(
         let rejects = dropped::rejects(&out)?.into_iter().filter(owned);
         parts.extend(rejects.map(|p| (p, ahead::Kind::Counts)));
     }
+    progress.start(parts.iter().map(|(p, _)| file_size(p)).sum());
     for (part, kind) in &parts {
-        ahead::write(&out, part, &tokenizer, *kind, config.run.batch_size)?;
+        let documents = ahead::write(&out, part, &tokenizer, *kind, config.run.batch_size)?;
+        progress.docs.fetch_add(documents, Ordering::Relaxed);
+        progress.bytes.fetch_add(file_size(part), Ordering::Relaxed);
     }
+    progress.finish();
     Ok(parts.len())
 }
 
