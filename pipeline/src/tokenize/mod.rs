@@ -24,11 +24,13 @@
 //! - [`documents`]: a run's documents in a fixed order.
 //! - [`dropped`]: token counts of the documents the stages dropped.
 //! - [`split`]: which documents are held out for validation.
-//! - [`pieces`]: encoding texts piece by piece, cut by [`cuts`] and at [`added`] tokens.
+//! - [`pieces`]: encoding texts piece by piece, cut by [`cuts`] and at [`added`] tokens; a
+//!   byte-level tokenizer's pieces by its regex and model alone ([`byte_level`]).
 //! - [`ahead`]: parts the tasks of a partitioned run encoded for this step.
 
 pub mod added;
 pub mod ahead;
+pub mod byte_level;
 pub mod cuts;
 pub mod documents;
 pub mod dropped;

@@ -4,8 +4,9 @@
 //! normalizes the parts between them, splits those with a regex and encodes each match on its
 //! own. Where the regex is one whose cut rules are known (see [`super::cuts`]: GPT-2's, as
 //! GPT-2, GPT-NeoX, OLMo and the tokenizers `refinery tokenizer train` writes use it, and Llama
-//! 3's or Qwen2's), the parts can be cut further and each piece encoded alone, by the tokenizer
-//! itself, to the same ids. A SentencePiece-style tokenizer (Llama 2, Mistral) spells each part
+//! 3's or Qwen2's), the parts can be cut further and each piece encoded alone to the same ids:
+//! by the regex and the model (see [`super::byte_level`]), or by the tokenizer itself where its
+//! normalizer could change the piece. A SentencePiece-style tokenizer (Llama 2, Mistral) spells each part
 //! with a metaspace for spaces and encodes it with its model; its parts are cut before the
 //! metaspace as [`super::metaspace`] explains, and each piece is encoded by the model alone.
 //!
@@ -37,6 +38,7 @@ use tokenizers::{
 };
 
 use super::added::{AddedTokens, Part};
+use super::byte_level::ByteLevelModel;
 use super::cuts::{Cuts, Pieces};
 use super::metaspace::{Metaspace, Speller};
 use super::piece_cache::PieceCache;
@@ -64,8 +66,9 @@ pub struct PieceEncoder {
 /// How parts are cut and pieces encoded.
 #[derive(Debug)]
 enum Form {
-    /// Byte-level: cut by a regex's rules, each piece encoded by the tokenizer.
-    Bytes(Cuts),
+    /// Byte-level: cut by a regex's rules, each piece encoded by the regex and the model (see
+    /// [`super::byte_level`]), or by the tokenizer where its normalizer could change the piece.
+    Bytes(Cuts, Box<ByteLevelModel>),
     /// SentencePiece style: spelled with a metaspace, cut before it, each piece encoded by the
     /// model.
     Metaspace(Box<Metaspace>),
@@ -98,7 +101,10 @@ impl PieceEncoder {
                     PreTokenizerWrapper::Metaspace(pre) => {
                         Form::Metaspace(Box::new(Metaspace::of_pre_tokenizer(pre, bpe)?))
                     }
-                    other => Form::Bytes(cuts_of(other)?),
+                    other => {
+                        let (cuts, regex) = cuts_of(other)?;
+                        Form::Bytes(cuts, Box::new(ByteLevelModel::new(regex, bpe)?))
+                    }
                 };
                 (nfc, form)
             }
@@ -141,7 +147,7 @@ impl PieceEncoder {
     /// Where the encoder cuts texts, for the log.
     pub fn rules(&self) -> String {
         match &self.form {
-            Form::Bytes(cuts) => format!("cut by the rules of {}", cuts.regex_name()),
+            Form::Bytes(cuts, _) => format!("cut by the rules of {}", cuts.regex_name()),
             Form::Metaspace(metaspace) => metaspace.rules(),
         }
     }
@@ -176,10 +182,18 @@ impl PieceEncoder {
                         Ok(())
                     }
                     Part::Text(sub) => match &self.form {
-                        Form::Bytes(_) if composed && self.raw.occur_in(sub) => Err(Halt::Whole),
-                        Form::Bytes(cuts) => {
+                        Form::Bytes(..) if composed && self.raw.occur_in(sub) => Err(Halt::Whole),
+                        Form::Bytes(cuts, model) => {
+                            // NFC changes no ASCII text; other pieces go through the tokenizer.
+                            let encode = |p: &str| {
+                                if self.nfc && !p.is_ascii() {
+                                    whole(p)
+                                } else {
+                                    model.encode(p)
+                                }
+                            };
                             let pieces = Pieces::new(sub, *cuts);
-                            encode_pieces(pieces, &mut cache, &mut ids, &mut whole)
+                            encode_pieces(pieces, &mut cache, &mut ids, encode)
                                 .map_err(Halt::Failed)
                         }
                         Form::Metaspace(metaspace) => {
@@ -244,10 +258,13 @@ enum Halt {
     Failed(tokenizers::Error),
 }
 
-/// The cut rules of a pre-tokenizer of a shape the module docs name, or why it is not one.
-fn cuts_of(pre_tokenizer: &PreTokenizerWrapper) -> Result<Cuts, String> {
+/// The cut rules and the regex of a pre-tokenizer of a shape the module docs name, or why it is
+/// not one.
+fn cuts_of(pre_tokenizer: &PreTokenizerWrapper) -> Result<(Cuts, &str), String> {
     match pre_tokenizer {
-        PreTokenizerWrapper::ByteLevel(b) if b.use_regex && !b.add_prefix_space => Ok(Cuts::Gpt2),
+        PreTokenizerWrapper::ByteLevel(b) if b.use_regex && !b.add_prefix_space => {
+            Ok((Cuts::Gpt2, Cuts::GPT2))
+        }
         PreTokenizerWrapper::ByteLevel(_) => {
             Err("its ByteLevel pre-tokenizer adds a prefix space or has no regex".into())
         }
@@ -261,9 +278,10 @@ fn cuts_of(pre_tokenizer: &PreTokenizerWrapper) -> Result<Cuts, String> {
                 && split.behavior == SplitDelimiterBehavior::Isolated =>
             {
                 match &split.pattern {
-                    SplitPattern::Regex(regex) => Cuts::of_regex(regex).ok_or_else(|| {
-                        "its Split regex is not GPT-2's, Llama 3's or Qwen2's".into()
-                    }),
+                    SplitPattern::Regex(regex) => match Cuts::of_regex(regex) {
+                        Some(cuts) => Ok((cuts, regex)),
+                        None => Err("its Split regex is not GPT-2's, Llama 3's or Qwen2's".into()),
+                    },
                     SplitPattern::String(_) => Err("its Split pattern is a string".into()),
                 }
             }
@@ -684,7 +702,8 @@ mod tests {
         let tok = olmo();
         let encoder = PieceEncoder::new(&tok).unwrap();
         let long = "中".repeat(super::super::piece_cache::LONGEST_CACHED);
-        let text = format!(" {long} {long} short short");
+        // OLMo's normalizer is NFC: pieces that are not ASCII go through `whole`.
+        let text = format!(" {long} {long} été été");
         let mut encoded = Vec::new();
         let ids = encoder
             .encode(&text, |p| {
@@ -699,11 +718,7 @@ mod tests {
             2,
             "not cached"
         );
-        assert_eq!(
-            encoded.iter().filter(|p| *p == " short").count(),
-            1,
-            "cached"
-        );
+        assert_eq!(encoded.iter().filter(|p| *p == " été").count(), 1, "cached");
     }
 
     /// Texts made of the fragments cutting, NFC, added tokens and the regexes care about.
