@@ -6,7 +6,7 @@
 //! GPT-2, GPT-NeoX, OLMo and the tokenizers `refinery tokenizer train` writes use it, and Llama
 //! 3's or Qwen2's), the parts can be cut further and each piece encoded alone to the same ids:
 //! by the regex and the model (see [`super::byte_level`]), or by the tokenizer itself where its
-//! normalizer could change the piece. A SentencePiece-style tokenizer (Llama 2, Mistral) spells each part
+//! normalizer would change the piece. A SentencePiece-style tokenizer (Llama 2, Mistral) spells each part
 //! with a metaspace for spaces and encodes it with its model; its parts are cut before the
 //! metaspace as [`super::metaspace`] explains, and each piece is encoded by the model alone.
 //!
@@ -36,6 +36,7 @@ use tokenizers::{
     ModelWrapper, NormalizedString, Normalizer, NormalizerWrapper, PreTokenizerWrapper,
     SplitDelimiterBehavior, Tokenizer,
 };
+use unicode_normalization_alignments::UnicodeNormalization;
 
 use super::added::{AddedTokens, Part};
 use super::byte_level::ByteLevelModel;
@@ -67,7 +68,7 @@ pub struct PieceEncoder {
 #[derive(Debug)]
 enum Form {
     /// Byte-level: cut by a regex's rules, each piece encoded by the regex and the model (see
-    /// [`super::byte_level`]), or by the tokenizer where its normalizer could change the piece.
+    /// [`super::byte_level`]), or by the tokenizer where its NFC would change the piece.
     Bytes(Cuts, Box<ByteLevelModel>),
     /// SentencePiece style: spelled with a metaspace, cut before it, each piece encoded by the
     /// model.
@@ -184,9 +185,8 @@ impl PieceEncoder {
                     Part::Text(sub) => match &self.form {
                         Form::Bytes(..) if composed && self.raw.occur_in(sub) => Err(Halt::Whole),
                         Form::Bytes(cuts, model) => {
-                            // NFC changes no ASCII text; other pieces go through the tokenizer.
                             let encode = |p: &str| {
-                                if self.nfc && !p.is_ascii() {
+                                if self.nfc && !in_tokenizers_nfc(p) {
                                     whole(p)
                                 } else {
                                     model.encode(p)
@@ -303,6 +303,11 @@ fn type_name(component: &impl serde::Serialize) -> String {
 /// than those of the `normalize` stage, and the ids must be the tokenizer's).
 fn tokenizers_nfc(text: &str) -> Option<String> {
     normalized_by(&NFC, text)
+}
+
+/// Whether the tokenizer's NFC leaves `text` as it is (ASCII always is).
+fn in_tokenizers_nfc(text: &str) -> bool {
+    text.is_ascii() || text.nfc().map(|(c, _)| c).eq(text.chars())
 }
 
 /// `text` as `normalizer` leaves it; `None` if it fails.
@@ -702,23 +707,22 @@ mod tests {
         let tok = olmo();
         let encoder = PieceEncoder::new(&tok).unwrap();
         let long = "中".repeat(super::super::piece_cache::LONGEST_CACHED);
-        // OLMo's normalizer is NFC: pieces that are not ASCII go through `whole`.
-        let text = format!(" {long} {long} été été");
-        let mut encoded = Vec::new();
-        let ids = encoder
-            .encode(&text, |p| {
-                encoded.push(p.to_string());
-                whole(&tok, p)
-            })
-            .unwrap();
+        let text = format!(" {long} {long} short short");
+        let ids = encoder.encode(&text, |p| whole(&tok, p)).unwrap();
         assert_eq!(ids, whole(&tok, &text).unwrap());
-        let long_piece = format!(" {long}");
-        assert_eq!(
-            encoded.iter().filter(|p| **p == long_piece).count(),
-            2,
-            "not cached"
-        );
-        assert_eq!(encoded.iter().filter(|p| *p == " été").count(), 1, "cached");
+        CACHE.with(|cache| {
+            let cache = cache.borrow();
+            assert!(cache.get(&format!(" {long}")).is_none(), "not cached");
+            assert!(cache.get(" short").is_some(), "cached");
+        });
+    }
+
+    #[test]
+    fn pieces_in_the_tokenizers_nfc_are_told_from_others() {
+        assert!(in_tokenizers_nfc(" plain ASCII, 42"));
+        assert!(in_tokenizers_nfc(" \u{e9}t\u{e9} \u{4e2d}"));
+        assert!(!in_tokenizers_nfc(" e\u{301}t\u{e9}"), "decomposed");
+        assert!(!in_tokenizers_nfc("\u{212a}"), "the Kelvin sign becomes K");
     }
 
     /// Texts made of the fragments cutting, NFC, added tokens and the regexes care about.
