@@ -4,10 +4,11 @@
 //! of a partitioned run on one machine. So a task that ran every stage encodes the parts of its
 //! own units with the configured tokenizer: the tokenized dataset's (every token) and, when
 //! dropped documents are counted, the rejects' (token counts only). Each goes to
-//! `<out>/_tokens/<dataset>.<part>.<key>.bin`, where the key hashes the tokenizer, the kind and the
-//! part's bytes, so a file is only ever used for the very part and tokenizer it was made from. The
-//! tokenize step reads those instead of encoding, in the same order, so the version is the same
-//! byte for byte, and removes the folder when the version is written.
+//! `<out>/_tokens/<dataset>.<part>.<key>.bin`, where the key hashes the tokenizer, the kind and
+//! the part's checksum (read in blocks, as the manifest's are), so a file is only ever used for the
+//! very part and tokenizer it was made from. The tokenize step reads those instead of encoding, in
+//! the same order, so the version is the same byte for byte, and removes the folder when the
+//! version is written.
 //!
 //! Format, little-endian: the document count (u64) and their text bytes (u64), each document's
 //! token count (u32), then with [`Kind::Tokens`] every document's tokens (u32), end-of-document
@@ -86,20 +87,18 @@ impl Encoded {
 }
 
 /// Where the encoding of `part` of `kind` by `tokenizer` goes in `out`; the key hashes the
-/// tokenizer, the end-of-document token, the kind and the part's bytes.
+/// tokenizer, the end-of-document token, the kind and the part's checksum.
 pub fn path(
     out: &Path,
     part: &Path,
     tokenizer: &TextTokenizer,
     kind: Kind,
 ) -> Result<PathBuf, TokenizeError> {
-    let bytes = std::fs::read(part)
-        .map_err(|e| TokenizeError::Input(format!("{}: {e}", part.display())))?;
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     hasher.update(tokenizer.hash().as_bytes());
     hasher.update(&tokenizer.eod().1.to_le_bytes());
     hasher.update(&[u8::from(kind == Kind::Tokens)]);
-    hasher.update(&bytes);
+    hasher.update(&shards::checksum::checksum_file(part)?.to_le_bytes());
     let folder = part
         .parent()
         .and_then(Path::file_name)
