@@ -10,9 +10,10 @@
 //! the same order, so the version is the same byte for byte, and removes the folder when the
 //! version is written.
 //!
-//! Format, little-endian: the document count (u64) and their text bytes (u64), each document's
-//! token count (u32), then with [`Kind::Tokens`] every document's tokens (u32), end-of-document
-//! token included.
+//! Format, little-endian: a seal (u64, the xxh3 of the file's name and the rest, so that a file
+//! damaged, or moved to another part's name, is encoded again), the document count (u64) and
+//! their text bytes (u64), each document's token count (u32), then with [`Kind::Tokens`] every
+//! document's tokens (u32), end-of-document token included.
 
 use std::path::{Path, PathBuf};
 
@@ -149,8 +150,29 @@ pub fn write(
         return Ok(0);
     }
     let encoded = encode(part, tokenizer, kind, batch_size)?;
-    shards::atomic::write_file(&target, &encoded.to_bytes())?;
+    shards::atomic::write_file(&target, &seal(&target, encoded.to_bytes()))?;
     Ok(encoded.counts.len() as u64)
+}
+
+/// The hash that opens a file: of its name (which holds its key) and its contents.
+fn seal_of(target: &Path, contents: &[u8]) -> u64 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    hasher.update(target.file_name().unwrap_or_default().as_encoded_bytes());
+    hasher.update(contents);
+    hasher.digest()
+}
+
+/// `contents` as the file `target` holds them, behind their seal.
+fn seal(target: &Path, contents: Vec<u8>) -> Vec<u8> {
+    let mut bytes = seal_of(target, &contents).to_le_bytes().to_vec();
+    bytes.extend(contents);
+    bytes
+}
+
+/// The contents of the file `target` holds, if its seal matches them and its name.
+fn unseal<'a>(target: &Path, bytes: &'a [u8]) -> Option<&'a [u8]> {
+    let (seal, contents) = bytes.split_at_checked(8)?;
+    (seal == seal_of(target, contents).to_le_bytes()).then_some(contents)
 }
 
 /// The encoding of `part` of `kind` by `tokenizer` that a task wrote, if there is a sound one.
@@ -167,7 +189,7 @@ pub fn read(
     let Ok(bytes) = std::fs::read(&target) else {
         return Ok(None);
     };
-    let encoded = Encoded::from_bytes(&bytes, kind);
+    let encoded = unseal(&target, &bytes).and_then(|contents| Encoded::from_bytes(contents, kind));
     if encoded.is_none() {
         tracing::warn!(
             "Encoding {} again: {} is damaged",
@@ -232,5 +254,17 @@ mod tests {
             Encoded::from_bytes(&counts.to_bytes(), Kind::Counts),
             Some(counts)
         );
+    }
+
+    #[test]
+    fn a_seal_holds_for_its_own_file_and_contents_only() {
+        let (a, b) = (Path::new("_tokens/a.1.bin"), Path::new("_tokens/b.2.bin"));
+        let sealed = seal(a, b"contents".to_vec());
+        assert_eq!(unseal(a, &sealed), Some(&b"contents"[..]));
+        assert_eq!(unseal(b, &sealed), None, "moved to another part's name");
+        let mut flipped = sealed.clone();
+        flipped[9] ^= 1;
+        assert_eq!(unseal(a, &flipped), None, "damaged");
+        assert_eq!(unseal(a, &sealed[..5]), None, "truncated");
     }
 }
