@@ -42,7 +42,7 @@ use super::added::{AddedTokens, Part};
 use super::byte_level::ByteLevelModel;
 use super::cuts::{Cuts, Pieces};
 use super::metaspace::{Metaspace, Speller};
-use super::piece_cache::PieceCache;
+use super::piece_cache::{Key, PieceCache};
 
 /// Gives each encoder an identity, so that a thread's cache never serves another's pieces.
 static NEXT_ENCODER: AtomicU64 = AtomicU64::new(0);
@@ -235,17 +235,13 @@ fn encode_pieces<'p>(
     mut encode: impl FnMut(&str) -> tokenizers::Result<Vec<u32>>,
 ) -> tokenizers::Result<()> {
     for piece in pieces {
-        if let Some(hit) = cache.get(piece) {
-            ids.extend_from_slice(hit);
-            continue;
-        }
-        if let Some(hit) = cache.revive(piece) {
-            ids.extend_from_slice(hit);
+        let key = Key::of(piece);
+        if cache.get_into(&key, piece, ids) {
             continue;
         }
         let piece_ids = encode(piece)?;
         ids.extend_from_slice(&piece_ids);
-        cache.insert(piece, piece_ids);
+        cache.insert(&key, piece, &piece_ids);
     }
     Ok(())
 }
@@ -711,9 +707,17 @@ mod tests {
         let ids = encoder.encode(&text, |p| whole(&tok, p)).unwrap();
         assert_eq!(ids, whole(&tok, &text).unwrap());
         CACHE.with(|cache| {
-            let cache = cache.borrow();
-            assert!(cache.get(&format!(" {long}")).is_none(), "not cached");
-            assert!(cache.get(" short").is_some(), "cached");
+            let mut cache = cache.borrow_mut();
+            let long = format!(" {long}");
+            let mut ids = Vec::new();
+            assert!(
+                !cache.get_into(&Key::of(&long), &long, &mut ids),
+                "not cached"
+            );
+            assert!(
+                cache.get_into(&Key::of(" short"), " short", &mut ids),
+                "cached"
+            );
         });
     }
 
