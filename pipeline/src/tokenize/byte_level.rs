@@ -8,11 +8,14 @@
 //! leaves it as it is, the ids come from three steps only, taken here: the regex splits the
 //! piece into words (matches and what lies between them, as `SplitDelimiterBehavior::Isolated`
 //! does, by the same `SysRegex`), each word's bytes are spelled as GPT-2's byte-level
-//! characters, and the BPE model encodes each spelled word.
+//! characters, and the BPE model encodes each spelled word (most words by its merges applied
+//! here, [`super::merges`]).
 
 use tokenizers::Model;
 use tokenizers::models::bpe::BPE;
 use tokenizers::utils::SysRegex;
+
+use super::merges::{ByteMerges, ModelParts};
 
 /// A byte-level tokenizer's regex, byte spelling and model.
 #[derive(Debug)]
@@ -21,6 +24,10 @@ pub struct ByteLevelModel {
     /// The character each byte is spelled as.
     chars: [char; 256],
     model: BPE,
+    /// The model's merges, when they can be applied here.
+    merges: Option<ByteMerges>,
+    /// Whether a word that is a token is that token, merges or not (Llama 3's).
+    ignore_merges: bool,
 }
 
 impl ByteLevelModel {
@@ -28,10 +35,14 @@ impl ByteLevelModel {
     /// byte level, and whose model is `model`.
     pub fn new(regex: &str, model: &BPE) -> Result<Self, String> {
         let regex = SysRegex::new(regex).map_err(|e| format!("its regex does not compile: {e}"))?;
+        let chars = byte_chars();
+        let parts = ModelParts::of(model).ok_or("its model does not serialize as a BPE model")?;
         Ok(Self {
             regex,
-            chars: byte_chars(),
+            merges: ByteMerges::new(&parts, &chars),
+            chars,
             model: model.clone(),
+            ignore_merges: parts.ignore_merges,
         })
     }
 
@@ -40,8 +51,22 @@ impl ByteLevelModel {
         let mut ids = Vec::new();
         let mut spelled = String::new();
         let mut word = |word: &str| -> tokenizers::Result<()> {
-            spelled.clear();
-            spelled.extend(word.bytes().map(|b| self.chars[usize::from(b)]));
+            let spell = |spelled: &mut String| {
+                spelled.clear();
+                spelled.extend(word.bytes().map(|b| self.chars[usize::from(b)]));
+            };
+            if self.ignore_merges {
+                spell(&mut spelled);
+                if let Some(id) = self.model.token_to_id(&spelled) {
+                    ids.push(id);
+                    return Ok(());
+                }
+            }
+            let merged = self.merges.as_ref();
+            if merged.is_some_and(|m| m.encode(word.as_bytes(), &mut ids)) {
+                return Ok(());
+            }
+            spell(&mut spelled);
             ids.extend(self.model.tokenize(&spelled)?.into_iter().map(|t| t.id));
             Ok(())
         };
@@ -64,7 +89,7 @@ impl ByteLevelModel {
 
 /// GPT-2's spelling of bytes as characters: printable Latin-1 bytes as themselves, the other 68
 /// as the characters from U+0100 on, in byte order.
-fn byte_chars() -> [char; 256] {
+pub(super) fn byte_chars() -> [char; 256] {
     let mut chars = ['\0'; 256];
     let mut next = 0x100;
     for (b, c) in chars.iter_mut().enumerate() {

@@ -34,6 +34,7 @@ pub mod byte_level;
 pub mod cuts;
 pub mod documents;
 pub mod dropped;
+pub mod merges;
 pub mod metaspace;
 pub mod piece_cache;
 pub mod pieces;

@@ -1,0 +1,198 @@
+//! A byte-level BPE model's merges applied to a word's bytes, giving ids only.
+//!
+//! The `tokenizers` crate's BPE model tokenizes a word into `Token`s (each with its string and
+//! offsets, so an allocation a token), through a thread-local cache and a heap of candidate
+//! merges. For the ids alone, a short word is merged here instead: its bytes are mapped to their
+//! tokens' ids, and the adjacent pair of lowest rank (the leftmost of equal ones) is merged until
+//! no pair has a merge. That is the order the model's heap gives, so the ids are the same.
+//! Long words, and models with options this does not follow (dropout, a subword prefix or suffix,
+//! bytes missing from the vocabulary), are left to the model.
+
+use std::collections::HashMap;
+
+use tokenizers::models::bpe::BPE;
+
+/// Words of more bytes than this are left to the model, whose heap scales better than scanning
+/// every pair after each merge.
+pub const LONGEST_MERGED: usize = 64;
+
+/// A byte without a token, in [`ByteMerges::byte_ids`].
+const NO_ID: u32 = u32::MAX;
+
+/// A pair's rank and the id of the token it merges into.
+type Merge = (u32, u32);
+
+/// What the merging needs of a BPE model's settings, read back from its serialized form (the
+/// crate keeps its merges private).
+#[derive(serde::Deserialize)]
+pub struct ModelParts {
+    /// Whether a word that is a token is that token, merges or not (Llama 3's).
+    pub ignore_merges: bool,
+    dropout: Option<f64>,
+    continuing_subword_prefix: Option<String>,
+    end_of_word_suffix: Option<String>,
+    vocab: HashMap<String, u32, foldhash::fast::FixedState>,
+    merges: Vec<(String, String)>,
+}
+
+impl ModelParts {
+    /// The parts of `model`; `None` if its serialized form is not the one expected.
+    pub fn of(model: &BPE) -> Option<Self> {
+        serde_json::from_slice(&serde_json::to_vec(model).ok()?).ok()
+    }
+}
+
+/// The merges of a byte-level BPE model, by the ids of the pair.
+#[derive(Debug)]
+pub struct ByteMerges {
+    merges: HashMap<(u32, u32), Merge, foldhash::fast::FixedState>,
+    /// The id of each byte's token, or [`NO_ID`].
+    byte_ids: [u32; 256],
+}
+
+impl ByteMerges {
+    /// The merges of a model of `parts`, whose tokens spell byte `b` as `chars[b]`; `None` when
+    /// the model has an option the merging here does not follow, or lacks a byte's token.
+    pub fn new(parts: &ModelParts, chars: &[char; 256]) -> Option<Self> {
+        if parts.dropout.is_some_and(|d| d != 0.0)
+            || parts.continuing_subword_prefix.is_some()
+            || parts.end_of_word_suffix.is_some()
+        {
+            return None;
+        }
+        let vocab = &parts.vocab;
+        let mut byte_ids = [NO_ID; 256];
+        for (b, (slot, c)) in byte_ids.iter_mut().zip(chars).enumerate() {
+            match vocab.get(c.encode_utf8(&mut [0; 4]) as &str) {
+                Some(&id) => *slot = id,
+                // Bytes UTF-8 never holds may lack a token (OLMo's vocabulary has none for them).
+                None if matches!(b, 0xC0 | 0xC1 | 0xF5..=0xFF) => {}
+                None => return None,
+            }
+        }
+        // Serialized in rank order, each pair once.
+        let mut merges = HashMap::with_capacity_and_hasher(parts.merges.len(), Default::default());
+        let mut joined = String::new();
+        for (rank, (a, b)) in parts.merges.iter().enumerate() {
+            joined.clear();
+            joined.push_str(a);
+            joined.push_str(b);
+            let merge = (rank as u32, *vocab.get(&joined)?);
+            merges.insert((*vocab.get(a)?, *vocab.get(b)?), merge);
+        }
+        Some(Self { merges, byte_ids })
+    }
+
+    /// Appends the ids of `word`'s bytes merged, or returns `false` (appending nothing) when it
+    /// is longer than [`LONGEST_MERGED`] or holds a byte without a token.
+    pub fn encode(&self, word: &[u8], ids: &mut Vec<u32>) -> bool {
+        if word.len() > LONGEST_MERGED {
+            return false;
+        }
+        let mut symbols = [0u32; LONGEST_MERGED];
+        let mut ranks = [None::<Merge>; LONGEST_MERGED];
+        let mut n = word.len();
+        for (s, &b) in symbols.iter_mut().zip(word) {
+            *s = self.byte_ids[usize::from(b)];
+            if *s == NO_ID {
+                return false;
+            }
+        }
+        let merge_of = |a: u32, b: u32| self.merges.get(&(a, b)).copied();
+        for i in 0..n.saturating_sub(1) {
+            ranks[i] = merge_of(symbols[i], symbols[i + 1]);
+        }
+        loop {
+            // The pair of lowest rank; the leftmost of equal ones.
+            let best = ranks[..n.saturating_sub(1)]
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| m.map(|(rank, id)| (rank, i, id)))
+                .min();
+            let Some((_, i, id)) = best else { break };
+            symbols[i] = id;
+            symbols.copy_within(i + 2..n, i + 1);
+            ranks.copy_within(i + 2..n, i + 1);
+            n -= 1;
+            if i > 0 {
+                ranks[i - 1] = merge_of(symbols[i - 1], symbols[i]);
+            }
+            if i + 1 < n {
+                ranks[i] = merge_of(symbols[i], symbols[i + 1]);
+            }
+        }
+        ids.extend_from_slice(&symbols[..n]);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::byte_level::byte_chars;
+    use super::*;
+    use tokenizers::{Model, ModelWrapper, Tokenizer};
+
+    fn olmo_model() -> BPE {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/data/tokenizers/gpt-neox-olmo.json"
+        );
+        let tok = Tokenizer::from_file(path).expect("../shared/data beside the project");
+        match tok.get_model() {
+            ModelWrapper::BPE(bpe) => bpe.clone(),
+            _ => panic!("OLMo's model is BPE"),
+        }
+    }
+
+    #[test]
+    fn olmos_words_merge_as_its_model_merges_them() {
+        let model = olmo_model();
+        let parts = ModelParts::of(&model).unwrap();
+        let merges = ByteMerges::new(&parts, &byte_chars()).expect("OLMo's merges are taken");
+        let words = [
+            " the",
+            "information",
+            " Hello",
+            "12345",
+            "中文",
+            "😀",
+            "aaaa",
+            " ",
+            "x",
+        ];
+        let long = "y".repeat(LONGEST_MERGED + 1);
+        for word in words.into_iter().chain([long.as_str()]) {
+            let spelled: String = word.bytes().map(|b| byte_chars()[usize::from(b)]).collect();
+            let theirs: Vec<u32> = model
+                .tokenize(&spelled)
+                .unwrap()
+                .iter()
+                .map(|t| t.id)
+                .collect();
+            let mut ours = Vec::new();
+            if merges.encode(word.as_bytes(), &mut ours) {
+                assert_eq!(ours, theirs, "{word:?}");
+            } else {
+                assert_eq!(word.len(), LONGEST_MERGED + 1, "only long words are left");
+                assert!(ours.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn models_with_options_not_followed_are_left_to_the_model() {
+        let model = olmo_model();
+        let mut parts = ModelParts::of(&model).unwrap();
+        parts.dropout = Some(0.1);
+        assert!(ByteMerges::new(&parts, &byte_chars()).is_none());
+        let mut parts = ModelParts::of(&model).unwrap();
+        parts.continuing_subword_prefix = Some("##".into());
+        assert!(ByteMerges::new(&parts, &byte_chars()).is_none());
+        let mut parts = ModelParts::of(&model).unwrap();
+        parts.vocab.remove("a");
+        assert!(
+            ByteMerges::new(&parts, &byte_chars()).is_none(),
+            "a byte without a token"
+        );
+    }
+}
