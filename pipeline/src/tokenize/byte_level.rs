@@ -15,6 +15,7 @@ use tokenizers::Model;
 use tokenizers::models::bpe::BPE;
 use tokenizers::utils::SysRegex;
 
+use super::cuts::Cuts;
 use super::merges::{ByteMerges, ModelParts};
 
 /// A byte-level tokenizer's regex, byte spelling and model.
@@ -28,12 +29,17 @@ pub struct ByteLevelModel {
     merges: Option<ByteMerges>,
     /// Whether a word that is a token is that token, merges or not (Llama 3's).
     ignore_merges: bool,
+    /// Whether the regex takes a plain word (see [`is_plain_word`]) whole: so do the regexes
+    /// with known cut rules, by their letter rule (` ?\p{L}+` in GPT-2's,
+    /// `[^\r\n\p{L}\p{N}]?\p{L}+` in Llama 3's and Qwen2's).
+    takes_plain_words_whole: bool,
 }
 
 impl ByteLevelModel {
     /// The steps of a tokenizer whose pre-tokenizer splits by `regex` and spells bytes at the
     /// byte level, and whose model is `model`.
     pub fn new(regex: &str, model: &BPE) -> Result<Self, String> {
+        let takes_plain_words_whole = Cuts::of_regex(regex).is_some();
         let regex = SysRegex::new(regex).map_err(|e| format!("its regex does not compile: {e}"))?;
         let chars = byte_chars();
         let parts = ModelParts::of(model).ok_or("its model does not serialize as a BPE model")?;
@@ -43,6 +49,7 @@ impl ByteLevelModel {
             chars,
             model: model.clone(),
             ignore_merges: parts.ignore_merges,
+            takes_plain_words_whole,
         })
     }
 
@@ -70,6 +77,10 @@ impl ByteLevelModel {
             ids.extend(self.model.tokenize(&spelled)?.into_iter().map(|t| t.id));
             Ok(())
         };
+        if self.takes_plain_words_whole && is_plain_word(piece) {
+            word(piece)?;
+            return Ok(ids);
+        }
         let mut end = 0;
         for (start, stop) in self.regex.find_iter(piece) {
             if end < start {
@@ -85,6 +96,12 @@ impl ByteLevelModel {
         }
         Ok(ids)
     }
+}
+
+/// Whether `piece` is ASCII letters, after one space or none: most pieces the cache misses.
+fn is_plain_word(piece: &str) -> bool {
+    let letters = piece.strip_prefix(' ').unwrap_or(piece);
+    !letters.is_empty() && letters.bytes().all(|b| b.is_ascii_alphabetic())
 }
 
 /// GPT-2's spelling of bytes as characters: printable Latin-1 bytes as themselves, the other 68
@@ -108,6 +125,7 @@ pub(super) fn byte_chars() -> [char; 256] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use tokenizers::pre_tokenizers::byte_level::ByteLevel;
     use tokenizers::{OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer};
 
@@ -132,5 +150,26 @@ mod tests {
         assert_eq!(ours, theirs);
         let distinct: std::collections::BTreeSet<char> = chars.into_iter().collect();
         assert_eq!(distinct, ByteLevel::alphabet().into_iter().collect());
+    }
+
+    proptest! {
+        #[test]
+        fn regexes_with_cut_rules_take_plain_words_whole(word in " ?[A-Za-z]{1,20}") {
+            prop_assert!(is_plain_word(&word));
+            for regex in [Cuts::GPT2, Cuts::LLAMA3, Cuts::QWEN2] {
+                let matches: Vec<_> = SysRegex::new(regex).unwrap().find_iter(&word).collect();
+                prop_assert_eq!(matches, vec![(0, word.len())], "{}", regex);
+            }
+        }
+    }
+
+    #[test]
+    fn plain_words_are_letters_after_one_space_or_none() {
+        for word in ["a", " the", "Zebra"] {
+            assert!(is_plain_word(word), "{word:?}");
+        }
+        for other in ["", " ", "  two", "don't", "x1", "é", " the\n"] {
+            assert!(!is_plain_word(other), "{other:?}");
+        }
     }
 }
