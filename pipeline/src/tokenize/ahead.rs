@@ -17,8 +17,10 @@
 
 use std::path::{Path, PathBuf};
 
+use arrow::array::{Array, StringArray};
+
 use super::TokenizeError;
-use super::documents::for_each_batch;
+use super::documents::{for_each_batch, for_each_id};
 use super::tokenizer::TextTokenizer;
 
 /// The folder of the encoded parts, under the output folder.
@@ -200,12 +202,29 @@ pub fn read(
     Ok(encoded)
 }
 
-/// The error for an encoding whose documents do not line up with its part's.
-pub fn mismatch(part: &Path) -> TokenizeError {
-    TokenizeError::Input(format!(
-        "{}: its encoding in {FOLDER}/ has another number of documents (remove {FOLDER}/ and run again)",
-        part.display()
-    ))
+/// Walks `part`'s documents in batches of `batch_size` beside `encoded`, one item a document in
+/// the part's order, calling `f` with each batch's ids, sources and items: the batches encoding
+/// the part here would make. A part with another number of documents than items is an error.
+pub fn walk<T>(
+    part: &Path,
+    batch_size: usize,
+    mut encoded: impl Iterator<Item = T>,
+    mut f: impl FnMut(&StringArray, &StringArray, Vec<T>) -> Result<(), TokenizeError>,
+) -> Result<(), TokenizeError> {
+    let mismatch = || {
+        TokenizeError::Input(format!(
+            "{}: its encoding in {FOLDER}/ has another number of documents (remove {FOLDER}/ and run again)",
+            part.display()
+        ))
+    };
+    for_each_id(&[part.to_path_buf()], batch_size, |ids, sources| {
+        let items: Option<Vec<T>> = (0..ids.len()).map(|_| encoded.next()).collect();
+        f(ids, sources, items.ok_or_else(mismatch)?)
+    })?;
+    match encoded.next() {
+        Some(_) => Err(mismatch()),
+        None => Ok(()),
+    }
 }
 
 /// Removes the encoded parts under `out`.

@@ -17,7 +17,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use super::ahead::{self, Kind};
-use super::documents::{file_size, for_each_batch, for_each_id, parts};
+use super::documents::{file_size, for_each_batch, parts};
 use super::{TextTokenizer, TokenizeError};
 use crate::progress::Progress;
 
@@ -86,17 +86,10 @@ pub fn count(
             // The same batches as encoding here would make, so the table's bytes are the same.
             encoded_ahead += 1;
             text_bytes += encoded.text_bytes;
-            let mut counts = encoded.counts.iter();
-            for_each_id(one, batch_size, |ids, sources| {
-                let tokens: Option<Vec<u64>> = (0..ids.len())
-                    .map(|_| counts.next().map(|&c| u64::from(c)))
-                    .collect();
-                let tokens = tokens.ok_or_else(|| ahead::mismatch(&part))?;
+            let counts = encoded.counts.iter().map(|&c| u64::from(c));
+            ahead::walk(&part, batch_size, counts, |ids, sources, tokens| {
                 add(ids, sources, UInt64Array::from(tokens))
             })?;
-            if counts.next().is_some() {
-                return Err(ahead::mismatch(&part));
-            }
         } else {
             for_each_batch(one, batch_size, |docs| {
                 let texts: Vec<&str> = docs.texts.iter().flatten().collect();

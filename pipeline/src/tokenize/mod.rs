@@ -267,23 +267,19 @@ pub fn run(
         if let Some(encoded) = ahead::read(&out, part, &tokenizer, ahead::Kind::Tokens)? {
             encoded_ahead += 1;
             text_bytes += encoded.text_bytes;
-            let mut docs = encoded.documents();
-            documents::for_each_id(one, config.run.batch_size, |ids, sources| {
-                for i in 0..ids.len() {
-                    let tokens = docs.next().ok_or_else(|| ahead::mismatch(part))?;
-                    writer.push(
-                        split_of(ids.value(i)),
-                        sources.value(i),
-                        ids.value(i),
-                        tokens,
-                    )?;
-                }
-                progress.docs.fetch_add(ids.len() as u64, Ordering::Relaxed);
-                Ok(())
-            })?;
-            if docs.next().is_some() {
-                return Err(ahead::mismatch(part));
-            }
+            ahead::walk(
+                part,
+                config.run.batch_size,
+                encoded.documents(),
+                |ids, sources, docs| {
+                    for (i, tokens) in docs.into_iter().enumerate() {
+                        let id = ids.value(i);
+                        writer.push(split_of(id), sources.value(i), id, tokens)?;
+                    }
+                    progress.docs.fetch_add(ids.len() as u64, Ordering::Relaxed);
+                    Ok(())
+                },
+            )?;
         } else {
             documents::for_each_batch(one, config.run.batch_size, |docs| {
                 let texts: Vec<&str> = docs.texts.iter().flatten().collect();
