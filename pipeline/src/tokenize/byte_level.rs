@@ -16,7 +16,7 @@ use tokenizers::models::bpe::BPE;
 use tokenizers::utils::SysRegex;
 
 use super::cuts::Cuts;
-use super::merges::{ByteMerges, ModelParts};
+use super::merges::ByteMerges;
 
 /// A byte-level tokenizer's regex, byte spelling and model.
 #[derive(Debug)]
@@ -42,13 +42,12 @@ impl ByteLevelModel {
         let takes_plain_words_whole = Cuts::of_regex(regex).is_some();
         let regex = SysRegex::new(regex).map_err(|e| format!("its regex does not compile: {e}"))?;
         let chars = byte_chars();
-        let parts = ModelParts::of(model).ok_or("its model does not serialize as a BPE model")?;
         Ok(Self {
             regex,
-            merges: ByteMerges::new(&parts, &chars),
+            merges: ByteMerges::new(model, &chars),
             chars,
             model: model.clone(),
-            ignore_merges: parts.ignore_merges,
+            ignore_merges: model.ignore_merges,
             takes_plain_words_whole,
         })
     }

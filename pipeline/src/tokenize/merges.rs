@@ -22,22 +22,18 @@ const NO_ID: u32 = u32::MAX;
 /// A pair's rank and the id of the token it merges into.
 type Merge = (u32, u32);
 
-/// What the merging needs of a BPE model's settings, read back from its serialized form (the
-/// crate keeps its merges private).
+/// A BPE model's vocabulary and merges, read back from its serialized form (the crate keeps them
+/// private).
 #[derive(serde::Deserialize)]
-pub struct ModelParts {
-    /// Whether a word that is a token is that token, merges or not (Llama 3's).
-    pub ignore_merges: bool,
-    dropout: Option<f64>,
-    continuing_subword_prefix: Option<String>,
-    end_of_word_suffix: Option<String>,
+struct ModelParts {
     vocab: HashMap<String, u32, foldhash::fast::FixedState>,
+    /// In rank order, each pair once.
     merges: Vec<(String, String)>,
 }
 
 impl ModelParts {
     /// The parts of `model`; `None` if its serialized form is not the one expected.
-    pub fn of(model: &BPE) -> Option<Self> {
+    fn of(model: &BPE) -> Option<Self> {
         serde_json::from_slice(&serde_json::to_vec(model).ok()?).ok()
     }
 }
@@ -51,15 +47,19 @@ pub struct ByteMerges {
 }
 
 impl ByteMerges {
-    /// The merges of a model of `parts`, whose tokens spell byte `b` as `chars[b]`; `None` when
-    /// the model has an option the merging here does not follow, or lacks a byte's token.
-    pub fn new(parts: &ModelParts, chars: &[char; 256]) -> Option<Self> {
-        if parts.dropout.is_some_and(|d| d != 0.0)
-            || parts.continuing_subword_prefix.is_some()
-            || parts.end_of_word_suffix.is_some()
-        {
+    /// The merges of `model`, whose tokens spell byte `b` as `chars[b]`; `None` when the model
+    /// has an option the merging here does not follow, or lacks a byte's token.
+    pub fn new(model: &BPE, chars: &[char; 256]) -> Option<Self> {
+        let plain = model.dropout.is_none_or(|d| d == 0.0)
+            && model.continuing_subword_prefix.is_none()
+            && model.end_of_word_suffix.is_none();
+        if !plain {
             return None;
         }
+        Self::of_parts(&ModelParts::of(model)?, chars)
+    }
+
+    fn of_parts(parts: &ModelParts, chars: &[char; 256]) -> Option<Self> {
         let vocab = &parts.vocab;
         let mut byte_ids = [NO_ID; 256];
         for (b, (slot, c)) in byte_ids.iter_mut().zip(chars).enumerate() {
@@ -70,7 +70,6 @@ impl ByteMerges {
                 None => return None,
             }
         }
-        // Serialized in rank order, each pair once.
         let mut merges = HashMap::with_capacity_and_hasher(parts.merges.len(), Default::default());
         let mut joined = String::new();
         for (rank, (a, b)) in parts.merges.iter().enumerate() {
@@ -147,8 +146,7 @@ mod tests {
     #[test]
     fn olmos_words_merge_as_its_model_merges_them() {
         let model = olmo_model();
-        let parts = ModelParts::of(&model).unwrap();
-        let merges = ByteMerges::new(&parts, &byte_chars()).expect("OLMo's merges are taken");
+        let merges = ByteMerges::new(&model, &byte_chars()).expect("OLMo's merges are taken");
         let words = [
             " the",
             "information",
@@ -181,17 +179,16 @@ mod tests {
 
     #[test]
     fn models_with_options_not_followed_are_left_to_the_model() {
-        let model = olmo_model();
-        let mut parts = ModelParts::of(&model).unwrap();
-        parts.dropout = Some(0.1);
-        assert!(ByteMerges::new(&parts, &byte_chars()).is_none());
-        let mut parts = ModelParts::of(&model).unwrap();
-        parts.continuing_subword_prefix = Some("##".into());
-        assert!(ByteMerges::new(&parts, &byte_chars()).is_none());
-        let mut parts = ModelParts::of(&model).unwrap();
+        let mut model = olmo_model();
+        model.dropout = Some(0.1);
+        assert!(ByteMerges::new(&model, &byte_chars()).is_none());
+        let mut model = olmo_model();
+        model.continuing_subword_prefix = Some("##".into());
+        assert!(ByteMerges::new(&model, &byte_chars()).is_none());
+        let mut parts = ModelParts::of(&olmo_model()).unwrap();
         parts.vocab.remove("a");
         assert!(
-            ByteMerges::new(&parts, &byte_chars()).is_none(),
+            ByteMerges::of_parts(&parts, &byte_chars()).is_none(),
             "a byte without a token"
         );
     }
