@@ -52,6 +52,12 @@ impl ByteLevelModel {
         })
     }
 
+    /// Whether the model's merges are applied here.
+    #[cfg(test)]
+    pub fn merges_taken(&self) -> bool {
+        self.merges.is_some()
+    }
+
     /// The ids of `piece`, a text without added tokens that the normalizer leaves as it is.
     pub fn encode(&self, piece: &str) -> tokenizers::Result<Vec<u32>> {
         let mut ids = Vec::new();

@@ -6,7 +6,10 @@
 //! tokens' ids, and the adjacent pair of lowest rank (the leftmost of equal ones) is merged until
 //! no pair has a merge. That is the order the model's heap gives, so the ids are the same.
 //! Long words, and models with options this does not follow (dropout, a subword prefix or suffix,
-//! bytes missing from the vocabulary), are left to the model.
+//! bytes missing from the vocabulary), are left to the model. SentencePiece-style models
+//! ([`CharMerges`]) start from one token a character instead, falling back to bytes as the model
+//! does; a character without a token and without byte fallback leaves the word to the model,
+//! whose unknown token this does not follow.
 
 use std::collections::HashMap;
 
@@ -38,38 +41,27 @@ impl ModelParts {
     }
 }
 
-/// The merges of a byte-level BPE model, by the ids of the pair.
+/// A BPE model's merges, by the ids of the pair.
 #[derive(Debug)]
-pub struct ByteMerges {
-    merges: HashMap<(u32, u32), Merge, foldhash::fast::FixedState>,
-    /// The id of each byte's token, or [`NO_ID`].
-    byte_ids: [u32; 256],
-}
+struct Pairs(HashMap<(u32, u32), Merge, foldhash::fast::FixedState>);
 
-impl ByteMerges {
-    /// The merges of `model`, whose tokens spell byte `b` as `chars[b]`; `None` when the model
-    /// has an option the merging here does not follow, or lacks a byte's token.
-    pub fn new(model: &BPE, chars: &[char; 256]) -> Option<Self> {
+impl Pairs {
+    /// The parts of `model` and its merges; `None` when the model has an option the merging
+    /// here does not follow.
+    fn of(model: &BPE) -> Option<(ModelParts, Self)> {
         let plain = model.dropout.is_none_or(|d| d == 0.0)
             && model.continuing_subword_prefix.is_none()
             && model.end_of_word_suffix.is_none();
         if !plain {
             return None;
         }
-        Self::of_parts(&ModelParts::of(model)?, chars)
+        let parts = ModelParts::of(model)?;
+        let pairs = Self::of_parts(&parts)?;
+        Some((parts, pairs))
     }
 
-    fn of_parts(parts: &ModelParts, chars: &[char; 256]) -> Option<Self> {
+    fn of_parts(parts: &ModelParts) -> Option<Self> {
         let vocab = &parts.vocab;
-        let mut byte_ids = [NO_ID; 256];
-        for (b, (slot, c)) in byte_ids.iter_mut().zip(chars).enumerate() {
-            match vocab.get(c.encode_utf8(&mut [0; 4]) as &str) {
-                Some(&id) => *slot = id,
-                // Bytes UTF-8 never holds may lack a token (OLMo's vocabulary has none for them).
-                None if matches!(b, 0xC0 | 0xC1 | 0xF5..=0xFF) => {}
-                None => return None,
-            }
-        }
         let mut merges = HashMap::with_capacity_and_hasher(parts.merges.len(), Default::default());
         let mut joined = String::new();
         for (rank, (a, b)) in parts.merges.iter().enumerate() {
@@ -79,30 +71,18 @@ impl ByteMerges {
             let merge = (rank as u32, *vocab.get(&joined)?);
             merges.insert((*vocab.get(a)?, *vocab.get(b)?), merge);
         }
-        Some(Self { merges, byte_ids })
+        Some(Self(merges))
     }
 
-    /// Appends the ids of `word`'s bytes merged, or returns `false` (appending nothing) when it
-    /// is longer than [`LONGEST_MERGED`] or holds a byte without a token.
-    pub fn encode(&self, word: &[u8], ids: &mut Vec<u32>) -> bool {
-        if word.len() > LONGEST_MERGED {
-            return false;
-        }
-        let mut symbols = [0u32; LONGEST_MERGED];
+    /// Merges `symbols[..n]` in place, the adjacent pair of lowest rank first (the leftmost of
+    /// equal ones), until no pair has a merge; appends the result to `ids`.
+    fn merge_into(&self, symbols: &mut [u32; LONGEST_MERGED], mut n: usize, ids: &mut Vec<u32>) {
+        let merge_of = |a: u32, b: u32| self.0.get(&(a, b)).copied();
         let mut ranks = [None::<Merge>; LONGEST_MERGED];
-        let mut n = word.len();
-        for (s, &b) in symbols.iter_mut().zip(word) {
-            *s = self.byte_ids[usize::from(b)];
-            if *s == NO_ID {
-                return false;
-            }
-        }
-        let merge_of = |a: u32, b: u32| self.merges.get(&(a, b)).copied();
         for i in 0..n.saturating_sub(1) {
             ranks[i] = merge_of(symbols[i], symbols[i + 1]);
         }
         loop {
-            // The pair of lowest rank; the leftmost of equal ones.
             let best = ranks[..n.saturating_sub(1)]
                 .iter()
                 .enumerate()
@@ -121,6 +101,123 @@ impl ByteMerges {
             }
         }
         ids.extend_from_slice(&symbols[..n]);
+    }
+}
+
+/// The merges of a byte-level BPE model, whose words start as one token a byte.
+#[derive(Debug)]
+pub struct ByteMerges {
+    pairs: Pairs,
+    /// The id of each byte's token, or [`NO_ID`].
+    byte_ids: [u32; 256],
+}
+
+impl ByteMerges {
+    /// The merges of `model`, whose tokens spell byte `b` as `chars[b]`; `None` when the model
+    /// has an option the merging here does not follow, or lacks a byte's token.
+    pub fn new(model: &BPE, chars: &[char; 256]) -> Option<Self> {
+        let (parts, pairs) = Pairs::of(model)?;
+        Self::of_parts(&parts, pairs, chars)
+    }
+
+    fn of_parts(parts: &ModelParts, pairs: Pairs, chars: &[char; 256]) -> Option<Self> {
+        let mut byte_ids = [NO_ID; 256];
+        for (b, (slot, c)) in byte_ids.iter_mut().zip(chars).enumerate() {
+            match parts.vocab.get(c.encode_utf8(&mut [0; 4]) as &str) {
+                Some(&id) => *slot = id,
+                // Bytes UTF-8 never holds may lack a token (OLMo's vocabulary has none for them).
+                None if matches!(b, 0xC0 | 0xC1 | 0xF5..=0xFF) => {}
+                None => return None,
+            }
+        }
+        Some(Self { pairs, byte_ids })
+    }
+
+    /// Appends the ids of `word`'s bytes merged, or returns `false` (appending nothing) when it
+    /// is longer than [`LONGEST_MERGED`] or holds a byte without a token.
+    pub fn encode(&self, word: &[u8], ids: &mut Vec<u32>) -> bool {
+        if word.len() > LONGEST_MERGED {
+            return false;
+        }
+        let mut symbols = [0u32; LONGEST_MERGED];
+        for (s, &b) in symbols.iter_mut().zip(word) {
+            *s = self.byte_ids[usize::from(b)];
+            if *s == NO_ID {
+                return false;
+            }
+        }
+        self.pairs.merge_into(&mut symbols, word.len(), ids);
+        true
+    }
+}
+
+/// The merges of a SentencePiece-style BPE model, whose words start as one token a character
+/// (a character without one as one token a byte, `<0x41>`, with byte fallback).
+#[derive(Debug)]
+pub struct CharMerges {
+    pairs: Pairs,
+    /// The id of each character that is a token.
+    char_ids: HashMap<char, u32, foldhash::fast::FixedState>,
+    /// The id of each byte's fallback token, when the model falls back to bytes and has them all.
+    byte_ids: Option<[u32; 256]>,
+}
+
+impl CharMerges {
+    /// The merges of `model`; `None` when the model has an option the merging here does not
+    /// follow.
+    pub fn new(model: &BPE) -> Option<Self> {
+        let (parts, pairs) = Pairs::of(model)?;
+        let char_ids = parts
+            .vocab
+            .iter()
+            .filter_map(|(token, &id)| {
+                let mut chars = token.chars();
+                match (chars.next(), chars.next()) {
+                    (Some(c), None) => Some((c, id)),
+                    _ => None,
+                }
+            })
+            .collect();
+        let byte_ids = model
+            .byte_fallback
+            .then(|| {
+                let mut ids = [0; 256];
+                for (b, slot) in ids.iter_mut().enumerate() {
+                    *slot = *parts.vocab.get(&format!("<0x{b:02X}>"))?;
+                }
+                Some(ids)
+            })
+            .flatten();
+        Some(Self {
+            pairs,
+            char_ids,
+            byte_ids,
+        })
+    }
+
+    /// Appends the ids of `word`'s characters merged, or returns `false` (appending nothing)
+    /// when it is longer than [`LONGEST_MERGED`] bytes or holds a character that is no token
+    /// (and cannot fall back to bytes): the model's unknown token is left to the model.
+    pub fn encode(&self, word: &str, ids: &mut Vec<u32>) -> bool {
+        if word.len() > LONGEST_MERGED {
+            return false;
+        }
+        let mut symbols = [0u32; LONGEST_MERGED];
+        let mut n = 0;
+        for c in word.chars() {
+            if let Some(&id) = self.char_ids.get(&c) {
+                symbols[n] = id;
+                n += 1;
+            } else if let Some(bytes) = &self.byte_ids {
+                for b in c.encode_utf8(&mut [0; 4]).bytes() {
+                    symbols[n] = bytes[usize::from(b)];
+                    n += 1;
+                }
+            } else {
+                return false;
+            }
+        }
+        self.pairs.merge_into(&mut symbols, n, ids);
         true
     }
 }
@@ -186,9 +283,10 @@ mod tests {
         model.continuing_subword_prefix = Some("##".into());
         assert!(ByteMerges::new(&model, &byte_chars()).is_none());
         let mut parts = ModelParts::of(&olmo_model()).unwrap();
+        let pairs = Pairs::of_parts(&parts).unwrap();
         parts.vocab.remove("a");
         assert!(
-            ByteMerges::of_parts(&parts, &byte_chars()).is_none(),
+            ByteMerges::of_parts(&parts, pairs, &byte_chars()).is_none(),
             "a byte without a token"
         );
     }

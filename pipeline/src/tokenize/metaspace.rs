@@ -24,6 +24,8 @@ use tokenizers::Model;
 use tokenizers::models::bpe::BPE;
 use tokenizers::pre_tokenizers::metaspace::{Metaspace as MetaspacePreTokenizer, PrependScheme};
 
+use super::merges::CharMerges;
+
 /// How a SentencePiece-style tokenizer spells and cuts a part, and its model.
 #[derive(Debug)]
 pub struct Metaspace {
@@ -36,6 +38,8 @@ pub struct Metaspace {
     /// another character.
     every: bool,
     model: BPE,
+    /// The model's merges, when they can be applied here.
+    merges: Option<CharMerges>,
 }
 
 /// Who spells the parts of a text.
@@ -83,6 +87,7 @@ impl Metaspace {
             speller,
             every,
             model: model.clone(),
+            merges: CharMerges::new(model),
         })
     }
 
@@ -154,8 +159,27 @@ impl Metaspace {
         })
     }
 
-    /// The ids of a piece, by the model alone.
+    /// Whether the model's merges are applied here.
+    #[cfg(test)]
+    pub fn merges_taken(&self) -> bool {
+        self.merges.is_some()
+    }
+
+    /// The ids of a piece, by the model's merges applied here ([`CharMerges`]) or by the model.
     pub fn encode(&self, piece: &str) -> tokenizers::Result<Vec<u32>> {
+        if self.model.ignore_merges
+            && let Some(id) = self.model.token_to_id(piece)
+        {
+            return Ok(vec![id]);
+        }
+        let mut ids = Vec::new();
+        if self
+            .merges
+            .as_ref()
+            .is_some_and(|m| m.encode(piece, &mut ids))
+        {
+            return Ok(ids);
+        }
         Ok(self
             .model
             .tokenize(piece)?

@@ -677,6 +677,18 @@ mod tests {
     }
 
     #[test]
+    fn every_shapes_merges_are_applied_by_refinery() {
+        for (name, tok) in shapes() {
+            let encoder = PieceEncoder::new(&tok).unwrap();
+            let taken = match &encoder.form {
+                Form::Bytes(_, model) => model.merges_taken(),
+                Form::Metaspace(metaspace) => metaspace.merges_taken(),
+            };
+            assert!(taken, "{name}");
+        }
+    }
+
+    #[test]
     fn texts_are_cut_at_added_tokens_in_nfc_too() {
         let tok = trained_with_nfc_and_added_tokens();
         let encoder = PieceEncoder::new(&tok).unwrap();
