@@ -25,19 +25,28 @@ const NO_ID: u32 = u32::MAX;
 /// A pair's rank and the id of the token it merges into.
 type Merge = (u32, u32);
 
-/// A BPE model's vocabulary and merges, read back from its serialized form (the crate keeps them
-/// private).
-#[derive(serde::Deserialize)]
+/// A BPE model's vocabulary and merges.
 struct ModelParts {
     vocab: HashMap<String, u32, foldhash::fast::FixedState>,
     /// In rank order, each pair once.
     merges: Vec<(String, String)>,
 }
 
+/// The merges of a BPE model's serialized form (the crate keeps them private).
+#[derive(serde::Deserialize)]
+struct Serialized {
+    merges: Vec<(String, String)>,
+}
+
 impl ModelParts {
-    /// The parts of `model`; `None` if its serialized form is not the one expected.
+    /// The parts of `model`; `None` if its serialized form is not the one expected. The
+    /// vocabulary is the model's own rather than its serialized form, which keeps one token an
+    /// id.
     fn of(model: &BPE) -> Option<Self> {
-        serde_json::from_slice(&serde_json::to_vec(model).ok()?).ok()
+        let Serialized { merges } =
+            serde_json::from_slice(&serde_json::to_vec(model).ok()?).ok()?;
+        let vocab = model.get_vocab().into_iter().collect();
+        Some(Self { vocab, merges })
     }
 }
 
@@ -289,5 +298,32 @@ mod tests {
             ByteMerges::of_parts(&parts, pairs, &byte_chars()).is_none(),
             "a byte without a token"
         );
+    }
+
+    #[test]
+    fn characters_sharing_an_id_keep_it() {
+        // The serialized vocabulary keeps one token an id: `a` or `c` would be lost from it, and
+        // fall back to its byte's token. (Its merges are lossy too, so a model with merges and
+        // shared ids is left to itself: no merges here.)
+        let mut vocab: serde_json::Map<String, serde_json::Value> = (0..=255u32)
+            .map(|b| (format!("<0x{b:02X}>"), b.into()))
+            .collect();
+        for (token, id) in [("a", 256), ("c", 256), ("b", 257)] {
+            vocab.insert(token.into(), id.into());
+        }
+        let json = serde_json::json!({
+            "type": "BPE",
+            "vocab": vocab,
+            "merges": [],
+            "byte_fallback": true,
+        });
+        let model: BPE = serde_json::from_str(&json.to_string()).unwrap();
+        let merged = CharMerges::new(&model).expect("its merges are taken");
+        for word in ["c", "a", "cab", "x"] {
+            let theirs: Vec<u32> = model.tokenize(word).unwrap().iter().map(|t| t.id).collect();
+            let mut ours = Vec::new();
+            assert!(merged.encode(word, &mut ours));
+            assert_eq!(ours, theirs, "{word:?}");
+        }
     }
 }
