@@ -27,8 +27,6 @@ pub struct ByteLevelModel {
     model: BPE,
     /// The model's merges, when they can be applied here.
     merges: Option<ByteMerges>,
-    /// Whether a word that is a token is that token, merges or not (Llama 3's).
-    ignore_merges: bool,
     /// Whether the regex takes a plain word (see [`is_plain_word`]) whole: so do the regexes
     /// with known cut rules, by their letter rule (` ?\p{L}+` in GPT-2's,
     /// `[^\r\n\p{L}\p{N}]?\p{L}+` in Llama 3's and Qwen2's).
@@ -47,7 +45,6 @@ impl ByteLevelModel {
             merges: ByteMerges::new(model, &chars),
             chars,
             model: model.clone(),
-            ignore_merges: model.ignore_merges,
             takes_plain_words_whole,
         })
     }
@@ -63,12 +60,10 @@ impl ByteLevelModel {
         let mut ids = Vec::new();
         let mut spelled = String::new();
         let mut word = |word: &str| -> tokenizers::Result<()> {
-            let spell = |spelled: &mut String| {
-                spelled.clear();
-                spelled.extend(word.bytes().map(|b| self.chars[usize::from(b)]));
-            };
-            if self.ignore_merges {
-                spell(&mut spelled);
+            // A word that is a token is that token, merges or not (Llama 3's models).
+            let ignore_merges = self.model.ignore_merges;
+            if ignore_merges {
+                spell(&self.chars, word, &mut spelled);
                 if let Some(id) = self.model.token_to_id(&spelled) {
                     ids.push(id);
                     return Ok(());
@@ -78,7 +73,9 @@ impl ByteLevelModel {
             if merged.is_some_and(|m| m.encode(word.as_bytes(), &mut ids)) {
                 return Ok(());
             }
-            spell(&mut spelled);
+            if !ignore_merges {
+                spell(&self.chars, word, &mut spelled);
+            }
             ids.extend(self.model.tokenize(&spelled)?.into_iter().map(|t| t.id));
             Ok(())
         };
@@ -101,6 +98,12 @@ impl ByteLevelModel {
         }
         Ok(ids)
     }
+}
+
+/// Spells `word`'s bytes into `spelled` as `chars` spells each.
+fn spell(chars: &[char; 256], word: &str, spelled: &mut String) {
+    spelled.clear();
+    spelled.extend(word.bytes().map(|b| chars[usize::from(b)]));
 }
 
 /// Whether `piece` is ASCII letters, after one space or none: most pieces the cache misses.
