@@ -79,6 +79,27 @@ fn validate_reports_every_problem_with_its_line_and_exits_2() {
     );
     std::fs::remove_file(dir.path().join("out")).unwrap();
 
+    // Thread counts no machine has are refused before anything starts, in the config and on
+    // the command line.
+    let out = run(&["run", "--threads", "4294967296", config.to_str().unwrap()]);
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("at most 1024"), "{stderr}");
+    std::fs::write(
+        &config,
+        text.replace("batch_size = 0", "batch_size = 8\nthreads = 100000")
+            .replace("max_words = 5", "max_words = 50"),
+    )
+    .unwrap();
+    let out = run(&["run", config.to_str().unwrap()]);
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("line 3: run.threads (100000) must be at most 1024"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("out").exists(), "nothing written");
+
     std::fs::write(&config, "[[sources]]\nname = \"a\"\npaths = [\"x.jsonl\"]\ntext_feild = \"body\"\n[output]\npath = \"o\"\n").unwrap();
     let out = run(&["validate", config.to_str().unwrap()]);
     let (_, stderr) = texts(&out);

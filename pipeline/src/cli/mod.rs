@@ -23,6 +23,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::config::MAX_THREADS;
 use crate::sql::OutputFormat;
 
 /// Refinery: curate raw text into versioned token shards, train a model on them, and trace every
@@ -61,7 +62,7 @@ pub enum Command {
         /// The TOML config.
         config: PathBuf,
         /// Worker threads (default: the config's `run.threads`, else one per core).
-        #[arg(long)]
+        #[arg(long, value_parser = threads)]
         threads: Option<usize>,
         /// Stop with exit code 3 at the first bad record or input instead of quarantining it.
         #[arg(long)]
@@ -208,9 +209,18 @@ pub enum Command {
         #[arg(long, default_value = "refinery-demo")]
         dir: PathBuf,
         /// Worker threads (default: one per core).
-        #[arg(long)]
+        #[arg(long, value_parser = threads)]
         threads: Option<usize>,
     },
+}
+
+/// `--threads N`: 0 (one per core) to [`MAX_THREADS`], as `run.threads`.
+fn threads(s: &str) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|e| format!("{e}"))?;
+    match n <= MAX_THREADS {
+        true => Ok(n),
+        false => Err(format!("at most {MAX_THREADS} (0: one per core)")),
+    }
 }
 
 fn parse_table(s: &str) -> Result<(String, String), String> {

@@ -8,6 +8,7 @@ use shards::dataset::Split;
 use super::Failure;
 use crate::output::manifest::Manifest;
 use crate::sql::text_table;
+use crate::tokenize::tokenizer::trained_vocab_problem;
 use crate::tokenize::{TokenizeSummary, documents, train_on_parts};
 
 /// Tokenizer commands.
@@ -42,9 +43,15 @@ pub fn tokenizer(command: TokenizerCommand) -> Result<(), Failure> {
         eod,
         max_bytes,
     } = command;
-    if vocab_size < 258 {
+    let usage = trained_vocab_problem(vocab_size)
+        .map(|why| format!("--vocab-size {why}"))
+        .or_else(|| {
+            eod.is_empty()
+                .then(|| "--eod must name a token, not be empty".into())
+        });
+    if let Some(usage) = usage {
         return Err(Failure {
-            error: anyhow!("--vocab-size must be at least 258 (256 bytes and a special token)"),
+            error: anyhow!(usage),
             code: 2,
         });
     }

@@ -59,6 +59,13 @@ pub struct Config {
     pub tokenize: Option<Spanned<TokenizeConfig>>,
 }
 
+/// Most worker threads (`run.threads`, `--threads`).
+pub const MAX_THREADS: usize = 1024;
+
+/// Most batches in flight between two steps (`run.channel_depth`): each channel reserves room
+/// for this many.
+pub const MAX_CHANNEL_DEPTH: usize = 1024;
+
 /// Execution settings. None of them changes what a document's fate is.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]

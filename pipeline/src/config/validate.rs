@@ -5,7 +5,8 @@ use std::collections::HashSet;
 use std::fmt;
 use std::ops::Range;
 
-use super::{Config, Format, INGEST};
+use super::{Config, Format, INGEST, MAX_CHANNEL_DEPTH, MAX_THREADS};
+use crate::tokenize::tokenizer::trained_vocab_problem;
 
 /// One problem in a config, with the line it is on when known.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +92,15 @@ pub fn validate(config: &Config, text: &str) -> Vec<ConfigError> {
             err(at..at, format!("run.{key} must be at least 1"));
         }
     }
+    for (key, value, max) in [
+        ("channel_depth", run.channel_depth, MAX_CHANNEL_DEPTH),
+        ("threads", run.threads, MAX_THREADS),
+    ] {
+        if value > max {
+            let at = key_offset(text, key);
+            err(at..at, format!("run.{key} ({value}) must be at most {max}"));
+        }
+    }
     if config.sources.is_empty() {
         err(
             config.output.span(),
@@ -151,6 +161,14 @@ pub fn validate(config: &Config, text: &str) -> Vec<ConfigError> {
         for problem in stage.get_ref().check() {
             err(stage.span(), format!("stage `{name}`: {problem}"));
         }
+        for source in stage.get_ref().priority() {
+            if !names.contains(source.as_str()) {
+                err(
+                    stage.span(),
+                    format!("stage `{name}`: priority names `{source}`, which is not a source"),
+                );
+            }
+        }
     }
     if let Some(t) = &config.tokenize {
         let span = t.span();
@@ -162,11 +180,19 @@ pub fn validate(config: &Config, text: &str) -> Vec<ConfigError> {
                     .into(),
             );
         }
-        if t.train_vocab_size.is_some_and(|n| n < 258) {
+        if let Some(why) = t.train_vocab_size.and_then(trained_vocab_problem) {
+            err(span.clone(), format!("tokenize.train_vocab_size {why}"));
+        }
+        if t.eod.is_empty() {
             err(
                 span.clone(),
-                "tokenize.train_vocab_size must be at least 258 (256 bytes and a special token)"
-                    .into(),
+                "tokenize.eod must name a token, not be empty".into(),
+            );
+        }
+        if t.dataset.is_none() && config.persisted_stages().is_empty() {
+            err(
+                span.clone(),
+                "[tokenize] has nothing to tokenize: output.stages writes no dataset".into(),
             );
         }
         if t.shard_tokens == 0 || t.shard_tokens >= 1 << 31 {
@@ -428,6 +454,65 @@ mod tests {
                 "{base}[tokenize]\nroot='t'\ntrain_vocab_size=4096\n"
             ))
             .is_empty()
+        );
+    }
+
+    #[test]
+    fn values_that_would_exhaust_memory_or_name_nothing_are_refused() {
+        let text = |run: &str, stage: &str, tokenize: &str| {
+            format!(
+                "[run]\n{run}\n[[sources]]\nname='a'\npaths=['x.jsonl']\n[[stages]]\n{stage}\n\
+                 [output]\npath='o'\n[tokenize]\nroot='t'\n{tokenize}\n"
+            )
+        };
+        let at_most = problems(&text(
+            "threads = 1024\nchannel_depth = 1024",
+            "type = 'minhash_dedup'\nbands = 128\nrows = 128\npriority = ['a']",
+            "train_vocab_size = 4194304",
+        ));
+        assert!(at_most.is_empty(), "{at_most:#?}");
+        let p = problems(&text(
+            "threads = 1025\nchannel_depth = 4294967296",
+            "type = 'minhash_dedup'\nbands = 4294967296\nrows = 4294967296\nmax_hashes = 16385\n\
+             priority = ['a', 'b']",
+            "train_vocab_size = 4194305\neod = ''",
+        ));
+        assert_eq!(p.len(), 7, "{p:#?}");
+        assert!(
+            reports(&p, 2, "run.threads (1025) must be at most 1024"),
+            "{p:#?}"
+        );
+        assert!(reports(
+            &p,
+            3,
+            "run.channel_depth (4294967296) must be at most 1024"
+        ));
+        assert!(reports(
+            &p,
+            7,
+            "bands × rows (4294967296 × 4294967296) must be at most 16384"
+        ));
+        assert!(reports(&p, 7, "max_hashes (16385) must be at most 16384"));
+        assert!(reports(&p, 7, "priority names `b`, which is not a source"));
+        assert!(reports(
+            &p,
+            15,
+            "train_vocab_size (4194305) must be at most 4194304"
+        ));
+        assert!(reports(&p, 15, "tokenize.eod must name a token"));
+        let nothing_written = format!(
+            "{}stages = []\n[tokenize]\nroot='t'\ntrain_vocab_size=512\n",
+            "[[sources]]\nname='a'\npaths=['x.jsonl']\n[output]\npath='o'\n"
+        );
+        let p = problems(&nothing_written);
+        assert!(
+            p.len() == 1
+                && reports(
+                    &p,
+                    7,
+                    "nothing to tokenize: output.stages writes no dataset"
+                ),
+            "{p:#?}"
         );
     }
 

@@ -96,6 +96,11 @@ pub const DATATROVE_WORDS: WordSplitter = WordSplitter {
     split: filters::simplify::for_each_simplified_word,
 };
 
+/// Most hash functions (`bands × rows`, and `max_hashes`): 16,384, above the 9,000 of the
+/// largest published setting (Lee et al., 2022), so that a typo fails validation instead of
+/// exhausting memory. Choosing bands and rows for a threshold takes about a second at this bound.
+pub const MAX_HASHES: usize = 1 << 14;
+
 /// Default similarity threshold.
 const DEFAULT_THRESHOLD: f64 = 0.8;
 
@@ -116,6 +121,19 @@ impl MinhashDedupConfig {
         }
         if self.bands == Some(0) || self.rows == Some(0) || self.max_hashes == 0 {
             problems.push("bands, rows and max_hashes must be at least 1".to_string());
+        }
+        if let (Some(b), Some(r)) = (self.bands, self.rows)
+            && b.checked_mul(r).is_none_or(|n| n > MAX_HASHES)
+        {
+            problems.push(format!(
+                "bands × rows ({b} × {r}) must be at most {MAX_HASHES} hash functions"
+            ));
+        }
+        if self.max_hashes > MAX_HASHES {
+            problems.push(format!(
+                "max_hashes ({}) must be at most {MAX_HASHES}",
+                self.max_hashes
+            ));
         }
         if self.scheme == Scheme::Datatrove {
             if self.shingle == ShingleUnit::Chars {

@@ -118,10 +118,9 @@ impl StageConfig {
     /// Problems with the stage's values (empty when fine).
     pub fn check(&self) -> Vec<String> {
         match self {
-            StageConfig::Normalize(_)
-            | StageConfig::GopherQuality(_)
-            | StageConfig::C4(_)
-            | StageConfig::Fineweb(_) => Vec::new(),
+            StageConfig::Normalize(_) | StageConfig::C4(_) => Vec::new(),
+            StageConfig::GopherQuality(c) => c.check(),
+            StageConfig::Fineweb(c) => c.check(),
             StageConfig::Length(c) => c.check(),
             StageConfig::ExactDedup(c) => c.check(),
             StageConfig::MinhashDedup(c) => c.check(),
@@ -138,6 +137,15 @@ impl StageConfig {
             StageConfig::ExactDedup(c) => c.against.as_deref(),
             StageConfig::MinhashDedup(c) => c.against.as_deref(),
             _ => None,
+        }
+    }
+
+    /// The sources a dedup stage lets survive first, in order (none for other stages).
+    pub fn priority(&self) -> &[String] {
+        match self {
+            StageConfig::ExactDedup(c) => &c.priority,
+            StageConfig::MinhashDedup(c) => &c.priority,
+            _ => &[],
         }
     }
 

@@ -77,6 +77,33 @@ impl Default for GopherQualityConfig {
 }
 
 impl GopherQualityConfig {
+    /// Problems with the thresholds (see [`threshold_problems`]), and a lower bound above its
+    /// upper one.
+    pub fn check(&self) -> Vec<String> {
+        let mut problems = threshold_problems(
+            [
+                ("max_bullet_lines_ratio", self.max_bullet_lines_ratio),
+                ("max_ellipsis_lines_ratio", self.max_ellipsis_lines_ratio),
+                ("min_alpha_words_ratio", self.min_alpha_words_ratio),
+            ],
+            [
+                ("min_avg_word_length", self.min_avg_word_length),
+                ("max_avg_word_length", self.max_avg_word_length),
+                ("max_symbol_word_ratio", self.max_symbol_word_ratio),
+            ],
+        );
+        let words = (self.min_doc_words as f64, self.max_doc_words as f64);
+        let lengths = (self.min_avg_word_length, self.max_avg_word_length);
+        for (unit, (lo, hi)) in [("doc_words", words), ("avg_word_length", lengths)] {
+            if lo > hi && hi > 0.0 {
+                problems.push(format!(
+                    "min_{unit} ({lo}) is greater than max_{unit} ({hi})"
+                ));
+            }
+        }
+        problems
+    }
+
     /// The rules as configured.
     pub fn rules(&self) -> GopherQuality {
         GopherQuality {
@@ -142,11 +169,34 @@ impl GopherRepetitionConfig {
     /// Problems with the n-gram sizes.
     pub fn check(&self) -> Vec<String> {
         let pairs = self.top_n_grams.iter().chain(&self.dup_n_grams);
-        pairs
+        let mut problems: Vec<String> = pairs
             .filter(|(n, _)| *n == 0)
             .map(|_| "n-gram sizes must be at least 1".to_string())
             .take(1)
-            .collect()
+            .collect();
+        let n_grams: Vec<(String, f64)> = [
+            ("top_n_grams", &self.top_n_grams),
+            ("dup_n_grams", &self.dup_n_grams),
+        ]
+        .into_iter()
+        .flat_map(|(key, pairs)| {
+            pairs
+                .iter()
+                .map(move |&(n, f)| (format!("{key} for {n}-grams"), f))
+        })
+        .collect();
+        problems.extend(threshold_problems(
+            [
+                ("dup_para_frac", self.dup_para_frac),
+                ("dup_para_char_frac", self.dup_para_char_frac),
+                ("dup_line_frac", self.dup_line_frac),
+                ("dup_line_char_frac", self.dup_line_char_frac),
+            ]
+            .into_iter()
+            .chain(n_grams.iter().map(|(key, f)| (key.as_str(), *f))),
+            [],
+        ));
+        problems
     }
 
     /// The rules as configured.
@@ -204,6 +254,18 @@ impl Default for FineWebConfig {
 }
 
 impl FineWebConfig {
+    /// Problems with the thresholds (see [`threshold_problems`]).
+    pub fn check(&self) -> Vec<String> {
+        threshold_problems(
+            [
+                ("min_line_punct_ratio", self.min_line_punct_ratio),
+                ("max_short_line_ratio", self.max_short_line_ratio),
+                ("max_char_dup_ratio", self.max_char_dup_ratio),
+            ],
+            [("max_newline_ratio", self.max_newline_ratio)],
+        )
+    }
+
     /// The rules as configured.
     pub fn rules(&self) -> FineWeb {
         FineWeb {
@@ -225,6 +287,29 @@ impl FineWebConfig {
     }
 }
 
+/// Problems with thresholds: each must be a finite number of at least 0 (0 turns its rule off),
+/// and each of `fractions` (a share of lines, words or characters) at most 1, so that a
+/// percentage written for a fraction (`12` for 0.12) is refused rather than dropping every
+/// document or none.
+fn threshold_problems<'a>(
+    fractions: impl IntoIterator<Item = (&'a str, f64)>,
+    others: impl IntoIterator<Item = (&'a str, f64)>,
+) -> Vec<String> {
+    let fractions = fractions
+        .into_iter()
+        .filter(|(_, v)| !(0.0..=1.0).contains(v))
+        .map(|(key, v)| {
+            format!("{key} ({v}) must be a fraction from 0 to 1 (0 turns its rule off)")
+        });
+    let others = others
+        .into_iter()
+        .filter(|(_, v)| !(v.is_finite() && *v >= 0.0))
+        .map(|(key, v)| {
+            format!("{key} ({v}) must be a number of at least 0 (0 turns its rule off)")
+        });
+    fractions.chain(others).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,6 +326,89 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(off.rules().min_doc_words, None);
+    }
+
+    #[test]
+    fn thresholds_must_be_numbers_and_fractions_at_most_one() {
+        assert!(GopherQualityConfig::default().check().is_empty());
+        assert!(GopherRepetitionConfig::default().check().is_empty());
+        assert!(FineWebConfig::default().check().is_empty());
+        let all_off = GopherQualityConfig {
+            min_doc_words: 0,
+            max_doc_words: 0,
+            min_avg_word_length: 0.0,
+            max_avg_word_length: 0.0,
+            max_symbol_word_ratio: 0.0,
+            max_bullet_lines_ratio: 0.0,
+            max_ellipsis_lines_ratio: 0.0,
+            min_alpha_words_ratio: 0.0,
+            ..Default::default()
+        };
+        assert!(all_off.check().is_empty());
+        // A ratio that is not a fraction of lines or words may exceed 1.
+        let per_word = GopherQualityConfig {
+            max_symbol_word_ratio: 2.5,
+            ..Default::default()
+        };
+        assert!(per_word.check().is_empty());
+        let bad = GopherQualityConfig {
+            min_doc_words: 500,
+            max_doc_words: 50,
+            min_avg_word_length: f64::NAN,
+            max_avg_word_length: 2.0,
+            max_symbol_word_ratio: f64::INFINITY,
+            max_bullet_lines_ratio: 90.0,
+            max_ellipsis_lines_ratio: -0.3,
+            min_alpha_words_ratio: 1.0,
+            ..Default::default()
+        };
+        assert_eq!(
+            bad.check(),
+            [
+                "max_bullet_lines_ratio (90) must be a fraction from 0 to 1 (0 turns its rule off)",
+                "max_ellipsis_lines_ratio (-0.3) must be a fraction from 0 to 1 (0 turns its rule off)",
+                "min_avg_word_length (NaN) must be a number of at least 0 (0 turns its rule off)",
+                "max_symbol_word_ratio (inf) must be a number of at least 0 (0 turns its rule off)",
+                "min_doc_words (500) is greater than max_doc_words (50)",
+            ]
+        );
+        let lengths = GopherQualityConfig {
+            min_avg_word_length: 12.0,
+            ..Default::default()
+        };
+        assert_eq!(
+            lengths.check(),
+            ["min_avg_word_length (12) is greater than max_avg_word_length (10)"]
+        );
+        let repetition = GopherRepetitionConfig {
+            dup_line_frac: 30.0,
+            top_n_grams: vec![(2, 0.2), (3, f64::NAN)],
+            dup_n_grams: vec![(0, 0.1), (5, 1.5)],
+            ..Default::default()
+        };
+        assert_eq!(
+            repetition.check(),
+            [
+                "n-gram sizes must be at least 1",
+                "dup_line_frac (30) must be a fraction from 0 to 1 (0 turns its rule off)",
+                "top_n_grams for 3-grams (NaN) must be a fraction from 0 to 1 (0 turns its rule off)",
+                "dup_n_grams for 5-grams (1.5) must be a fraction from 0 to 1 (0 turns its rule off)",
+            ]
+        );
+        let fineweb = FineWebConfig {
+            min_line_punct_ratio: 12.0,
+            max_newline_ratio: -1.0,
+            ..Default::default()
+        };
+        assert_eq!(fineweb.check().len(), 2, "{:?}", fineweb.check());
+        let newlines = FineWebConfig {
+            max_newline_ratio: 3.0,
+            ..Default::default()
+        };
+        assert!(
+            newlines.check().is_empty(),
+            "newlines per word may exceed 1"
+        );
     }
 
     #[test]

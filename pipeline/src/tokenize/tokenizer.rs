@@ -183,6 +183,27 @@ fn eod_hint(tokenizer: &Tokenizer) -> String {
     }
 }
 
+/// Fewest ids a trained vocabulary holds: the 256 bytes, a special token and one merge.
+pub const MIN_TRAINED_VOCAB: usize = 258;
+
+/// Most ids a trained vocabulary may hold (2^22, eight times the largest vocabularies in use):
+/// the trainer reserves memory for every id it is asked for, so a typo would exhaust memory.
+pub const MAX_TRAINED_VOCAB: usize = 1 << 22;
+
+/// Why [`train_bpe`] cannot train a vocabulary of `n` ids, if it cannot (a phrase that follows
+/// the setting's name).
+pub fn trained_vocab_problem(n: usize) -> Option<String> {
+    if n < MIN_TRAINED_VOCAB {
+        Some(format!(
+            "must be at least {MIN_TRAINED_VOCAB} (256 bytes and a special token)"
+        ))
+    } else if n > MAX_TRAINED_VOCAB {
+        Some(format!("({n}) must be at most {MAX_TRAINED_VOCAB}"))
+    } else {
+        None
+    }
+}
+
 /// Trains a byte-level BPE (GPT-2 style: byte alphabet, no prefix space) of `vocab_size` ids on
 /// `texts`, with `eod` as its first special token; returns `tokenizer.json` text. Training is
 /// deterministic: the same texts give the same file.

@@ -99,6 +99,18 @@ pub enum Preset {
     Gpt2_124m,
 }
 
+/// Most transformer blocks a config may ask for. This and the other bounds lie far above what
+/// one machine trains, so that only a typo meets them, and is refused instead of exhausting memory.
+const MAX_LAYERS: usize = 1 << 10;
+/// Most model width (and attention heads).
+const MAX_WIDTH: usize = 1 << 16;
+/// Longest context (and `data.seq_len`).
+const MAX_CONTEXT: usize = 1 << 20;
+/// Most embedding rows.
+const MAX_VOCAB: usize = 1 << 24;
+/// Most windows in a micro-batch, and most micro-batches in a step.
+const MAX_BATCH: usize = 1 << 16;
+
 /// `[model]`: a preset and overrides.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -286,10 +298,8 @@ impl TrainConfig {
     fn check(&self, origin: &str) -> Result<()> {
         let mut problems = Vec::new();
         let t = &self.train;
-        if t.batch_size == 0 || t.grad_accum == 0 || t.steps == 0 {
-            problems.push(
-                "train.steps, train.batch_size and train.grad_accum must be positive".to_string(),
-            );
+        if t.steps == 0 {
+            problems.push("train.steps must be positive".to_string());
         }
         if self.data.weights.is_some() && !self.data.phases.is_empty() {
             problems.push("give either data.weights or data.phases, not both".into());
@@ -304,17 +314,55 @@ impl TrainConfig {
         if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) {
             problems.push("optim.beta1 and optim.beta2 must be in [0, 1)".into());
         }
+        let numbers = [
+            ("optim.lr", o.lr, o.lr.is_finite(), "a finite number"),
+            (
+                "optim.weight_decay",
+                o.weight_decay,
+                o.weight_decay >= 0.0,
+                "a number of at least 0",
+            ),
+            ("optim.eps", o.eps, o.eps > 0.0, "a positive number"),
+            (
+                "optim.clip",
+                o.clip,
+                o.clip >= 0.0,
+                "a number of at least 0 (0: off)",
+            ),
+            (
+                "train.spike_factor",
+                t.spike_factor,
+                t.spike_factor == 0.0 || t.spike_factor > 1.0,
+                "0 (off) or a number above 1",
+            ),
+        ];
+        for (name, value, ok, what) in numbers {
+            if !(ok && value.is_finite()) {
+                problems.push(format!("{name} must be {what}, not {value}"));
+            }
+        }
+        if let Some(flops) = t.peak_flops.filter(|f| !(f.is_finite() && *f > 0.0)) {
+            problems.push(format!(
+                "train.peak_flops must be a positive number, not {flops}"
+            ));
+        }
         let m = &self.model;
         let sizes = [
-            ("model.layers", m.layers),
-            ("model.heads", m.heads),
-            ("model.width", m.width),
-            ("model.context", m.context),
-            ("model.vocab_size", m.vocab_size),
-            ("data.seq_len", self.data.seq_len),
+            ("model.layers", m.layers, MAX_LAYERS),
+            ("model.heads", m.heads, MAX_WIDTH),
+            ("model.width", m.width, MAX_WIDTH),
+            ("model.context", m.context, MAX_CONTEXT),
+            ("model.vocab_size", m.vocab_size, MAX_VOCAB),
+            ("data.seq_len", self.data.seq_len, MAX_CONTEXT),
+            ("train.batch_size", Some(t.batch_size), MAX_BATCH),
+            ("train.grad_accum", Some(t.grad_accum), MAX_BATCH),
         ];
-        for (name, _) in sizes.iter().filter(|(_, v)| *v == Some(0)) {
-            problems.push(format!("{name} must be positive"));
+        for (name, value, max) in sizes {
+            match value {
+                Some(0) => problems.push(format!("{name} must be positive")),
+                Some(v) if v > max => problems.push(format!("{name} ({v}) must be at most {max}")),
+                _ => {}
+            }
         }
         if let (Some(w), Some(h)) = (m.width, m.heads)
             && h != 0
@@ -425,6 +473,42 @@ mod tests {
                 .to_string();
             assert!(e.contains(needle) && e.starts_with("cfg.toml"), "{e}");
         }
+    }
+
+    #[test]
+    fn values_that_are_not_numbers_or_would_exhaust_memory_are_refused() {
+        let problems = |body: &str| {
+            TrainConfig::parse(&format!("[data]\nroot = \"t\"\n{body}"), "cfg.toml")
+                .err()
+                .map(|e| e.to_string())
+        };
+        let at_most = "[model]\nlayers = 1024\nwidth = 65536\nheads = 65536\ncontext = 1048576\n\
+                       vocab_size = 16777216\n[train]\nbatch_size = 65536\ngrad_accum = 65536\n\
+                       spike_factor = 0\npeak_flops = 1e15\n[optim]\nweight_decay = 0\nclip = 0\n";
+        assert_eq!(problems(at_most), None);
+        let e = problems(
+            "[model]\nlayers = 1025\nwidth = 4294967296\ncontext = 1048577\nvocab_size = 16777217\n\
+             [train]\nbatch_size = 65537\ngrad_accum = 9223372036854775807\nspike_factor = 0.5\n\
+             peak_flops = 0\n[optim]\nlr = inf\nweight_decay = -0.1\neps = 0\nclip = nan\n",
+        )
+        .unwrap();
+        for needle in [
+            "model.layers (1025) must be at most 1024",
+            "model.width (4294967296) must be at most 65536",
+            "model.context (1048577) must be at most 1048576",
+            "model.vocab_size (16777217) must be at most 16777216",
+            "train.batch_size (65537) must be at most 65536",
+            "train.grad_accum (9223372036854775807) must be at most 65536",
+            "train.spike_factor must be 0 (off) or a number above 1, not 0.5",
+            "train.peak_flops must be a positive number, not 0",
+            "optim.lr must be a finite number, not inf",
+            "optim.weight_decay must be a number of at least 0, not -0.1",
+            "optim.eps must be a positive number, not 0",
+            "optim.clip must be a number of at least 0 (0: off), not NaN",
+        ] {
+            assert!(e.contains(needle), "{needle} missing from: {e}");
+        }
+        assert_eq!(e.lines().count(), 12, "{e}");
     }
 
     #[test]
