@@ -1,5 +1,6 @@
 //! The CLI's user paths: validate, stats, query and demo.
 
+use std::path::Path;
 use std::process::Stdio;
 
 use tests::{read_parquet, refinery, run, scratch, strings, texts};
@@ -311,6 +312,38 @@ fn demo_runs_and_its_outputs_answer_queries() {
     let text = generate();
     assert!(text.starts_with("The council") && text.trim().len() > "The council".len());
     assert_eq!(text, generate());
+    for temperature in ["nan", "inf", "-0.5"] {
+        let g = run(&[
+            "generate",
+            train_arg,
+            &format!("--temperature={temperature}"),
+        ]);
+        let (_, stderr) = texts(&g);
+        assert_eq!(g.status.code(), Some(2), "{temperature}: {stderr}");
+        assert!(stderr.contains("a finite number of at least 0"), "{stderr}");
+    }
+    // A damaged weights file is named; a path that is a file is no training folder.
+    let damaged = outdir.parent().unwrap().join("damaged-checkpoint");
+    let latest = std::fs::read_to_string(Path::new(train_arg).join("checkpoints/latest")).unwrap();
+    let source = Path::new(train_arg).join("checkpoints").join(latest.trim());
+    std::fs::create_dir_all(&damaged).unwrap();
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), damaged.join(entry.file_name())).unwrap();
+    }
+    let weights = damaged.join("model.safetensors");
+    let bytes = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
+    let g = run(&["generate", damaged.to_str().unwrap(), "--prompt", "The"]);
+    let (_, stderr) = texts(&g);
+    assert_eq!(g.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(weights.to_str().unwrap()), "{stderr}");
+    let e = run(&["eval", weights.to_str().unwrap()]);
+    let (_, stderr) = texts(&e);
+    assert!(
+        stderr.contains("no such folder (give a checkpoint folder or a training output folder)"),
+        "{stderr}"
+    );
     // An empty prompt starts a document; where the model ends it at once, stderr says so.
     for seed in 0..8 {
         let g = run(&[

@@ -14,7 +14,8 @@
 //! A checkpoint is written into a hidden temporary folder and renamed into place, then
 //! `latest` is replaced atomically: a killed run leaves the previous checkpoint intact.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -172,14 +173,24 @@ pub fn write(out: &Path, contents: &Contents) -> Result<PathBuf> {
     Ok(target)
 }
 
-/// The newest complete checkpoint of a run's output folder, if any.
+/// The newest complete checkpoint of a run's output folder, if any (none where `out` is missing
+/// or a file).
 pub fn latest(out: &Path) -> Result<Option<PathBuf>> {
     let file = out.join(DIR).join(LATEST);
     match std::fs::read_to_string(&file) {
         Ok(name) => Ok(Some(out.join(DIR).join(name.trim()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => Ok(None),
         Err(e) => Err(io("read", file)(e)),
     }
+}
+
+/// The tensors of a checkpoint's safetensors file on `device`; a damaged file's error names it.
+pub(crate) fn read_tensors(
+    path: &Path,
+    device: &candle_core::Device,
+) -> candle_core::Result<HashMap<String, candle_core::Tensor>> {
+    candle_core::safetensors::load(path, device)
+        .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", path.display())))
 }
 
 impl Checkpoint {

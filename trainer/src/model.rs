@@ -230,7 +230,7 @@ impl Gpt {
     /// Replaces every weight with the one of the same name in a safetensors file; every name and
     /// shape must match.
     pub fn load(&self, path: &Path) -> Result<()> {
-        let mut saved = candle_core::safetensors::load(path, &self.device)?;
+        let mut saved = crate::checkpoint::read_tensors(path, &self.device)?;
         for p in &self.params {
             let t = saved.remove(&p.name).ok_or_else(|| {
                 candle_core::Error::Msg(format!("{} lacks `{}`", path.display(), p.name))

@@ -93,7 +93,7 @@ impl AdamW {
     pub fn load(&mut self, params: &[Param], path: &Path, updates: u64) -> Result<()> {
         let device = params.first().map(|p| p.var.device().clone());
         let Some(device) = device else { return Ok(()) };
-        let mut saved = candle_core::safetensors::load(path, &device)?;
+        let mut saved = crate::checkpoint::read_tensors(path, &device)?;
         for (i, p) in params.iter().enumerate() {
             for (slot, prefix) in [(&mut self.m[i], "m"), (&mut self.v[i], "v")] {
                 let name = format!("{prefix}.{}", p.name);

@@ -191,7 +191,7 @@ pub enum Command {
         #[arg(long, default_value_t = 64)]
         max_tokens: usize,
         /// Softmax temperature (0: greedy).
-        #[arg(long, default_value_t = 0.8)]
+        #[arg(long, default_value_t = 0.8, value_parser = temperature)]
         temperature: f64,
         /// Sample among the k most likely tokens (0: all).
         #[arg(long, default_value_t = 40)]
@@ -220,6 +220,15 @@ fn threads(s: &str) -> Result<usize, String> {
     match n <= MAX_THREADS {
         true => Ok(n),
         false => Err(format!("at most {MAX_THREADS} (0: one per core)")),
+    }
+}
+
+/// `--temperature T`: a finite number of at least 0.
+fn temperature(s: &str) -> Result<f64, String> {
+    let t: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    match t.is_finite() && t >= 0.0 {
+        true => Ok(t),
+        false => Err("a finite number of at least 0 (0: greedy)".into()),
     }
 }
 

@@ -3,6 +3,8 @@
 //! a `--prepare` invocation prepares one two-pass stage at a time for the tasks (see
 //! [`Mode`]).
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -16,6 +18,9 @@ pub struct Task {
     pub count: usize,
 }
 
+/// Most tasks that can share a run (`--task I/N`).
+pub const MAX_TASKS: usize = 1 << 16;
+
 impl Task {
     /// Which of the plan's units, given their input sizes in plan order, are this task's. Every
     /// unit, largest first (equal sizes in plan order), goes to the task with the fewest bytes
@@ -23,12 +28,17 @@ impl Task {
     /// the file sizes, and every task of the run computes the same shares from the same plan.
     pub fn owned(&self, sizes: &[u64]) -> Vec<bool> {
         let mut order: Vec<usize> = (0..sizes.len()).collect();
-        order.sort_by_key(|&i| (std::cmp::Reverse(sizes[i]), i));
-        let mut load = vec![0u64; self.count];
+        order.sort_by_key(|&i| (Reverse(sizes[i]), i));
+        // (bytes so far, task), lightest first; only tasks that can receive a unit take part.
+        let mut tasks: BinaryHeap<Reverse<(u64, usize)>> = (0..self.count.min(sizes.len()))
+            .map(|t| Reverse((0, t)))
+            .collect();
         let mut owned = vec![false; sizes.len()];
         for unit in order {
-            let lightest = (0..self.count).min_by_key(|&t| (load[t], t)).unwrap_or(0);
-            load[lightest] += sizes[unit];
+            let Some(Reverse((load, lightest))) = tasks.pop() else {
+                break;
+            };
+            tasks.push(Reverse((load + sizes[unit], lightest)));
             owned[unit] = lightest == self.index;
         }
         owned
@@ -47,6 +57,9 @@ impl FromStr for Task {
         );
         if index >= count {
             return Err(usage());
+        }
+        if count > MAX_TASKS {
+            return Err(format!("`{s}`: at most {MAX_TASKS} tasks share a run"));
         }
         Ok(Task { index, count })
     }
@@ -118,6 +131,8 @@ pub struct TaskSummary {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::Task;
 
     #[test]
@@ -141,8 +156,42 @@ mod tests {
             "more tasks than units"
         );
         assert_eq!(tasks[1].to_string(), "1/3");
-        for bad in ["3/3", "1", "a/2", "0/0", "-1/2"] {
+        for bad in [
+            "3/3",
+            "1",
+            "a/2",
+            "0/0",
+            "-1/2",
+            "0/65537",
+            "0/18446744073709551615",
+        ] {
             assert!(bad.parse::<Task>().is_err(), "{bad}");
+        }
+        assert_eq!("65535/65536".parse::<Task>().map(|t| t.count), Ok(65536));
+    }
+
+    proptest! {
+        /// Each unit goes to the task with the fewest bytes so far (the lowest-numbered on a
+        /// tie), largest units first: what a scan of every task's load gives.
+        #[test]
+        fn shares_are_those_of_the_lightest_task_rule(
+            sizes in proptest::collection::vec(0u64..100, 0..40),
+            count in 1usize..12,
+        ) {
+            let mut order: Vec<usize> = (0..sizes.len()).collect();
+            order.sort_by_key(|&i| (std::cmp::Reverse(sizes[i]), i));
+            let mut load = vec![0u64; count];
+            let mut want = vec![0; sizes.len()];
+            for unit in order {
+                let lightest = (0..count).min_by_key(|&t| (load[t], t)).unwrap();
+                load[lightest] += sizes[unit];
+                want[unit] = lightest;
+            }
+            for index in 0..count {
+                let owned = Task { index, count }.owned(&sizes);
+                let expected: Vec<bool> = want.iter().map(|&t| t == index).collect();
+                prop_assert_eq!(owned, expected, "task {}", index);
+            }
         }
     }
 }
