@@ -42,6 +42,12 @@ pub struct InputSet {
     pub root: String,
 }
 
+/// Whether a spec is a URL (`s3://…`, `file://…`) rather than a plain path. Outputs that are
+/// written only to local files refuse URLs, which would otherwise make a folder named `s3:`.
+pub fn is_url(spec: &str) -> bool {
+    spec.contains("://")
+}
+
 /// Opens the store for a spec and returns it with its URL root and the path inside it.
 pub fn open_store(spec: &str) -> Result<(Arc<dyn ObjectStore>, String, Path), StoreError> {
     let invalid = |reason: String| StoreError::InvalidSpec {
@@ -66,7 +72,7 @@ pub fn open_store(spec: &str) -> Result<(Arc<dyn ObjectStore>, String, Path), St
     }
     // `file:///abs/path`, the form Refinery records, names a local path.
     let spec = spec.strip_prefix("file://").unwrap_or(spec);
-    if spec.contains("://") {
+    if is_url(spec) {
         return Err(invalid(
             "only local paths, file:// and s3:// URLs are supported".into(),
         ));

@@ -322,6 +322,45 @@ fn demo_runs_and_its_outputs_answer_queries() {
         assert_eq!(g.status.code(), Some(2), "{temperature}: {stderr}");
         assert!(stderr.contains("a finite number of at least 0"), "{stderr}");
     }
+    // Outputs written only locally refuse URLs instead of making a folder named `s3:`.
+    let here = outdir.parent().unwrap();
+    let out_arg = outdir.to_str().unwrap();
+    let report: &[&str] = &["lineage", "report", out_arg, "--html", "s3://bucket/r.html"];
+    let tokenizer: &[&str] = &[
+        "tokenizer",
+        "train",
+        "--vocab-size=300",
+        out_arg,
+        "--out",
+        "s3://bucket/t.json",
+    ];
+    for args in [report, tokenizer] {
+        let out = refinery(args).current_dir(here).output().unwrap();
+        let (_, stderr) = texts(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("writes a local file, not `s3://bucket/"),
+            "{stderr}"
+        );
+    }
+    assert!(!here.join("s3:").exists());
+    // A file that is not Parquet is named as read, not written.
+    let garbage = here.join("garbage.parquet");
+    std::fs::write(&garbage, b"not parquet at all").unwrap();
+    let t = run(&[
+        "tokenizer",
+        "train",
+        "--vocab-size",
+        "300",
+        garbage.to_str().unwrap(),
+    ]);
+    let (_, stderr) = texts(&t);
+    assert_eq!(t.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("reading {}", garbage.display())),
+        "{stderr}"
+    );
+
     // A damaged weights file is named; a path that is a file is no training folder.
     let damaged = outdir.parent().unwrap().join("damaged-checkpoint");
     let latest = std::fs::read_to_string(Path::new(train_arg).join("checkpoints/latest")).unwrap();

@@ -84,6 +84,14 @@ pub fn lineage(command: LineageCommand, handle: &Handle) -> Result<(), Failure> 
                     code: 2,
                 });
             }
+            for (option, path) in [
+                ("--html", &html),
+                ("--json", &json),
+                ("--openlineage", &openlineage),
+            ] {
+                path.as_deref()
+                    .map_or(Ok(()), |p| super::local_file(option, p))?;
+            }
             let lineage = Lineage::locate(&from, version.as_deref(), handle)?;
             let r = report::build(&lineage, handle)?;
             if let Some(path) = &json {

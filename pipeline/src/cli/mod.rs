@@ -223,6 +223,18 @@ fn threads(s: &str) -> Result<usize, String> {
     }
 }
 
+/// Refuses a URL for an option that writes a local file (`--html s3://…` would make a folder
+/// named `s3:`).
+pub(crate) fn local_file(option: &str, path: &std::path::Path) -> Result<(), Failure> {
+    match shards::is_url(&path.to_string_lossy()) {
+        true => Err(Failure {
+            error: anyhow::anyhow!("{option} writes a local file, not `{}`", path.display()),
+            code: 2,
+        }),
+        false => Ok(()),
+    }
+}
+
 /// `--temperature T`: a finite number of at least 0.
 fn temperature(s: &str) -> Result<f64, String> {
     let t: f64 = s.parse().map_err(|e| format!("{e}"))?;

@@ -55,6 +55,7 @@ pub fn tokenizer(command: TokenizerCommand) -> Result<(), Failure> {
             code: 2,
         });
     }
+    super::local_file("--out", &out)?;
     let parts = dataset_parts(&dataset)?;
     let started = std::time::Instant::now();
     let json = train_on_parts(&parts, vocab_size, &eod, max_bytes)?;

@@ -76,6 +76,9 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
     if let Some(d) = args.device {
         config.train.device = d.into();
     }
+    if let Some(m) = &args.metrics {
+        super::local_file("--metrics", m)?;
+    }
     let steps = config.train.steps;
     let start = if args.restart {
         Start::Restart

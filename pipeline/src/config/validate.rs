@@ -229,6 +229,16 @@ pub fn validate(config: &Config, text: &str) -> Vec<ConfigError> {
             );
         }
     }
+    if shards::is_url(&config.output.get_ref().path) {
+        err(
+            config.output.span(),
+            format!(
+                "output.path must be a local folder, not `{}` (the token dataset, \
+                 `[tokenize] root`, may be on S3)",
+                config.output.get_ref().path
+            ),
+        );
+    }
     if let Some(persisted) = &config.output.get_ref().stages {
         for p in persisted {
             if !stage_names.contains(p.get_ref()) {
@@ -511,6 +521,21 @@ mod tests {
                     &p,
                     7,
                     "nothing to tokenize: output.stages writes no dataset"
+                ),
+            "{p:#?}"
+        );
+    }
+
+    #[test]
+    fn an_output_folder_on_s3_is_refused_not_made_locally() {
+        let text = "[[sources]]\nname='a'\npaths=['x.jsonl']\n[output]\npath='s3://bucket/out'\n";
+        let p = problems(text);
+        assert!(
+            p.len() == 1
+                && reports(
+                    &p,
+                    4,
+                    "output.path must be a local folder, not `s3://bucket/out`"
                 ),
             "{p:#?}"
         );

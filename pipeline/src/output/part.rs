@@ -43,13 +43,21 @@ impl PartInfo {
     }
 }
 
-/// Errors writing a part.
+/// Errors writing or reading a part.
 #[derive(Debug, thiserror::Error)]
 pub enum PartError {
     /// Parquet encoding failed.
     #[error("writing {path}: {source}")]
     Parquet {
         /// The part.
+        path: PathBuf,
+        /// The cause.
+        source: parquet::errors::ParquetError,
+    },
+    /// The file is not readable Parquet.
+    #[error("reading {path}: {source}")]
+    Unreadable {
+        /// The file.
         path: PathBuf,
         /// The cause.
         source: parquet::errors::ParquetError,
@@ -178,7 +186,7 @@ pub fn read_part_columns(
             };
             b.with_batch_size(batch_size).build()
         })
-        .map_err(|source| PartError::Parquet {
+        .map_err(|source| PartError::Unreadable {
             path: path.to_path_buf(),
             source,
         })

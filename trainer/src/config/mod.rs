@@ -341,6 +341,15 @@ impl TrainConfig {
                 problems.push(format!("{name} must be {what}, not {value}"));
             }
         }
+        let local = [Some(&t.out), self.data.cache_dir.as_ref()];
+        for (name, path) in ["train.out", "data.cache_dir"].into_iter().zip(local) {
+            if let Some(p) = path.filter(|p| shards::is_url(&p.to_string_lossy())) {
+                problems.push(format!(
+                    "{name} must be a local folder, not `{}`",
+                    p.display()
+                ));
+            }
+        }
         if let Some(flops) = t.peak_flops.filter(|f| !(f.is_finite() && *f > 0.0)) {
             problems.push(format!(
                 "train.peak_flops must be a positive number, not {flops}"
@@ -388,7 +397,7 @@ impl TrainConfig {
             };
             std::path::absolute(&joined).unwrap_or(joined)
         };
-        if !self.data.root.contains("://") {
+        if !shards::is_url(&self.data.root) {
             self.data.root = resolve(Path::new(&self.data.root)).display().to_string();
         }
         if let Some(c) = &self.data.cache_dir {
@@ -466,6 +475,10 @@ mod tests {
             (
                 "[data]\nroot = \"t\"\n[optim]\nlr = 0.1\nmin_lr = 0.2\n",
                 "min_lr",
+            ),
+            (
+                "[data]\nroot = \"s3://b/t\"\ncache_dir = \"s3://b/c\"\n[train]\nout = \"s3://b/train\"\n",
+                "train.out must be a local folder, not `s3://b/train`\n  data.cache_dir must be",
             ),
         ] {
             let e = TrainConfig::parse(text, "cfg.toml")
