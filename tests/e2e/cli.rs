@@ -344,6 +344,10 @@ fn demo_runs_and_its_outputs_answer_queries() {
         );
     }
     assert!(!here.join("s3:").exists());
+    let no_eod = run(&["tokenizer", "train", "--vocab-size=300", out_arg, "--eod="]);
+    let (_, stderr) = texts(&no_eod);
+    assert_eq!(no_eod.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--eod must name a token"), "{stderr}");
     // A file that is not Parquet is named as read, not written.
     let garbage = here.join("garbage.parquet");
     std::fs::write(&garbage, b"not parquet at all").unwrap();

@@ -166,7 +166,7 @@ impl Default for GopherRepetitionConfig {
 }
 
 impl GopherRepetitionConfig {
-    /// Problems with the n-gram sizes.
+    /// Problems with the n-gram sizes and the thresholds (see [`threshold_problems`]).
     pub fn check(&self) -> Vec<String> {
         let pairs = self.top_n_grams.iter().chain(&self.dup_n_grams);
         let mut problems: Vec<String> = pairs
