@@ -364,6 +364,25 @@ fn demo_runs_and_its_outputs_answer_queries() {
         stderr.contains(&format!("reading {}", garbage.display())),
         "{stderr}"
     );
+    // A query over a folder holding it names it (DataFusion's own error does not).
+    let folder = here.join("some-parts");
+    std::fs::create_dir_all(folder.join("deeper")).unwrap();
+    let good = std::fs::read_dir(outdir.join("documents"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    std::fs::copy(good.path(), folder.join("a.parquet")).unwrap();
+    std::fs::copy(&garbage, folder.join("deeper/b.parquet")).unwrap();
+    let table = format!("t={}", folder.display());
+    let q = run(&["query", "SELECT count(*) FROM t", "--table", &table]);
+    let (_, stderr) = texts(&q);
+    assert_eq!(q.status.code(), Some(1), "{stderr}");
+    let named = format!(
+        "{} is not readable Parquet",
+        folder.join("deeper/b.parquet").display()
+    );
+    assert!(stderr.contains(&named), "{stderr}");
 
     // A damaged weights file is named; a path that is a file is no training folder.
     let damaged = outdir.parent().unwrap().join("damaged-checkpoint");

@@ -1,8 +1,9 @@
 //! `refinery query "SQL"`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use datafusion::error::DataFusionError;
+use parquet::file::metadata::ParquetMetaDataReader;
 use tokio::runtime::Handle;
 
 use super::Failure;
@@ -45,10 +46,50 @@ pub fn query(
                 error: e.into(),
                 code: 2,
             },
+            // DataFusion does not say which file it could not read: find it.
+            DataFusionError::ParquetError(_) => match unreadable_part(&tables) {
+                Some(why) => Failure::from(anyhow::anyhow!("{e}; {why}")),
+                None => e.into(),
+            },
             _ => e.into(),
         })?;
     outln!("{}", sql::render(&batches, format)?);
     Ok(())
+}
+
+/// The first local Parquet file of `tables` (a file, or `*.parquet` in a folder and below) whose
+/// footer cannot be read, and why.
+fn unreadable_part(tables: &[(String, String)]) -> Option<String> {
+    let mut pending: Vec<PathBuf> = tables
+        .iter()
+        .filter(|(_, path)| !shards::is_url(path))
+        .map(|(_, path)| PathBuf::from(path))
+        .collect();
+    while let Some(path) = pending.pop() {
+        if path.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(&path)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|entry| entry.path())
+                .filter(|p| p.is_dir() || p.extension().is_some_and(|x| x == "parquet"))
+                .collect();
+            entries.sort_unstable_by(|a, b| b.cmp(a));
+            pending.extend(entries);
+        } else if path.is_file() {
+            let footer = std::fs::File::open(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|f| {
+                    ParquetMetaDataReader::new()
+                        .parse_and_finish(&f)
+                        .map_err(|e| e.to_string())
+                });
+            if let Err(e) = footer {
+                return Some(format!("{} is not readable Parquet: {e}", path.display()));
+            }
+        }
+    }
+    None
 }
 
 /// The registered table names, for an error that names a table that is not one of them.
