@@ -1,6 +1,7 @@
 //! `refinery query "SQL"`.
 
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::path::Path;
 
 use datafusion::error::DataFusionError;
 use parquet::file::metadata::ParquetMetaDataReader;
@@ -47,7 +48,7 @@ pub fn query(
                 code: 2,
             },
             // DataFusion does not say which file it could not read: find it.
-            DataFusionError::ParquetError(_) => match unreadable_part(&tables) {
+            DataFusionError::ParquetError(_) => match unreadable_part(&tables, handle) {
                 Some(why) => Failure::from(anyhow::anyhow!("{e}; {why}")),
                 None => e.into(),
             },
@@ -57,39 +58,27 @@ pub fn query(
     Ok(())
 }
 
-/// The first local Parquet file of `tables` (a file, or `*.parquet` in a folder and below) whose
-/// footer cannot be read, and why.
-fn unreadable_part(tables: &[(String, String)]) -> Option<String> {
-    let mut pending: Vec<PathBuf> = tables
-        .iter()
-        .filter(|(_, path)| !shards::is_url(path))
-        .map(|(_, path)| PathBuf::from(path))
-        .collect();
-    while let Some(path) = pending.pop() {
-        if path.is_dir() {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(&path)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|entry| entry.path())
-                .filter(|p| p.is_dir() || p.extension().is_some_and(|x| x == "parquet"))
-                .collect();
-            entries.sort_unstable_by(|a, b| b.cmp(a));
-            pending.extend(entries);
-        } else if path.is_file() {
-            let footer = std::fs::File::open(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|f| {
-                    ParquetMetaDataReader::new()
-                        .parse_and_finish(&f)
-                        .map_err(|e| e.to_string())
-                });
-            if let Err(e) = footer {
-                return Some(format!("{} is not readable Parquet: {e}", path.display()));
-            }
-        }
-    }
-    None
+/// The first local Parquet file of `tables` (each spec expanded as inputs are: a file, a folder
+/// and below, or a glob) whose footer cannot be read, and why.
+fn unreadable_part(tables: &[(String, String)], handle: &Handle) -> Option<String> {
+    let mut local = tables.iter().filter(|(_, spec)| !shards::is_url(spec));
+    local.find_map(|(_, spec)| {
+        let set = handle.block_on(shards::list_inputs(spec)).ok()?;
+        let mut files = set.files.into_iter().filter_map(|f| {
+            let path = f.uri.strip_prefix("file://")?.to_string();
+            path.ends_with(".parquet").then_some(path)
+        });
+        files.find_map(|path| {
+            let footer = File::open(&path).map_err(|e| e.to_string()).and_then(|f| {
+                ParquetMetaDataReader::new()
+                    .parse_and_finish(&f)
+                    .map_err(|e| e.to_string())
+            });
+            footer
+                .err()
+                .map(|e| format!("{path} is not readable Parquet: {e}"))
+        })
+    })
 }
 
 /// The registered table names, for an error that names a table that is not one of them.
