@@ -173,6 +173,45 @@ pub fn write(out: &Path, contents: &Contents) -> Result<PathBuf> {
     Ok(target)
 }
 
+/// Whether `name` is a checkpoint folder's name (`step-` and the step's digits), not the hidden
+/// folder of one being written.
+pub fn is_checkpoint_name(name: &str) -> bool {
+    name.strip_prefix("step-")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Removes the hidden folders of checkpoints whose writing a killed run cut short
+/// (`.step-NNNNNN.tmp-PID`) from `out`'s checkpoints; returns how many.
+pub fn remove_unfinished(out: &Path) -> Result<usize> {
+    let dir = out.join(DIR);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(0);
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".step-") && name.contains(".tmp-") {
+            let path = entry.path();
+            std::fs::remove_dir_all(&path).map_err(io("remove", &path))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Removes every checkpoint of `out` (for a restart): `latest` first, so that a restart killed
+/// while removing the rest never resumes the old run.
+pub fn remove_all(out: &Path) -> Result<()> {
+    let gone = |r: std::io::Result<()>| match r {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    };
+    let dir = out.join(DIR);
+    let latest = dir.join(LATEST);
+    gone(std::fs::remove_file(&latest)).map_err(io("remove", &latest))?;
+    gone(std::fs::remove_dir_all(&dir)).map_err(io("remove", &dir))
+}
+
 /// The newest complete checkpoint of a run's output folder, if any (none where `out` is missing
 /// or a file).
 pub fn latest(out: &Path) -> Result<Option<PathBuf>> {

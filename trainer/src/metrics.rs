@@ -87,17 +87,16 @@ impl MetricsLog {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io("create", parent))?;
         }
-        let kept = match resume_step {
-            Some(step) => read(path)?
-                .into_iter()
-                .filter(|r| r.step() <= step)
-                .collect(),
-            None => Vec::new(),
-        };
+        // Kept lines are copied as they were: a record parsed and written again could differ
+        // in a float's last digit, and the log would no longer read as one run's.
         let mut text = String::new();
-        for r in &kept {
-            text.push_str(&serde_json::to_string(r).unwrap_or_default());
-            text.push('\n');
+        if let Some(step) = resume_step {
+            for (line, record) in parsed_lines(path)? {
+                if record.step() <= step {
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            }
         }
         shards::atomic::write_file(path, text.as_bytes())?;
         let file = std::fs::OpenOptions::new()
@@ -127,6 +126,11 @@ impl MetricsLog {
 
 /// Every record of a log (a missing file has none; unreadable lines are skipped).
 pub fn read(path: &Path) -> Result<Vec<Record>> {
+    Ok(parsed_lines(path)?.into_iter().map(|(_, r)| r).collect())
+}
+
+/// Every line of a log that parses, with its record.
+fn parsed_lines(path: &Path) -> Result<Vec<(String, Record)>> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -136,8 +140,38 @@ pub fn read(path: &Path) -> Result<Vec<Record>> {
     for line in std::io::BufReader::new(file).lines() {
         let line = line.map_err(io("read", path))?;
         if let Ok(r) = serde_json::from_str(&line) {
-            out.push(r);
+            out.push((line, r));
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resumed_log_keeps_its_earlier_lines_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.jsonl");
+        // serde_json reads this perplexity one unit in the last place off, so a line parsed
+        // and written again would change.
+        let eval = r#"{"event":"eval","step":0,"tokens":0,"sources":{"a":{"loss":6.924014091491699,"perplexity":1016.3917062562779,"tokens":256}}}"#;
+        let checkpoint = r#"{"event":"checkpoint","step":0,"path":"/out/step-000000"}"#;
+        let later = r#"{"event":"checkpoint","step":1,"path":"/out/step-000001"}"#;
+        let text = format!("{eval}\nnot a record\n{checkpoint}\n{later}\n");
+        std::fs::write(&path, text).unwrap();
+        let log = MetricsLog::open(&path, Some(0)).unwrap();
+        drop(log);
+        let kept = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(kept, format!("{eval}\n{checkpoint}\n"));
+        assert_eq!(read(&path).unwrap().len(), 2);
+
+        MetricsLog::open(&path, None).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "",
+            "a fresh run starts empty"
+        );
+    }
 }

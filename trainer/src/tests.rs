@@ -254,12 +254,13 @@ fn a_spike_skips_the_update() {
 #[test]
 fn a_changed_config_does_not_resume_silently() {
     let (dir, root) = version_dir();
-    let c = config(&root, &dir.path().join("a"), "");
+    let mut c = config(&root, &dir.path().join("a"), "");
+    c.train.checkpoint_every = 2;
     Trainer::new(c.clone(), Start::Resume, None)
         .unwrap()
-        .run(Some(2), |_| {})
+        .run(Some(4), |_| {})
         .unwrap();
-    let mut other = c;
+    let mut other = c.clone();
     other.optim.lr = 0.02;
     let e = Trainer::new(other.clone(), Start::Resume, None)
         .err()
@@ -269,17 +270,36 @@ fn a_changed_config_does_not_resume_silently() {
         e.contains("different config") && e.contains("--restart"),
         "{e}"
     );
+    let checkpoints = || {
+        let mut names: Vec<String> = std::fs::read_dir(dir.path().join("a/checkpoints"))
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().into_string().unwrap())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    assert_eq!(checkpoints(), ["latest", "step-000002", "step-000004"]);
+    // A restart whose new run cannot be set up removes nothing.
+    let mut broken = other.clone();
+    broken.data.seq_len = Some(1000);
+    assert!(Trainer::new(broken, Start::Restart, None).is_err());
+    assert_eq!(checkpoints().len(), 3);
     let t = Trainer::new(other.clone(), Start::Restart, None).unwrap();
     assert_eq!(t.state().step, 0);
-    drop(t);
-    // The restart forgot the old run: it now resumes nothing, whatever its config.
-    assert_eq!(
-        Trainer::new(other, Start::Resume, None)
-            .unwrap()
-            .state()
-            .step,
-        0
+    assert!(
+        checkpoints().is_empty(),
+        "the old run's checkpoints are gone"
     );
+    drop(t);
+    // The restart forgot the old run: it now resumes nothing, whatever its config ...
+    let mut t = Trainer::new(c, Start::Resume, None).unwrap();
+    assert_eq!(t.state().step, 0);
+    // ... and its checkpoints are its own: the old run's step 4 is not left to be read as
+    // this run's.
+    t.run(Some(2), |_| {}).unwrap();
+    assert_eq!(checkpoints(), ["latest", "step-000002"]);
 }
 
 #[test]
@@ -367,10 +387,16 @@ fn a_run_killed_after_a_checkpoint_replays_the_lost_steps_exactly() {
     let mut t = Trainer::new(c.clone(), Start::Resume, None).unwrap();
     t.run(Some(8), |_| {}).unwrap();
     let straight = train_losses(&dir.path().join("a/metrics.jsonl"));
+    let straight_log = timeless_records(&dir.path().join("a/metrics.jsonl"));
     drop(t);
     // As if killed after logging step 8 but before its checkpoint: `latest` still names step 5.
     std::fs::write(dir.path().join("a/checkpoints/latest"), "step-000005\n").unwrap();
+    // ... or while writing a checkpoint, whose hidden folder it leaves.
+    let unfinished = dir.path().join("a/checkpoints/.step-000010.tmp-4242");
+    std::fs::create_dir_all(&unfinished).unwrap();
+    std::fs::write(unfinished.join(crate::checkpoint::MODEL), b"half").unwrap();
     let mut t = Trainer::new(c, Start::Resume, None).unwrap();
+    assert!(!unfinished.exists(), "a half-written checkpoint is removed");
     assert_eq!(t.state().step, 5);
     assert_eq!(
         train_losses(&dir.path().join("a/metrics.jsonl")).len(),
@@ -379,6 +405,24 @@ fn a_run_killed_after_a_checkpoint_replays_the_lost_steps_exactly() {
     );
     t.run(Some(8), |_| {}).unwrap();
     assert_eq!(train_losses(&dir.path().join("a/metrics.jsonl")), straight);
+    // The whole log reads as the straight run's: no evaluation logged where the resumed run
+    // started, nothing twice.
+    assert_eq!(
+        timeless_records(&dir.path().join("a/metrics.jsonl")),
+        straight_log
+    );
+}
+
+/// Every record of a log, with the steps' speeds (which depend on the machine's load) zeroed.
+fn timeless_records(metrics: &Path) -> Vec<Record> {
+    let mut records = read(metrics).unwrap();
+    for r in &mut records {
+        if let Record::Train(step) = r {
+            step.tokens_per_s = 0.0;
+            step.mfu = None;
+        }
+    }
+    records
 }
 
 #[test]

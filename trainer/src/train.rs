@@ -29,7 +29,7 @@ pub const METRICS: &str = "metrics.jsonl";
 pub enum Start {
     /// Continue from the latest checkpoint when there is one (the config must match).
     Resume,
-    /// Start from step 0 even if checkpoints exist (they are overwritten as the run goes).
+    /// Start from step 0, removing the folder's checkpoints (once the new run is set up).
     Restart,
 }
 
@@ -93,16 +93,7 @@ impl Trainer {
             Start::Resume => checkpoint::latest(&out)?
                 .map(|p| Checkpoint::load(&p))
                 .transpose()?,
-            Start::Restart => {
-                // A restart killed before its first checkpoint must not resume the old run.
-                let latest = out.join(checkpoint::DIR).join(checkpoint::LATEST);
-                match std::fs::remove_file(&latest) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(crate::error::io("remove", latest)(e));
-                    }
-                    _ => None,
-                }
-            }
+            Start::Restart => None,
         };
         if let Some(c) = &resume
             && resume_key(&c.config) != resume_key(&config)
@@ -179,6 +170,19 @@ impl Trainer {
             loader.restore(c.state.sampler.clone());
             state = c.state.clone();
             tracing::info!(checkpoint = %c.path.display(), step = state.step, "resuming");
+        }
+        // Only now, with the new run set up: a mistake in its config costs no checkpoint.
+        match start {
+            Start::Restart => checkpoint::remove_all(&out)?,
+            Start::Resume => {
+                let unfinished = checkpoint::remove_unfinished(&out)?;
+                if unfinished > 0 {
+                    tracing::info!(
+                        unfinished,
+                        "removed checkpoints a killed run left half-written"
+                    );
+                }
+            }
         }
         let metrics_path = metrics.unwrap_or_else(|| out.join(METRICS));
         let metrics = MetricsLog::open(&metrics_path, resume.as_ref().map(|c| c.state.step))?;
@@ -380,7 +384,13 @@ impl Trainer {
     pub fn run(&mut self, max_steps: Option<u64>, mut on: impl FnMut(Event)) -> Result<Summary> {
         let t = self.config.train.clone();
         let end = max_steps.map_or(t.steps, |m| m.min(t.steps));
-        let first_eval = self.evaluate()?;
+        // A resumed run scores its starting point for the summary without logging it: an
+        // uninterrupted run has no evaluation there, and the log must read as that run's.
+        let first_eval = if self.state.step == 0 {
+            self.evaluate()?
+        } else {
+            evaluate(&self.model, &self.validation, t.batch_size)?
+        };
         on(Event::Eval(self.state.step, &first_eval));
         let (mut first_loss, mut last_loss, mut skipped) = (None, None, 0);
         let mut last_eval = first_eval.clone();

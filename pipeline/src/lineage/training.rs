@@ -74,7 +74,9 @@ pub fn checkpoints(out: &Path) -> Result<Vec<Checkpoint>, trainer::TrainError> {
     if let Ok(entries) = std::fs::read_dir(&dir) {
         for entry in entries.flatten() {
             let path = entry.path();
-            if path.is_dir() && path.join(trainer::checkpoint::LINEAGE).is_file() {
+            let named =
+                trainer::checkpoint::is_checkpoint_name(&entry.file_name().to_string_lossy());
+            if named && path.is_dir() && path.join(trainer::checkpoint::LINEAGE).is_file() {
                 found.push(Checkpoint::load(&path)?);
             }
         }
