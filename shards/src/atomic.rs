@@ -63,6 +63,29 @@ pub fn write_file(target: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 
 /// Removes temporary files left under `dir` by an interrupted run. Returns how many were removed.
 pub fn remove_stale_temps(dir: &Path) -> Result<usize, StoreError> {
+    remove_files(dir, true, &|name| name.ends_with(TEMP_SUFFIX))
+}
+
+/// Removes the staging files that the `object_store` crate's local file system leaves under
+/// `dir` when a write is interrupted: it writes an object to `NAME#N` (`N` a number) and then
+/// renames it. Only in `dir` itself unless `below`, then in every folder under it too. Returns
+/// how many were removed.
+pub fn remove_staged_uploads(dir: &Path, below: bool) -> Result<usize, StoreError> {
+    remove_files(dir, below, &is_staged_upload)
+}
+
+/// Whether a file name is a staging name of the `object_store` crate's local file system.
+fn is_staged_upload(name: &str) -> bool {
+    name.rsplit_once('#')
+        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Removes the files in `dir` (and, if `below`, under it) whose names pass `stale`; how many.
+fn remove_files(
+    dir: &Path,
+    below: bool,
+    stale: &dyn Fn(&str) -> bool,
+) -> Result<usize, StoreError> {
     let mut removed = 0;
     let Ok(entries) = fs::read_dir(dir) else {
         return Ok(0);
@@ -70,8 +93,10 @@ pub fn remove_stale_temps(dir: &Path) -> Result<usize, StoreError> {
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
-            removed += remove_stale_temps(&path)?;
-        } else if path.to_string_lossy().ends_with(TEMP_SUFFIX) {
+            if below {
+                removed += remove_files(&path, below, stale)?;
+            }
+        } else if stale(&entry.file_name().to_string_lossy()) {
             fs::remove_file(&path).map_err(|source| StoreError::Io {
                 op: "remove",
                 path: path.clone(),
@@ -98,5 +123,25 @@ mod tests {
         assert!(tmp.exists());
         assert_eq!(remove_stale_temps(dir.path()).unwrap(), 1);
         assert!(!tmp.exists() && target.exists());
+    }
+
+    #[test]
+    fn only_staging_names_count_as_staged_uploads() {
+        for name in ["000001.bin#1", "manifest.json#12"] {
+            assert!(is_staged_upload(name), "{name}");
+        }
+        for name in ["000001.bin", "a#b", "a#", "a#1x", "#x"] {
+            assert!(!is_staged_upload(name), "{name}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let keep = dir.path().join("v/train/a/000000.bin");
+        let staged = dir.path().join("v/train/a/000001.bin#2");
+        for f in [&keep, &staged] {
+            fs::create_dir_all(f.parent().unwrap()).unwrap();
+            fs::write(f, b"x").unwrap();
+        }
+        assert_eq!(remove_staged_uploads(dir.path(), false).unwrap(), 0);
+        assert_eq!(remove_staged_uploads(dir.path(), true).unwrap(), 1);
+        assert!(keep.exists() && !staged.exists());
     }
 }

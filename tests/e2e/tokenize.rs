@@ -378,6 +378,70 @@ fn the_same_job_names_the_same_version_and_a_changed_job_diffs_against_it() {
     assert!(show.contains(&second) && show.contains(&first), "{show}");
 }
 
+#[test]
+fn a_cut_short_tokenize_step_resumes_to_the_same_bytes_under_source_date_epoch() {
+    let sources = [
+        ("wiki", "wiki_en.jsonl.zst"),
+        ("news", "news_bbc.jsonl.zst"),
+    ];
+    let dir = scratch("tokenize-resume");
+    let d = dir.path();
+    write_inputs(d, &sources, 150);
+    let tokenize = format!(
+        "tokenizer = {:?}\nshard_tokens = 4000\n",
+        olmo().display().to_string()
+    );
+    let config = write_config(d, &sources, "", &tokenize);
+    let config = config.to_str().unwrap();
+    let pinned = |epoch: &str| {
+        tests::refinery(&["run", "--quiet", config])
+            .env("SOURCE_DATE_EPOCH", epoch)
+            .output()
+            .unwrap()
+    };
+    let out = pinned("1800000000");
+    assert!(out.status.success(), "{}", texts(&out).1);
+    let root = d.join("tokens");
+    let id = latest(&root);
+    assert_eq!(
+        version_manifest(&root, &id)["created"],
+        "2027-01-15T08:00:00Z"
+    );
+    let whole = tests::tree_bytes(&root);
+
+    // What a run killed while writing shards leaves: no manifest and no `latest`, a shard not
+    // written, one half-written under the local store's staging name, and so is `latest`.
+    let version = root.join("versions").join(&id);
+    let wiki = version.join("train/wiki");
+    std::fs::remove_file(version.join("manifest.json")).unwrap();
+    std::fs::remove_file(root.join("latest")).unwrap();
+    std::fs::remove_file(wiki.join("000001.bin")).unwrap();
+    let half = std::fs::read(wiki.join("000002.bin")).unwrap();
+    std::fs::write(wiki.join("000002.bin#1"), &half[..half.len() / 2]).unwrap();
+    std::fs::remove_file(wiki.join("000002.bin")).unwrap();
+    std::fs::write(root.join("latest#1"), &id[..3]).unwrap();
+    let out = pinned("1800000000");
+    assert!(out.status.success(), "{}", texts(&out).1);
+    let resumed = tests::tree_bytes(&root);
+    let names = |t: &[(String, Vec<u8>)]| t.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&resumed), names(&whole));
+    assert!(
+        resumed == whole,
+        "a resumed tokenize step wrote other bytes"
+    );
+
+    // A malformed value is refused before anything runs.
+    std::fs::remove_dir_all(&root).unwrap();
+    let out = pinned("tomorrow");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        texts(&out).1.contains("SOURCE_DATE_EPOCH=\"tomorrow\""),
+        "{}",
+        texts(&out).1
+    );
+    assert!(!root.exists());
+}
+
 /// The ids of a version's documents per (split, source), read back from its index files.
 fn split_ids(version: &Path) -> BTreeMap<(String, String), BTreeSet<String>> {
     let mut ids: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();

@@ -159,7 +159,7 @@ pub enum Command {
         /// Write the metrics log here instead of `<out>/metrics.jsonl`.
         #[arg(long)]
         metrics: Option<PathBuf>,
-        /// Start from step 0 even if the output folder has checkpoints.
+        /// Start from step 0, removing the output folder's checkpoints (once the new run is set up).
         #[arg(long)]
         restart: bool,
         /// Train on this device instead of the config's `train.device`.
@@ -274,6 +274,10 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     init_logging(cli.quiet, cli.log_format);
+    if let Err(e) = shards::dataset::manifest::source_date_epoch() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -238,6 +238,13 @@ pub fn run(
         validation_fraction: settings.validation_fraction,
         validation_min_docs: settings.validation_min_docs,
     };
+    let staged = root.remove_staged(&info.version)?;
+    if staged > 0 {
+        tracing::info!(
+            staged,
+            "Removed staging files of an interrupted tokenize step"
+        );
+    }
     let mut writer = VersionWriter::new(root.clone(), info, settings.shard_tokens, handle.clone());
     let mut input_bytes: u64 = parts.iter().map(|p| file_size(p)).sum();
     if settings.count_dropped_tokens {

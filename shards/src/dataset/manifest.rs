@@ -172,6 +172,41 @@ pub fn now_rfc3339() -> String {
     rfc3339(secs)
 }
 
+/// The environment variable that fixes the time written into outputs, in seconds since the
+/// Unix epoch: the reproducible-builds convention, honoured so that a rerun of a job, or a
+/// killed run resumed, gives byte-identical files.
+pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
+
+/// The value of [`SOURCE_DATE_EPOCH`]: `None` when it is unset or empty, an error naming the
+/// value when it is not a whole number of seconds.
+pub fn source_date_epoch() -> Result<Option<u64>, String> {
+    parse_epoch(std::env::var_os(SOURCE_DATE_EPOCH))
+}
+
+/// [`source_date_epoch`] of a value read from the environment.
+fn parse_epoch(value: Option<std::ffi::OsString>) -> Result<Option<u64>, String> {
+    let Some(value) = value.filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .and_then(|v| v.parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            format!("{SOURCE_DATE_EPOCH}={value:?} is not a whole number of seconds since 1970")
+        })
+}
+
+/// The time written into an output (a version's `created`, a report's `generated`), as RFC
+/// 3339: [`SOURCE_DATE_EPOCH`] when set, otherwise now. (The command line refuses a malformed
+/// value before any work; here one reads as unset.)
+pub fn output_time_rfc3339() -> String {
+    match source_date_epoch() {
+        Ok(Some(secs)) => rfc3339(secs),
+        _ => now_rfc3339(),
+    }
+}
+
 /// Seconds since the Unix epoch as RFC 3339 UTC (civil-from-days, proleptic Gregorian).
 fn rfc3339(secs: u64) -> String {
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
@@ -206,5 +241,18 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_795_459_030), "2026-11-23T18:37:10Z");
+    }
+
+    #[test]
+    fn source_date_epoch_is_whole_seconds_or_unset() {
+        let parse = |v: Option<&str>| parse_epoch(v.map(Into::into));
+        assert_eq!(parse(Some("951782400")), Ok(Some(951_782_400)));
+        assert_eq!(parse(Some("")), Ok(None));
+        assert_eq!(parse(None), Ok(None));
+        for bad in ["yesterday", "-1", "1.5", " 1"] {
+            let err = parse(Some(bad)).unwrap_err();
+            assert!(err.contains("is not a whole number of seconds"), "{err}");
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+        }
     }
 }

@@ -107,6 +107,23 @@ impl DatasetRoot {
         Ok(())
     }
 
+    /// Removes what an interrupted write of version `id` left, before it is written again: on a
+    /// local root, the staging files (`NAME#N`) of the objects it did not finish, in the
+    /// version's folder and beside `latest`; returns how many. On S3 an unfinished upload is
+    /// never an object (the parts of a killed multipart upload stay invisible until the
+    /// bucket's lifecycle rule expires them).
+    pub fn remove_staged(&self, id: &str) -> Result<usize, StoreError> {
+        if self.store_root != "file:///" {
+            return Ok(0);
+        }
+        let dir = object_store::local::LocalFileSystem::new()
+            .path_to_filesystem(&self.base)
+            .map_err(self.backend(&self.base))?;
+        let version = dir.join(VERSIONS).join(id);
+        Ok(crate::atomic::remove_staged_uploads(&dir, false)?
+            + crate::atomic::remove_staged_uploads(&version, true)?)
+    }
+
     /// Whether version `id` is complete (its manifest exists).
     pub async fn has_version(&self, id: &str) -> Result<bool, StoreError> {
         let path = self.version_path(id, MANIFEST);

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use super::index::{IndexRows, ShardPlace};
 use super::manifest::{
     FORMAT, FORMAT_VERSION, IndexEntry, Manifest, Parent, ShardEntry, Split, TokenizerInfo, Totals,
-    now_rfc3339,
+    output_time_rfc3339,
 };
 use super::root::{DatasetRoot, MANIFEST};
 use crate::StoreError;
@@ -273,7 +273,7 @@ impl VersionWriter {
             validation_fraction: self.info.validation_fraction,
             validation_min_docs: self.info.validation_min_docs,
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
-            created: now_rfc3339(),
+            created: output_time_rfc3339(),
             sources: self.totals,
             shards: self.shards,
             files: self.files,

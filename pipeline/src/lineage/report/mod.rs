@@ -188,7 +188,7 @@ pub fn build(lineage: &Lineage, handle: &Handle) -> Result<Report, LineageError>
         format: FORMAT.into(),
         format_version: FORMAT_VERSION,
         tool_version: env!("CARGO_PKG_VERSION").into(),
-        generated: shards::dataset::manifest::now_rfc3339(),
+        generated: shards::dataset::manifest::output_time_rfc3339(),
         subject,
         tables,
         sections,
