@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 
 use crate::StoreError;
 
-/// The suffix of files being written; stale ones are removed by [`remove_stale_temps`].
-pub const TEMP_SUFFIX: &str = ".tmp";
+/// The suffix of files being written; stale ones are removed by [`remove_stale_temps`]. Distinct
+/// enough that the sweep never takes a user's file: an output folder may hold other files (it
+/// may even be the folder of the inputs).
+pub const TEMP_SUFFIX: &str = ".refinery-tmp";
 
 /// The temporary name used while `target` is being written.
 pub fn temp_path(target: &Path) -> PathBuf {
@@ -121,8 +123,11 @@ mod tests {
         assert!(!temp_path(&target).exists());
         let (_f, tmp) = create_temp(&dir.path().join("a/half.parquet")).unwrap();
         assert!(tmp.exists());
+        let theirs = dir.path().join("a/notes.tmp");
+        fs::write(&theirs, b"a user's file").unwrap();
         assert_eq!(remove_stale_temps(dir.path()).unwrap(), 1);
         assert!(!tmp.exists() && target.exists());
+        assert!(theirs.exists(), "only Refinery's temporary files are swept");
     }
 
     #[test]

@@ -3,11 +3,17 @@
 //! Files are named `<checksum>.bin`, so one cached file serves every version that holds the same
 //! shard. A file's modification time is its last use; when the cache grows past its cap the
 //! least recently used files go first. Entries are written atomically (temp + rename), so a
-//! killed process leaves no half-written entry under a real name.
+//! killed process leaves no half-written entry under a real name; the temporary files it leaves
+//! are removed by the next eviction once they are [`STALE_TEMP`] old (processes may share a
+//! cache, so a younger one may be another process's fetch in progress).
 
 use std::path::{Path, PathBuf};
 
 use crate::StoreError;
+
+/// How long a temporary file may go unmodified before it counts as left by a killed process: a
+/// fetch writes its entry in one go, in well under this.
+pub const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The cache.
 #[derive(Debug, Clone)]
@@ -65,6 +71,7 @@ impl DiskCache {
     }
 
     fn evict(&self) -> Result<(), StoreError> {
+        remove_stale_temps(&self.dir)?;
         let mut files = entries(&self.dir);
         let mut total: u64 = files.iter().map(|e| e.1).sum();
         files.sort_by_key(|e| e.2);
@@ -81,6 +88,37 @@ impl DiskCache {
         }
         Ok(())
     }
+}
+
+/// Removes the temporary files in `dir` not modified for [`STALE_TEMP`] (another process may
+/// remove one first: that is no error).
+fn remove_stale_temps(dir: &Path) -> Result<(), StoreError> {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let now = std::time::SystemTime::now();
+    for e in read.flatten() {
+        let stale = e
+            .file_name()
+            .to_string_lossy()
+            .ends_with(crate::atomic::TEMP_SUFFIX)
+            && e.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| now.duration_since(t).is_ok_and(|age| age > STALE_TEMP));
+        if stale {
+            match std::fs::remove_file(e.path()) {
+                Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(StoreError::Io {
+                        op: "remove",
+                        path: e.path(),
+                        source,
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Cached files with their sizes and last use.
@@ -121,5 +159,29 @@ mod tests {
         assert!(cache.size() <= 250);
         cache.put("huge", &[0; 1000]).unwrap();
         assert!(cache.get_path("huge").is_none());
+    }
+
+    #[test]
+    fn temporary_files_of_killed_fetches_go_once_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::new(dir.path().to_path_buf(), 1 << 20);
+        let temp = |name: &str| {
+            dir.path()
+                .join(format!("{name}{}", crate::atomic::TEMP_SUFFIX))
+        };
+        let (old, fresh) = (temp("x.1-0"), temp("y.2-0"));
+        for f in [&old, &fresh] {
+            std::fs::write(f, [0; 100]).unwrap();
+        }
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .append(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        cache.put("a", &[1; 10]).unwrap();
+        assert!(!old.exists(), "a stale temporary file is removed");
+        assert!(fresh.exists(), "a fetch in progress is left alone");
     }
 }
