@@ -535,3 +535,48 @@ fn assert_same_tokens(a: &Path, b: &Path) {
         }
     }
 }
+
+#[test]
+fn a_source_folder_holding_the_outputs_never_reads_them_back() {
+    let dir = scratch("self-read");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    tests::write_jsonl(
+        &data.join("a.jsonl"),
+        &tests::corpus_records("news_bbc.jsonl.zst", 40),
+    );
+    // The outputs and the token root live inside the source's folder.
+    let config = dir.path().join("refinery.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[sources]]\nname = \"a\"\npaths = [\"{d}\"]\nformat = \"jsonl\"\n\n\
+             [[stages]]\ntype = \"normalize\"\n\n\
+             [output]\npath = \"{d}/out\"\n\n\
+             [tokenize]\nroot = \"{d}/tokens\"\ntokenizer = {t:?}\nshard_tokens = 4000\n",
+            d = data.display(),
+            t = shared_data()
+                .join("tokenizers/gpt-neox-olmo.json")
+                .display()
+                .to_string(),
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let first = run(&["run", "--quiet", config]);
+    assert!(first.status.success(), "{}", texts(&first).1);
+    let before = manifest(&data.join("out"));
+    let again = run(&["run", config]);
+    let (stdout, stderr) = texts(&again);
+    assert!(again.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("are left out: they are under") && stderr.contains("which this run writes"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("1 units (1 resumed)"), "{stdout}");
+    assert_eq!(
+        manifest(&data.join("out")),
+        before,
+        "the second run reads what the first read"
+    );
+}

@@ -38,9 +38,12 @@ impl Unit {
 }
 
 /// Expands every source into units, in config order then path order. Inputs that cannot be
-/// listed, and files whose format is unknown, come back as file-scope quarantine rows.
+/// listed, and files whose format is unknown, come back as file-scope quarantine rows. Files
+/// under the run's own output folder or token root are left out (with a warning): a source
+/// folder that holds them would otherwise read a run's outputs as the next run's inputs.
 pub async fn plan_units(config: &Config) -> (Vec<Unit>, Vec<Quarantined>) {
     let (mut units, mut problems) = (Vec::new(), Vec::new());
+    let owned = owned_prefixes(config);
     for source in &config.sources {
         let source = Arc::new(source.get_ref().clone());
         let mut seen = HashSet::new();
@@ -53,7 +56,24 @@ pub async fn plan_units(config: &Config) -> (Vec<Unit>, Vec<Quarantined>) {
                     continue;
                 }
             };
-            for file in set.files {
+            let listed = set.files.len();
+            let files: Vec<InputFile> = set
+                .files
+                .into_iter()
+                .filter(|f| !owned.iter().any(|(prefix, _)| f.uri.starts_with(prefix)))
+                .collect();
+            if files.len() < listed {
+                let folders: Vec<&str> = owned.iter().map(|(_, shown)| shown.as_str()).collect();
+                tracing::warn!(
+                    source = %source.name,
+                    "{} of the files `{spec}` names are left out: they are under {}, which this \
+                     run writes",
+                    listed - files.len(),
+                    folders.join(" or "),
+                    spec = spec.get_ref(),
+                );
+            }
+            for file in files {
                 if !seen.insert(file.uri.clone()) {
                     continue;
                 }
@@ -83,6 +103,21 @@ pub async fn plan_units(config: &Config) -> (Vec<Unit>, Vec<Quarantined>) {
         }
     }
     (units, problems)
+}
+
+/// The URL prefixes (`file:///abs/out/`, `s3://bucket/tokens/`) of the folders a run writes,
+/// the output folder and the token root, each with the path as the config gives it.
+fn owned_prefixes(config: &Config) -> Vec<(String, String)> {
+    let output = config.output.get_ref().path.clone();
+    let tokens = config.tokenize.as_ref().map(|t| t.get_ref().root.clone());
+    [Some(output), tokens]
+        .into_iter()
+        .flatten()
+        .filter_map(|path| {
+            let (_, root, base) = shards::open_store(&path).ok()?;
+            Some((format!("{root}{base}/"), path))
+        })
+        .collect()
 }
 
 fn input_problem(source: &str, spec: &str, e: StoreError) -> Quarantined {
