@@ -22,7 +22,7 @@ pub enum StoreError {
         spec: String,
     },
     /// The object store refused or failed a request (unreachable endpoint, missing bucket, ...).
-    #[error("storage request for `{spec}` failed: {source}")]
+    #[error("storage request for `{spec}` failed: {source}{}", credentials_hint(.source))]
     Backend {
         /// The spec or object the request was for.
         spec: String,
@@ -75,5 +75,45 @@ fn version_hint(version: &str) -> &'static str {
         "nothing was tokenized there: a dataset root is the `[tokenize] root` a run writes"
     } else {
         "`refinery versions list ROOT` lists the versions there are"
+    }
+}
+
+/// The instance-metadata address the S3 client asks for credentials when the environment has
+/// none.
+const INSTANCE_METADATA: &str = "169.254.169.254";
+
+/// A hint for a failure of the S3 client's last way to find credentials: asking the cloud
+/// machine's metadata service, which off a cloud machine is unreachable or refused.
+fn credentials_hint(e: &object_store::Error) -> &'static str {
+    if e.to_string().contains(INSTANCE_METADATA) {
+        " (no AWS credentials were found in the environment, so the S3 client asked the \
+         instance-metadata service at 169.254.169.254; set AWS_ACCESS_KEY_ID and \
+         AWS_SECRET_ACCESS_KEY, and AWS_ENDPOINT for an S3-compatible server)"
+    } else {
+        ""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_credentials_failure_says_what_to_set() {
+        let failed = |text: &str| StoreError::Backend {
+            spec: "s3://bucket/x".into(),
+            source: object_store::Error::Generic {
+                store: "S3",
+                source: text.into(),
+            },
+        };
+        let imds =
+            failed("Error performing PUT http://169.254.169.254/latest/api/token").to_string();
+        assert!(
+            imds.contains("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+            "{imds}"
+        );
+        let other = failed("connection refused").to_string();
+        assert!(other.ends_with("connection refused"), "{other}");
     }
 }
