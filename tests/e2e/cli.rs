@@ -80,6 +80,21 @@ fn validate_reports_every_problem_with_its_line_and_exits_2() {
     );
     std::fs::remove_file(dir.path().join("out")).unwrap();
 
+    // A token root that is a file, likewise: refused before any stage runs.
+    std::fs::write(dir.path().join("tokens"), "not a folder").unwrap();
+    let good = std::fs::read_to_string(&config).unwrap();
+    let tokenize = "\n[tokenize]\nroot = \"tokens\"\ntrain_vocab_size = 300\n";
+    std::fs::write(&config, format!("{good}{tokenize}")).unwrap();
+    let out = run(&["run", config.to_str().unwrap()]);
+    let (_, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("tokenize.root:") && stderr.contains("exists and is not a folder"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("out").exists(), "nothing ran");
+    std::fs::write(&config, good).unwrap();
+
     // Thread counts no machine has are refused before anything starts, in the config and on
     // the command line.
     let out = run(&["run", "--threads", "4294967296", config.to_str().unwrap()]);

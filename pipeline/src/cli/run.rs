@@ -34,10 +34,6 @@ pub struct RunArgs<'a> {
 /// Loads, checks and runs a config (or one task of it), then prints the summary.
 pub fn run(args: RunArgs, handle: &Handle) -> Result<(), Failure> {
     let mut config = load_checked(args.config)?;
-    crate::output::check_folder(&config.output_dir()).map_err(|e| Failure {
-        error: anyhow!("output.path: {e}"),
-        code: 2,
-    })?;
     if let Some(t) = args.threads {
         config.run.threads = t;
     }
@@ -231,7 +227,8 @@ pub fn tokenize(
     Ok(Some(summary))
 }
 
-/// Loads a config and runs the no-IO checks; any problem is a usage failure (exit 2).
+/// Loads a config and runs the no-IO checks and the checks of the folders it writes; any
+/// problem is a usage failure (exit 2).
 pub fn load_checked(path: &Path) -> Result<Config, Failure> {
     let invalid = |problems: Vec<config::ConfigError>| {
         let list: Vec<String> = problems
@@ -244,7 +241,8 @@ pub fn load_checked(path: &Path) -> Result<Config, Failure> {
         }
     };
     let (config, text) = Config::load(path).map_err(invalid)?;
-    let problems = config::validate(&config, &text);
+    let mut problems = config::validate(&config, &text);
+    problems.extend(config::folder_problems(&config, &text));
     if !problems.is_empty() {
         return Err(invalid(problems));
     }

@@ -38,7 +38,7 @@ use serde_spanned::Spanned;
 use crate::output::codec::Codec;
 use crate::stages::StageConfig;
 use crate::tokenize::TokenizeConfig;
-pub use validate::{ConfigError, validate, validate_inputs};
+pub use validate::{ConfigError, folder_problems, validate, validate_inputs};
 
 /// A whole run config.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -200,7 +200,7 @@ impl Config {
 
     fn resolve_paths(&mut self, base: &Path) {
         let resolve = |p: &str| -> String {
-            if p.starts_with("s3://") || Path::new(p).is_absolute() {
+            if shards::is_url(p) || Path::new(p).is_absolute() {
                 p.to_string()
             } else {
                 base.join(p).to_string_lossy().into_owned()
@@ -306,6 +306,34 @@ mod tests {
         assert_eq!(c.run, RunConfig::default());
         assert_eq!(c.sources[0].get_ref().text_field, "text");
         assert_eq!(c.persisted_stages(), [INGEST]);
+    }
+
+    #[test]
+    fn relative_paths_follow_the_config_and_urls_stay_as_written() {
+        let mut c = Config::parse(
+            "[[sources]]\nname='a'\npaths=['x.jsonl', '/abs/y.jsonl', 'file:///abs/z.jsonl', \
+             's3://b/k']\n[output]\npath='o'\n[tokenize]\nroot='file:///abs/tokens'\n\
+             train_vocab_size=300\n",
+        )
+        .unwrap();
+        c.resolve_paths(Path::new("/conf"));
+        let paths: Vec<&str> = c.sources[0]
+            .get_ref()
+            .paths
+            .iter()
+            .map(|p| p.get_ref().as_str())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "/conf/x.jsonl",
+                "/abs/y.jsonl",
+                "file:///abs/z.jsonl",
+                "s3://b/k"
+            ]
+        );
+        assert_eq!(c.output.get_ref().path, "/conf/o");
+        assert_eq!(c.tokenize.unwrap().get_ref().root, "file:///abs/tokens");
     }
 
     #[test]

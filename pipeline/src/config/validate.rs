@@ -264,7 +264,7 @@ fn key_offset(text: &str, key: &str) -> usize {
 
 /// Lists every input path and reports the ones that name nothing or cannot be reached, reads
 /// the `[tokenize]` tokenizer file (logging how it encodes texts, see
-/// [`crate::tokenize::report`]), and checks that the output folder can be made.
+/// [`crate::tokenize::report`]), and checks the folders it writes ([`folder_problems`]).
 pub async fn validate_inputs(config: &Config, text: &str) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     for source in &config.sources {
@@ -322,9 +322,32 @@ pub async fn validate_inputs(config: &Config, text: &str) -> Vec<ConfigError> {
             ));
         }
     }
+    errors.extend(folder_problems(config, text));
+    errors
+}
+
+/// Checks that the output folder and a local token root are folders or can be made.
+pub fn folder_problems(config: &Config, text: &str) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
     if let Err(e) = crate::output::check_folder(&config.output_dir()) {
         let message = format!("output.path: {e}");
         errors.push(ConfigError::at(text, config.output.span(), message));
+    }
+    if let Some(t) = &config.tokenize {
+        let root = t
+            .get_ref()
+            .root
+            .strip_prefix("file://")
+            .unwrap_or(&t.get_ref().root);
+        if !shards::is_url(root)
+            && let Err(e) = crate::output::check_folder(std::path::Path::new(root))
+        {
+            errors.push(ConfigError::at(
+                text,
+                t.span(),
+                format!("tokenize.root: {e}"),
+            ));
+        }
     }
     errors
 }

@@ -36,6 +36,15 @@ impl DatasetRoot {
     /// Opens the root at a local path or `s3://bucket/prefix` (nothing is created yet).
     pub fn open(spec: &str) -> Result<Self, StoreError> {
         let (store, store_root, base) = crate::open_store(spec)?;
+        let local = spec.strip_prefix("file://").unwrap_or(spec);
+        if !crate::is_url(local) && std::path::Path::new(local).is_file() {
+            return Err(StoreError::InvalidSpec {
+                spec: spec.to_string(),
+                reason: format!(
+                    "a file, not a dataset root (a folder of `{VERSIONS}/` and `{LATEST}`)"
+                ),
+            });
+        }
         let uri = format!("{store_root}{base}");
         Ok(Self {
             store,

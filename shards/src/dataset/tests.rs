@@ -83,6 +83,13 @@ fn a_version_reads_back_as_written() {
     let manifest = DatasetRoot::open(root).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     assert_eq!(rt.block_on(manifest.versions()).unwrap().len(), 1);
+
+    // A file given as a root is named as such, not walked into.
+    let file = dir.path().join("latest");
+    let e = DatasetRoot::open(file.to_str().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("a file, not a dataset root"), "{e}");
 }
 
 #[test]
