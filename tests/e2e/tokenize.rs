@@ -393,6 +393,15 @@ fn a_cut_short_tokenize_step_resumes_to_the_same_bytes_under_source_date_epoch()
     );
     let config = write_config(d, &sources, "", &tokenize);
     let config = config.to_str().unwrap();
+    let plan = run_ok(&["validate", config]);
+    let root = d.join("tokens");
+    assert!(
+        plan.contains(&format!(
+            "then tokenizes [normalize] into {}",
+            root.display()
+        )),
+        "{plan}"
+    );
     let pinned = |epoch: &str| {
         tests::refinery(&["run", "--quiet", config])
             .env("SOURCE_DATE_EPOCH", epoch)
@@ -401,7 +410,6 @@ fn a_cut_short_tokenize_step_resumes_to_the_same_bytes_under_source_date_epoch()
     };
     let out = pinned("1800000000");
     assert!(out.status.success(), "{}", texts(&out).1);
-    let root = d.join("tokens");
     let id = latest(&root);
     assert_eq!(
         version_manifest(&root, &id)["created"],

@@ -32,8 +32,12 @@ pub fn validate(path: &Path, no_io: bool, handle: &Handle) -> Result<(), Failure
 
 fn describe(config: &Config) {
     let paths: usize = config.sources.iter().map(|s| s.get_ref().paths.len()).sum();
+    let tokenize = config.tokenize.as_ref().map_or(String::new(), |t| {
+        let dataset = crate::tokenize::dataset_of(config, t.get_ref());
+        format!(", then tokenizes [{dataset}] into {}", t.get_ref().root)
+    });
     outln!(
-        "Config is valid: {} sources ({paths} paths), stages [{}], writes [{}] to {}",
+        "Config is valid: {} sources ({paths} paths), stages [{}], writes [{}] to {}{tokenize}",
         config.sources.len(),
         config.stage_names().join(", "),
         config.persisted_stages().join(", "),

@@ -331,7 +331,7 @@ pub fn run(
 }
 
 /// The written dataset that `settings` tokenize: the named one, or the last the run writes.
-fn dataset_of(config: &Config, settings: &TokenizeConfig) -> String {
+pub fn dataset_of(config: &Config, settings: &TokenizeConfig) -> String {
     settings
         .dataset
         .clone()
