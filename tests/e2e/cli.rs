@@ -398,6 +398,25 @@ fn demo_runs_and_its_outputs_answer_queries() {
         folder.join("deeper/b.parquet").display()
     );
     assert!(stderr.contains(&named), "{stderr}");
+    // Parts of two different tables in one folder are read, with a warning naming both.
+    let mixed = here.join("mixed-parts");
+    std::fs::create_dir_all(&mixed).unwrap();
+    std::fs::copy(good.path(), mixed.join("a.parquet")).unwrap();
+    let rejects = std::fs::read_dir(outdir.join("rejects"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    std::fs::copy(rejects.path(), mixed.join("b.parquet")).unwrap();
+    let table = format!("t={}", mixed.display());
+    let q = run(&["query", "SELECT count(*) FROM t", "--table", &table]);
+    let (_, stderr) = texts(&q);
+    assert!(q.status.success(), "{stderr}");
+    for part in ["a.parquet", "b.parquet"] {
+        let has = format!("{} has [", mixed.join(part).display());
+        assert!(stderr.contains(&has), "{stderr}");
+    }
+    assert!(stderr.contains("different columns"), "{stderr}");
 
     // A damaged weights file is named; a path that is a file is no training folder.
     let damaged = outdir.parent().unwrap().join("damaged-checkpoint");

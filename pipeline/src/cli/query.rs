@@ -23,6 +23,16 @@ pub fn query(
     format: OutputFormat,
     handle: &Handle,
 ) -> Result<(), Failure> {
+    for (name, spec) in &tables {
+        if let Some(why) = mixed_columns(spec, handle) {
+            // Not refused: a table's files may have gained a column over time.
+            tracing::warn!(
+                "table `{name}` is read as one table although {why}; if they are different \
+                 tables, name the files of one with a glob (for a token version, \
+                 `{name}=VERSION/**/*.index.parquet`)"
+            );
+        }
+    }
     if let Some(dir) = dir {
         tables.extend(run_tables(dir)?);
     }
@@ -61,24 +71,58 @@ pub fn query(
 /// The first local Parquet file of `tables` (each spec expanded as inputs are: a file, a folder
 /// and below, or a glob) whose footer cannot be read, and why.
 fn unreadable_part(tables: &[(String, String)], handle: &Handle) -> Option<String> {
-    let mut local = tables.iter().filter(|(_, spec)| !shards::is_url(spec));
-    local.find_map(|(_, spec)| {
-        let set = handle.block_on(shards::list_inputs(spec)).ok()?;
-        let mut files = set.files.into_iter().filter_map(|f| {
-            let path = f.uri.strip_prefix("file://")?.to_string();
-            path.ends_with(".parquet").then_some(path)
-        });
-        files.find_map(|path| {
-            let footer = File::open(&path).map_err(|e| e.to_string()).and_then(|f| {
-                ParquetMetaDataReader::new()
-                    .parse_and_finish(&f)
-                    .map_err(|e| e.to_string())
-            });
-            footer
+    tables.iter().find_map(|(_, spec)| {
+        local_parquet(spec, handle).into_iter().find_map(|path| {
+            footer_columns(&path)
                 .err()
                 .map(|e| format!("{path} is not readable Parquet: {e}"))
         })
     })
+}
+
+/// Two Parquet files of a local table spec whose columns differ, named with their columns:
+/// DataFusion would read them as one table (a token version's folder holds its shards' indexes
+/// and its dropped documents' tokens, and a sum over it would add both).
+fn mixed_columns(spec: &str, handle: &Handle) -> Option<String> {
+    let mut files = local_parquet(spec, handle)
+        .into_iter()
+        .filter_map(|path| Some((footer_columns(&path).ok()?, path)));
+    let (first, first_path) = files.next()?;
+    let (other, other_path) = files.find(|(columns, _)| *columns != first)?;
+    Some(format!(
+        "its files have different columns: {first_path} has [{}], {other_path} has [{}]",
+        first.join(", "),
+        other.join(", ")
+    ))
+}
+
+/// The local `*.parquet` files a table spec names, in path order (none for a URL).
+fn local_parquet(spec: &str, handle: &Handle) -> Vec<String> {
+    if shards::is_url(spec) {
+        return Vec::new();
+    }
+    let Ok(set) = handle.block_on(shards::list_inputs(spec)) else {
+        return Vec::new();
+    };
+    set.files
+        .into_iter()
+        .filter_map(|f| Some(f.uri.strip_prefix("file://")?.to_string()))
+        .filter(|path| path.ends_with(".parquet"))
+        .collect()
+}
+
+/// The top-level column names in a Parquet file's footer.
+fn footer_columns(path: &str) -> Result<Vec<String>, String> {
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    let footer = ParquetMetaDataReader::new()
+        .parse_and_finish(&file)
+        .map_err(|e| e.to_string())?;
+    let schema = footer.file_metadata().schema_descr().root_schema();
+    Ok(schema
+        .get_fields()
+        .iter()
+        .map(|f| f.name().to_string())
+        .collect())
 }
 
 /// The registered table names, for an error that names a table that is not one of them.
