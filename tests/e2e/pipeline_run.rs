@@ -240,6 +240,19 @@ fn killed_run_resumes_to_byte_identical_outputs() {
         "killed mid-run: {done} of {} units done",
         files.len()
     );
+    // Asked for its lineage, the folder says its run has not finished.
+    let out_dir = resumed.path().join("out");
+    let json = resumed.path().join("report.json");
+    let early = run(&[
+        "lineage",
+        "report",
+        out_dir.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let (_, stderr) = texts(&early);
+    assert!(!early.status.success() && !json.exists());
+    assert!(stderr.contains("the run has not finished"), "{stderr}");
 
     let again = refinery(&["run", config.to_str().unwrap()])
         .output()

@@ -75,6 +75,10 @@ impl Lineage {
                 lineage.version = Some(open_version(&root, Some(&id), handle)?);
             }
             return Ok(lineage);
+        } else if path.join(crate::output::UNITS).is_dir() {
+            // A run output folder whose run has not finished: the manifest's error says so.
+            let why = RunManifest::load(path).err().unwrap_or_default();
+            return Err(LineageError::NotFound(why));
         } else {
             let v = open_version(spec, version, handle).map_err(|e| {
                 LineageError::NotFound(format!(
