@@ -249,6 +249,14 @@ impl Checkpoint {
                     .into(),
             });
         }
+        if !path.join(MODEL).is_file() && path.join(crate::train::METRICS).is_file() {
+            return Err(TrainError::Checkpoint {
+                path: path.to_path_buf(),
+                message: "a training output folder with no checkpoint yet (its run stopped \
+                          before the first; `refinery train CONFIG` starts it again)"
+                    .into(),
+            });
+        }
         for file in [MODEL, OPTIMIZER] {
             if !path.join(file).is_file() {
                 return Err(missing(file, "missing".into()));

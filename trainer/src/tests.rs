@@ -491,3 +491,14 @@ fn sources_without_a_held_out_window_are_named() {
         .collect();
     assert_eq!(unvalidated, [("none", 0), ("short", 16)]);
 }
+
+#[test]
+fn a_training_folder_without_a_checkpoint_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(crate::train::METRICS), "").unwrap();
+    let e = crate::Checkpoint::load(dir.path())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("with no checkpoint yet"), "{e}");
+}

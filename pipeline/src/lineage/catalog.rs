@@ -59,6 +59,7 @@ impl Lineage {
         let mut lineage = Lineage::default();
         if path.join(trainer::checkpoint::LINEAGE).is_file()
             || path.join(trainer::checkpoint::DIR).is_dir()
+            || path.join(trainer::train::METRICS).is_file()
         {
             let folder = trainer::checkpoint::latest(path)?.unwrap_or_else(|| path.to_path_buf());
             let checkpoint = Checkpoint::load(&folder)?;
