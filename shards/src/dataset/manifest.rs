@@ -177,8 +177,11 @@ pub fn now_rfc3339() -> String {
 /// killed run resumed, gives byte-identical files.
 pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 
+/// The latest instant RFC 3339 can write (9999-12-31T23:59:59Z), in seconds since 1970.
+const LAST_RFC3339_SECOND: u64 = 253_402_300_799;
+
 /// The value of [`SOURCE_DATE_EPOCH`]: `None` when it is unset or empty, an error naming the
-/// value when it is not a whole number of seconds.
+/// value when it is not a whole number of seconds up to the year 9999.
 pub fn source_date_epoch() -> Result<Option<u64>, String> {
     parse_epoch(std::env::var_os(SOURCE_DATE_EPOCH))
 }
@@ -191,9 +194,13 @@ fn parse_epoch(value: Option<std::ffi::OsString>) -> Result<Option<u64>, String>
     value
         .to_str()
         .and_then(|v| v.parse().ok())
+        .filter(|&secs| secs <= LAST_RFC3339_SECOND)
         .map(Some)
         .ok_or_else(|| {
-            format!("{SOURCE_DATE_EPOCH}={value:?} is not a whole number of seconds since 1970")
+            format!(
+                "{SOURCE_DATE_EPOCH}={value:?} is not a whole number of seconds since 1970 \
+                 (up to {LAST_RFC3339_SECOND}, the end of the year 9999)"
+            )
         })
 }
 
@@ -249,7 +256,17 @@ mod tests {
         assert_eq!(parse(Some("951782400")), Ok(Some(951_782_400)));
         assert_eq!(parse(Some("")), Ok(None));
         assert_eq!(parse(None), Ok(None));
-        for bad in ["yesterday", "-1", "1.5", " 1"] {
+        let last = LAST_RFC3339_SECOND.to_string();
+        assert_eq!(parse(Some(&last)), Ok(Some(LAST_RFC3339_SECOND)));
+        assert_eq!(rfc3339(LAST_RFC3339_SECOND), "9999-12-31T23:59:59Z");
+        for bad in [
+            "yesterday",
+            "-1",
+            "1.5",
+            " 1",
+            "253402300800",
+            "18446744073709551615",
+        ] {
             let err = parse(Some(bad)).unwrap_err();
             assert!(err.contains("is not a whole number of seconds"), "{err}");
             assert!(err.contains(&format!("{bad:?}")), "{err}");
