@@ -593,3 +593,38 @@ fn a_source_folder_holding_the_outputs_never_reads_them_back() {
         "the second run reads what the first read"
     );
 }
+
+#[test]
+fn a_folder_being_written_is_refused_to_a_second_writer() {
+    let dir = scratch("locked");
+    let config = real_config(dir.path(), &["news_bbc.jsonl.zst"], 1);
+    let config = config.to_str().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    // Another process's lock, as a run holds it (two runs at once made each other fail with a
+    // torn part or a vanished temporary file).
+    let held = std::fs::File::create(out.join("_lock")).unwrap();
+    let refused = |args: &[&str]| {
+        let second = run(args);
+        let (_, stderr) = texts(&second);
+        assert_eq!(second.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("is being written by another Refinery process"),
+            "{stderr}"
+        );
+    };
+    held.try_lock().unwrap();
+    refused(&["run", config]);
+    refused(&["run", "--task", "0/2", config]);
+    held.unlock().unwrap();
+    // Tasks of a partitioned run share the folder; a whole run waits for them.
+    held.try_lock_shared().unwrap();
+    refused(&["run", config]);
+    let task = run(&["run", "--quiet", "--task", "0/2", config]);
+    assert!(task.status.success(), "{}", texts(&task).1);
+    held.unlock().unwrap();
+    let whole = run(&["run", "--quiet", config]);
+    assert!(whole.status.success(), "{}", texts(&whole).1);
+    // The lock went with the process that held it.
+    held.try_lock().unwrap();
+}

@@ -9,6 +9,7 @@ use super::Failure;
 use crate::config::{self, Config};
 use crate::executor::{self, PrepareSummary, RunError, RunSummary, Task, TaskSummary};
 use crate::lineage::runs::{Outcome, RunRow};
+use crate::output::lock::{Hold, lock};
 use crate::progress::Progress;
 use crate::sql::text_table;
 use crate::tokenize::{TextTokenizer, TokenizeSummary};
@@ -34,6 +35,14 @@ pub struct RunArgs<'a> {
 /// Loads, checks and runs a config (or one task of it), then prints the summary.
 pub fn run(args: RunArgs, handle: &Handle) -> Result<(), Failure> {
     let mut config = load_checked(args.config)?;
+    let hold = match args.task {
+        Some(_) => Hold::Shared,
+        None => Hold::Alone,
+    };
+    let _lock = lock(&config.output_dir(), hold).map_err(|e| Failure {
+        error: anyhow!(e),
+        code: 1,
+    })?;
     if let Some(t) = args.threads {
         config.run.threads = t;
     }

@@ -79,6 +79,11 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
     if let Some(m) = &args.metrics {
         super::local_file("--metrics", m)?;
     }
+    let _lock = crate::output::lock::lock(&config.train.out, crate::output::lock::Hold::Alone)
+        .map_err(|e| Failure {
+            error: anyhow::anyhow!(e),
+            code: 1,
+        })?;
     let steps = config.train.steps;
     let start = if args.restart {
         Start::Restart

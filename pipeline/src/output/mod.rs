@@ -17,13 +17,16 @@
 //! <out>/_units/<unit>.s<k>.json    one unit through segment k: counts, inputs, parts with checksums
 //! <out>/_units/prepared.s<k>.json  the preparation of the two-pass stage starting segment k
 //! <out>/_manifest.json             the run: written last, only when every unit is done
+//! <out>/_lock                      held while a process writes the folder (see [`lock`])
 //! ```
 //!
 //! - [`part`]: writing one Parquet part atomically with its checksum.
 //! - [`codec`]: the codec of the document datasets.
+//! - [`lock`]: one writer at a time (`<out>/_lock`).
 //! - [`manifest`]: unit records and the run manifest.
 
 pub mod codec;
+pub mod lock;
 pub mod manifest;
 pub mod part;
 
