@@ -40,7 +40,14 @@ pub fn lock(dir: &Path, hold: Hold) -> Result<File, String> {
              theirs): wait for it to end",
             dir.display()
         )),
-        Err(TryLockError::Error(e)) => Err(format!("lock `{}`: {e}", path.display())),
+        // A file system without locks (some network ones): go on unguarded, as before locks.
+        Err(TryLockError::Error(e)) => {
+            tracing::warn!(
+                "cannot lock `{}` ({e}); going on without it",
+                path.display()
+            );
+            Ok(file)
+        }
     }
 }
 
