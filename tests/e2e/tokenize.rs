@@ -651,5 +651,9 @@ fn a_tokenizer_without_the_end_of_document_token_fails_before_the_stages() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     written.sort();
-    assert_eq!(written, ["_lock", "runs"], "only the failed run is recorded");
+    assert_eq!(
+        written,
+        ["_lock", "runs"],
+        "only the failed run is recorded"
+    );
 }
