@@ -65,7 +65,7 @@ pub fn write_file(target: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 
 /// Removes temporary files left under `dir` by an interrupted run. Returns how many were removed.
 pub fn remove_stale_temps(dir: &Path) -> Result<usize, StoreError> {
-    remove_files(dir, true, &|name| name.ends_with(TEMP_SUFFIX))
+    remove_files(dir, true, &|e| name_of(e).ends_with(TEMP_SUFFIX))
 }
 
 /// Removes the staging files that the `object_store` crate's local file system leaves under
@@ -73,7 +73,7 @@ pub fn remove_stale_temps(dir: &Path) -> Result<usize, StoreError> {
 /// renames it. Only in `dir` itself unless `below`, then in every folder under it too. Returns
 /// how many were removed.
 pub fn remove_staged_uploads(dir: &Path, below: bool) -> Result<usize, StoreError> {
-    remove_files(dir, below, &is_staged_upload)
+    remove_files(dir, below, &|e| is_staged_upload(&name_of(e)))
 }
 
 /// Whether a file name is a staging name of the `object_store` crate's local file system.
@@ -82,11 +82,17 @@ fn is_staged_upload(name: &str) -> bool {
         .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// Removes the files in `dir` (and, if `below`, under it) whose names pass `stale`; how many.
-fn remove_files(
+/// A directory entry's file name, as text.
+pub(crate) fn name_of(entry: &fs::DirEntry) -> String {
+    entry.file_name().to_string_lossy().into_owned()
+}
+
+/// Removes the files in `dir` (and, if `below`, under it) that pass `stale`; how many. A file
+/// another process removed first is no error.
+pub(crate) fn remove_files(
     dir: &Path,
     below: bool,
-    stale: &dyn Fn(&str) -> bool,
+    stale: &dyn Fn(&fs::DirEntry) -> bool,
 ) -> Result<usize, StoreError> {
     let mut removed = 0;
     let Ok(entries) = fs::read_dir(dir) else {
@@ -98,13 +104,17 @@ fn remove_files(
             if below {
                 removed += remove_files(&path, below, stale)?;
             }
-        } else if stale(&entry.file_name().to_string_lossy()) {
-            fs::remove_file(&path).map_err(|source| StoreError::Io {
-                op: "remove",
-                path: path.clone(),
-                source,
-            })?;
-            removed += 1;
+        } else if stale(&entry) {
+            match fs::remove_file(&path) {
+                Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(StoreError::Io {
+                        op: "remove",
+                        path,
+                        source,
+                    });
+                }
+                _ => removed += 1,
+            }
         }
     }
     Ok(removed)

@@ -28,4 +28,4 @@ pub mod token_shard;
 
 pub use error::StoreError;
 pub use read::ObjectReader;
-pub use store::{InputFile, InputSet, is_url, list_inputs, open_store};
+pub use store::{InputFile, InputSet, is_url, list_inputs, local_path, open_store};

@@ -48,6 +48,13 @@ pub fn is_url(spec: &str) -> bool {
     spec.contains("://")
 }
 
+/// The local path a spec names: a plain path, or the path of a `file://` URL (the form Refinery
+/// records); `None` for any other URL.
+pub fn local_path(spec: &str) -> Option<&str> {
+    let path = spec.strip_prefix("file://").unwrap_or(spec);
+    (!is_url(path)).then_some(path)
+}
+
 /// Opens the store for a spec and returns it with its URL root and the path inside it.
 pub fn open_store(spec: &str) -> Result<(Arc<dyn ObjectStore>, String, Path), StoreError> {
     let invalid = |reason: String| StoreError::InvalidSpec {
@@ -70,13 +77,11 @@ pub fn open_store(spec: &str) -> Result<(Arc<dyn ObjectStore>, String, Path), St
         let path = Path::parse(key.trim_end_matches('/')).map_err(|e| invalid(e.to_string()))?;
         return Ok((Arc::new(store), format!("s3://{bucket}/"), path));
     }
-    // `file:///abs/path`, the form Refinery records, names a local path.
-    let spec = spec.strip_prefix("file://").unwrap_or(spec);
-    if is_url(spec) {
+    let Some(spec) = local_path(spec) else {
         return Err(invalid(
             "only local paths, file:// and s3:// URLs are supported".into(),
         ));
-    }
+    };
     // Canonical when it exists (no `..`, symlinks resolved: stable URIs); else just absolute.
     let abs = std::fs::canonicalize(spec)
         .or_else(|_| std::path::absolute(spec))

@@ -141,7 +141,7 @@ pub fn write(out: &Path, contents: &Contents) -> Result<PathBuf> {
     std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
     let name = format!("step-{:06}", contents.state.step);
     let target = dir.join(&name);
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = dir.join(unfinished_name(&name));
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io("remove", &tmp))?;
     }
@@ -180,6 +180,18 @@ pub fn is_checkpoint_name(name: &str) -> bool {
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// The hidden folder a checkpoint named `name` is written in by this process.
+fn unfinished_name(name: &str) -> String {
+    format!(".{name}.tmp-{}", std::process::id())
+}
+
+/// Whether `name` is the hidden folder of a checkpoint being written (by any process).
+fn is_unfinished_name(name: &str) -> bool {
+    name.strip_prefix('.')
+        .and_then(|n| n.split_once(".tmp-"))
+        .is_some_and(|(step, _)| is_checkpoint_name(step))
+}
+
 /// Removes the hidden folders of checkpoints whose writing a killed run cut short
 /// (`.step-NNNNNN.tmp-PID`) from `out`'s checkpoints; returns how many.
 pub fn remove_unfinished(out: &Path) -> Result<usize> {
@@ -190,7 +202,7 @@ pub fn remove_unfinished(out: &Path) -> Result<usize> {
     let mut removed = 0;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(".step-") && name.contains(".tmp-") {
+        if is_unfinished_name(&name) {
             let path = entry.path();
             std::fs::remove_dir_all(&path).map_err(io("remove", &path))?;
             removed += 1;

@@ -39,10 +39,7 @@ pub fn run(args: RunArgs, handle: &Handle) -> Result<(), Failure> {
         Some(_) => Hold::Shared,
         None => Hold::Alone,
     };
-    let _lock = lock(&config.output_dir(), hold).map_err(|e| Failure {
-        error: anyhow!(e),
-        code: 1,
-    })?;
+    let _lock = lock(&config.output_dir(), hold).map_err(anyhow::Error::msg)?;
     if let Some(t) = args.threads {
         config.run.threads = t;
     }

@@ -80,10 +80,7 @@ pub fn train(args: TrainArgs) -> Result<(), Failure> {
         super::local_file("--metrics", m)?;
     }
     let _lock = crate::output::lock::lock(&config.train.out, crate::output::lock::Hold::Alone)
-        .map_err(|e| Failure {
-            error: anyhow::anyhow!(e),
-            code: 1,
-        })?;
+        .map_err(anyhow::Error::msg)?;
     let steps = config.train.steps;
     let start = if args.restart {
         Start::Restart

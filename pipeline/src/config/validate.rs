@@ -333,21 +333,12 @@ pub fn folder_problems(config: &Config, text: &str) -> Vec<ConfigError> {
         let message = format!("output.path: {e}");
         errors.push(ConfigError::at(text, config.output.span(), message));
     }
-    if let Some(t) = &config.tokenize {
-        let root = t
-            .get_ref()
-            .root
-            .strip_prefix("file://")
-            .unwrap_or(&t.get_ref().root);
-        if !shards::is_url(root)
-            && let Err(e) = crate::output::check_folder(std::path::Path::new(root))
-        {
-            errors.push(ConfigError::at(
-                text,
-                t.span(),
-                format!("tokenize.root: {e}"),
-            ));
-        }
+    if let Some(t) = &config.tokenize
+        && let Some(root) = shards::local_path(&t.get_ref().root)
+        && let Err(e) = crate::output::check_folder(std::path::Path::new(root))
+    {
+        let message = format!("tokenize.root: {e}");
+        errors.push(ConfigError::at(text, t.span(), message));
     }
     errors
 }

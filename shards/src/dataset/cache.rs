@@ -93,32 +93,14 @@ impl DiskCache {
 /// Removes the temporary files in `dir` not modified for [`STALE_TEMP`] (another process may
 /// remove one first: that is no error).
 fn remove_stale_temps(dir: &Path) -> Result<(), StoreError> {
-    let Ok(read) = std::fs::read_dir(dir) else {
-        return Ok(());
-    };
     let now = std::time::SystemTime::now();
-    for e in read.flatten() {
-        let stale = e
-            .file_name()
-            .to_string_lossy()
-            .ends_with(crate::atomic::TEMP_SUFFIX)
+    let stale = |e: &std::fs::DirEntry| {
+        crate::atomic::name_of(e).ends_with(crate::atomic::TEMP_SUFFIX)
             && e.metadata()
                 .and_then(|m| m.modified())
-                .is_ok_and(|t| now.duration_since(t).is_ok_and(|age| age > STALE_TEMP));
-        if stale {
-            match std::fs::remove_file(e.path()) {
-                Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(StoreError::Io {
-                        op: "remove",
-                        path: e.path(),
-                        source,
-                    });
-                }
-                _ => {}
-            }
-        }
-    }
-    Ok(())
+                .is_ok_and(|t| now.duration_since(t).is_ok_and(|age| age > STALE_TEMP))
+    };
+    crate::atomic::remove_files(dir, false, &stale).map(drop)
 }
 
 /// Cached files with their sizes and last use.

@@ -36,8 +36,7 @@ impl DatasetRoot {
     /// Opens the root at a local path or `s3://bucket/prefix` (nothing is created yet).
     pub fn open(spec: &str) -> Result<Self, StoreError> {
         let (store, store_root, base) = crate::open_store(spec)?;
-        let local = spec.strip_prefix("file://").unwrap_or(spec);
-        if !crate::is_url(local) && std::path::Path::new(local).is_file() {
+        if crate::local_path(spec).is_some_and(|p| std::path::Path::new(p).is_file()) {
             return Err(StoreError::InvalidSpec {
                 spec: spec.to_string(),
                 reason: format!(
