@@ -2,12 +2,26 @@
 //! (key, document id) under a memory pool of `memory_budget` bytes, spilling sorted runs to the
 //! scratch folder and merging them when the rows do not fit. Each document in a bucket is paired
 //! with the bucket's smallest id, so the pairs do not depend on input order or thread count.
+//!
+//! How the budget is shared ([`SortSettings`]): before a sorter spills, it merges its buffered
+//! batches, and that merge holds the sort keys of every buffered row again (in DataFusion's row
+//! format, about 1.1 times the buffered bytes for these five columns). So 60 % of the budget stays
+//! reserved for that merge, and a fair pool ([`FairSpillPool`]) lets the buffers grow only into
+//! the other 40 %. The sort runs in several partitions (one per thread) only when the rows fit in
+//! memory with room to spare: a partition that spills lets go of its reservation for a moment,
+//! and another partition's buffer can take it (apache/datafusion#24739, fixed after 55). Before
+//! this, a greedy pool and a fixed 10 MiB reservation failed with "Resources exhausted" whenever
+//! the rows did not fit (the corpus at `memory_budget = "64MiB"`, eight times the corpus at the
+//! default 512 MiB).
 
+use std::num::NonZeroUsize;
 use std::path::Path;
+use std::sync::Arc;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{UInt32Type, UInt64Type};
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
@@ -33,25 +47,23 @@ pub(crate) fn candidate_pairs(
 ) -> Result<Candidates, String> {
     let df_err = |e: datafusion::error::DataFusionError| format!("sorting bucket keys: {e}");
     std::fs::create_dir_all(spill).map_err(|e| format!("create {}: {e}", spill.display()))?;
+    let key_bytes = folder_bytes(keys).map_err(|e| format!("list {}: {e}", keys.display()))?;
+    let settings = SortSettings::new(memory_budget, rayon::current_num_threads(), key_bytes);
+    let pool = TrackConsumersPool::new(FairSpillPool::new(memory_budget), TOP_CONSUMERS);
     let runtime = RuntimeEnvBuilder::new()
-        .with_memory_limit(memory_budget, 1.0)
+        .with_memory_pool(Arc::new(pool))
         .with_disk_manager_builder(
             DiskManagerBuilder::default()
                 .with_mode(DiskManagerMode::Directories(vec![spill.to_path_buf()])),
         )
         .build_arc()
         .map_err(df_err)?;
-    // Each partition sorts and merges in its own share of the budget: give each at least
-    // 32 MiB, and smaller batches to a small budget.
-    let partitions = (memory_budget / (32 << 20)).clamp(1, rayon::current_num_threads());
-    let batch_size = (memory_budget / (4 << 10)).clamp(1024, 8192);
     let mut config = SessionConfig::new()
-        .with_target_partitions(partitions)
-        .with_batch_size(batch_size);
+        .with_target_partitions(settings.partitions)
+        .with_batch_size(settings.batch_size);
     let options = config.options_mut();
-    // The merge reservation must fit well inside a small budget.
-    options.execution.sort_spill_reservation_bytes = (memory_budget / 8).min(10 << 20);
-    options.execution.sort_in_place_threshold_bytes = (memory_budget / 8).min(1 << 20);
+    options.execution.sort_spill_reservation_bytes = settings.merge_reservation;
+    options.execution.sort_in_place_threshold_bytes = settings.in_place_threshold;
     let disk = runtime.disk_manager.clone();
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     let keys_url = format!("{}/", keys.display());
@@ -80,6 +92,52 @@ pub(crate) fn candidate_pairs(
     })
 }
 
+/// Memory consumers named when the pool refuses an allocation.
+const TOP_CONSUMERS: NonZeroUsize = NonZeroUsize::new(5).unwrap();
+
+/// How the sort uses its budget (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SortSettings {
+    /// Sort partitions: one per thread (and per 32 MiB of budget) when the rows fit in memory,
+    /// else one.
+    partitions: usize,
+    /// Rows per batch: smaller for a small budget.
+    batch_size: usize,
+    /// Bytes each partition keeps reserved for merging its buffer before a spill.
+    merge_reservation: usize,
+    /// Buffers below this many bytes are sorted in one piece instead of merged.
+    in_place_threshold: usize,
+}
+
+impl SortSettings {
+    /// Settings for sorting `key_bytes` of key rows (uncompressed Parquet, about their size in
+    /// memory) within `memory_budget` bytes on `threads` threads.
+    fn new(memory_budget: usize, threads: usize, key_bytes: u64) -> Self {
+        let buffers = memory_budget / 10 * 4;
+        let fits = key_bytes.saturating_mul(2) <= buffers as u64;
+        let partitions = if fits {
+            (memory_budget / (32 << 20)).clamp(1, threads.max(1))
+        } else {
+            1
+        };
+        Self {
+            partitions,
+            batch_size: (memory_budget / (4 << 10)).clamp(1024, 8192),
+            merge_reservation: (memory_budget - buffers) / partitions,
+            in_place_threshold: (memory_budget / 8).min(1 << 20),
+        }
+    }
+}
+
+/// Total size of the files in `dir`.
+fn folder_bytes(dir: &Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        total += entry?.metadata()?.len();
+    }
+    Ok(total)
+}
+
 /// Walks sorted rows, pairing each row with the first row of its bucket.
 fn pair_up(batch: &RecordBatch, bucket: &mut Option<(u64, u64, u32)>, pairs: &mut Vec<Pair>) {
     let hi = batch.column(0).as_primitive::<UInt64Type>();
@@ -103,15 +161,24 @@ mod tests {
     use super::*;
     use crate::stages::dedup::work::KeyRows;
 
-    fn pairs_with_budget(rows: &[(u128, u128, u32)], budget: usize) -> Candidates {
+    /// The candidate pairs of `rows` (key, id, ordinal), sorted within `budget` bytes on a pool
+    /// of `threads` threads.
+    fn pairs_with_budget(rows: &[(u128, u128, u32)], budget: usize, threads: usize) -> Candidates {
         let dir = tempfile::tempdir().unwrap();
         let mut keys = KeyRows::new(dir.path().join("keys")).unwrap();
         for &(k, id, o) in rows {
             keys.push(k, id, o).unwrap();
         }
         keys.finish().unwrap();
+        let keys = keys.dir().to_path_buf();
         let rt = tokio::runtime::Runtime::new().unwrap();
-        candidate_pairs(rt.handle(), keys.dir(), &dir.path().join("spill"), budget).unwrap()
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            candidate_pairs(rt.handle(), &keys, &dir.path().join("spill"), budget).unwrap()
+        })
     }
 
     #[test]
@@ -125,7 +192,7 @@ mod tests {
             (1 << 70, 2, 5),
         ];
         assert_eq!(
-            pairs_with_budget(&small, 64 << 20).pairs,
+            pairs_with_budget(&small, 64 << 20, 2).pairs,
             vec![(1, 0), (1, 3), (4, 5)]
         );
 
@@ -139,14 +206,56 @@ mod tests {
                 )
             })
             .collect();
-        let in_memory = pairs_with_budget(&rows, 1 << 30);
+        let in_memory = pairs_with_budget(&rows, 1 << 30, 2);
         assert_eq!(in_memory.spilled_bytes, 0);
         assert_eq!(in_memory.pairs.len(), 299_000);
-        let spilled = pairs_with_budget(&rows, 2 << 20);
+        let spilled = pairs_with_budget(&rows, 2 << 20, 2);
         assert!(
             spilled.spilled_bytes > 0,
             "the small budget made the sort spill"
         );
         assert_eq!(spilled.pairs, in_memory.pairs);
+    }
+
+    #[test]
+    fn keys_many_times_the_budget_sort_within_it_on_one_or_two_threads() {
+        // 1.2M rows in buckets of three, keys spread over 128 bits: 43 MB of rows against 4 and
+        // 16 MiB. A greedy pool with a small fixed merge reservation failed here ("Resources
+        // exhausted") when the merge before a spill asked for the buffered rows' sort keys.
+        const SPREAD: u128 = 0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835;
+        let rows: Vec<(u128, u128, u32)> = (0..1_200_000u32)
+            .map(|o| {
+                let key = u128::from(o / 3).wrapping_mul(SPREAD);
+                (key, u128::from(o.wrapping_mul(2_654_435_761)), o)
+            })
+            .collect();
+        let in_memory = pairs_with_budget(&rows, 1 << 30, 2);
+        assert_eq!(in_memory.spilled_bytes, 0);
+        assert_eq!(in_memory.pairs.len(), 800_000);
+        for (budget, threads) in [(4 << 20, 1), (16 << 20, 2)] {
+            let spilled = pairs_with_budget(&rows, budget, threads);
+            assert!(
+                spilled.spilled_bytes > 0,
+                "{budget} bytes made the sort spill"
+            );
+            assert_eq!(
+                spilled.pairs, in_memory.pairs,
+                "{budget} bytes, {threads} threads"
+            );
+        }
+    }
+
+    #[test]
+    fn rows_that_may_not_fit_sort_in_one_partition_with_room_for_its_merge() {
+        let budget = 512 << 20;
+        let fits = SortSettings::new(budget, 4, 50 << 20);
+        assert_eq!(fits.partitions, 4);
+        let spills = SortSettings::new(budget, 4, 300 << 20);
+        assert_eq!(spills.partitions, 1);
+        for s in [fits, spills] {
+            // What a partition may buffer, and the merge of that buffer (1.1 times its size).
+            let buffer = (budget - s.partitions * s.merge_reservation) / s.partitions;
+            assert!(s.merge_reservation * 10 >= buffer * 11, "{s:?}");
+        }
     }
 }
