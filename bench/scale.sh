@@ -21,8 +21,7 @@ measure() {
 
 echo "binary: $bin (profile $profile), $(nproc) cores"
 echo "copies command wall_s cpu_s peak_RSS_MiB"
-for k in 1 $((copies / 2)) "$copies"; do
-  [ "$k" -ge 1 ] || continue
+for k in $(printf '%s\n' 1 $((copies / 2)) "$copies" | sort -nu | awk '$1 > 0'); do
   rm -rf "$work/out" "$work/tokens"
   write_curation_config "$work/run.toml" "$work/out"
   globs=$(for ((i = 0; i < k; i++)); do printf '"%s/corpus/*-%02d.jsonl.zst",' "$work" "$i"; done)

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{UInt32Type, UInt64Type};
+use datafusion::error::DataFusionError;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -45,7 +46,7 @@ pub(crate) fn candidate_pairs(
     spill: &Path,
     memory_budget: usize,
 ) -> Result<Candidates, String> {
-    let df_err = |e: datafusion::error::DataFusionError| format!("sorting bucket keys: {e}");
+    let df_err = |e| sort_error(e, memory_budget);
     std::fs::create_dir_all(spill).map_err(|e| format!("create {}: {e}", spill.display()))?;
     let key_bytes = folder_bytes(keys).map_err(|e| format!("list {}: {e}", keys.display()))?;
     let settings = SortSettings::new(memory_budget, rayon::current_num_threads(), key_bytes);
@@ -127,6 +128,18 @@ impl SortSettings {
             in_place_threshold: (memory_budget / 8).min(1 << 20),
         }
     }
+}
+
+/// The message of a failed sort; one that ran out of memory says which setting to raise.
+fn sort_error(e: DataFusionError, memory_budget: usize) -> String {
+    let hint = match e.find_root() {
+        DataFusionError::ResourcesExhausted(_) => format!(
+            " (the sort needed more than memory_budget = {} MiB: raise the stage's memory_budget)",
+            memory_budget >> 20
+        ),
+        _ => String::new(),
+    };
+    format!("sorting bucket keys: {e}{hint}")
 }
 
 /// Total size of the files in `dir`.
@@ -243,6 +256,17 @@ mod tests {
                 "{budget} bytes, {threads} threads"
             );
         }
+    }
+
+    #[test]
+    fn running_out_of_memory_names_the_setting_to_raise() {
+        let exhausted = DataFusionError::ResourcesExhausted("Failed to allocate".into());
+        let wrapped = DataFusionError::Context("merging".into(), Box::new(exhausted));
+        let message = sort_error(wrapped, 64 << 20);
+        assert!(message.starts_with("sorting bucket keys: "), "{message}");
+        assert!(message.ends_with("memory_budget = 64 MiB: raise the stage's memory_budget)"));
+        let other = sort_error(DataFusionError::Plan("no such column".into()), 64 << 20);
+        assert!(!other.contains("raise"), "{other}");
     }
 
     #[test]
