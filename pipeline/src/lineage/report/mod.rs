@@ -102,9 +102,12 @@ pub struct Check {
     pub available: bool,
     /// Whether it holds.
     pub holds: bool,
-    /// Offending rows (first 20).
+    /// Offending rows (the first [`MAX_VIOLATIONS`]).
     pub violations: Vec<Value>,
 }
+
+/// Most offending rows a check keeps.
+pub const MAX_VIOLATIONS: usize = 20;
 
 /// Runs every query of the report over `lineage`'s tables.
 pub fn build(lineage: &Lineage, handle: &Handle) -> Result<Report, LineageError> {
@@ -150,7 +153,10 @@ pub fn build(lineage: &Lineage, handle: &Handle) -> Result<Report, LineageError>
     for spec in sections::checks() {
         let available = has(spec.needs);
         let violations = if available {
-            handle.block_on(rows(&ctx, &spec.sql))?
+            // Only the rows kept are fetched: a check that fails on every document must not
+            // gather them all.
+            let first = format!("{} LIMIT {MAX_VIOLATIONS}", spec.sql);
+            handle.block_on(rows(&ctx, &first))?
         } else {
             Vec::new()
         };
@@ -160,7 +166,7 @@ pub fn build(lineage: &Lineage, handle: &Handle) -> Result<Report, LineageError>
             sql: spec.sql,
             available,
             holds: violations.is_empty(),
-            violations: violations.into_iter().take(20).collect(),
+            violations,
         });
     }
     if let Some(run) = &lineage.run {
