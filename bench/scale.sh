@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Memory against corpus size: writes COPIES remixed copies of the corpus (bench/remix.py), then for
 # 1, COPIES/2 and COPIES of them runs bench/partitioned.sh's 11 stages and the tokenize step (OLMo's
-# tokenizer), then `stats`, a `query` and the lineage report of the version; prints wall, CPU
-# seconds and peak RSS of each command. What grows with the copies is state that grows with the
+# tokenizer), then `stats`, a `query` and the lineage report of the version (at the default
+# `--memory-budget` and at 32MiB); prints wall, CPU seconds and peak RSS of each command. What grows with the copies is state that grows with the
 # corpus (the dedup stages' per-document arrays, see README "Dedup").
 #
 # Usage: [PROFILE=release|dev] [COPIES=8] bench/scale.sh
@@ -31,4 +31,5 @@ for k in $(printf '%s\n' 1 $((copies / 2)) "$copies" | sort -nu | awk '$1 > 0');
   measure stats "$bin" stats "$work/out"
   measure query "$bin" query --dir "$work/out" "SELECT stage, count(*) FROM decisions GROUP BY stage"
   measure report "$bin" lineage report "$work/tokens" --json "$work/report.json"
+  measure report-32MiB "$bin" lineage report "$work/tokens" --json "$work/report.json" --memory-budget 32MiB
 done

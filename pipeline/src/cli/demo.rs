@@ -25,7 +25,12 @@ pub fn demo(
         config.run.threads = t;
     }
     let (summary, _) = run_recorded(&config, &config_path, quiet, handle)?;
-    super::stats::stats(&summary.out, OutputFormat::Table, handle)?;
+    super::stats::stats(
+        &summary.out,
+        OutputFormat::Table,
+        super::SqlMemory::default(),
+        handle,
+    )?;
     let train_config = dir.join(crate::demo::TRAIN_CONFIG_FILE);
     outln!(
         "Training a small model on the shards ({})",

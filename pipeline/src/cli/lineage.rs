@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 use tokio::runtime::Handle;
 
-use super::Failure;
+use super::{Failure, SqlMemory};
 use crate::lineage::report::svg::short;
 use crate::lineage::trace::{Trace, trace};
 use crate::lineage::{Lineage, report};
@@ -30,6 +30,9 @@ pub enum LineageCommand {
         /// Output format (`json` prints the whole trace with its SQL).
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
+        /// The queries' memory budget.
+        #[command(flatten)]
+        memory: SqlMemory,
     },
     /// The audit report of a checkpoint or a version: funnel, rules, dedup clusters,
     /// contamination, mixture, losses, configs and inputs; every figure from SQL.
@@ -49,6 +52,9 @@ pub enum LineageCommand {
         /// Write OpenLineage run events (one JSON object a line).
         #[arg(long)]
         openlineage: Option<PathBuf>,
+        /// The queries' memory budget.
+        #[command(flatten)]
+        memory: SqlMemory,
     },
 }
 
@@ -60,9 +66,10 @@ pub fn lineage(command: LineageCommand, handle: &Handle) -> Result<(), Failure> 
             from,
             version,
             format,
+            memory,
         } => {
             let lineage = Lineage::locate(&from, version.as_deref(), handle)?;
-            let t = trace(&id, &lineage, handle)?;
+            let t = trace(&id, &lineage, memory.bytes, handle)?;
             match format {
                 OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(&t)?),
                 _ => print_trace(&t),
@@ -75,6 +82,7 @@ pub fn lineage(command: LineageCommand, handle: &Handle) -> Result<(), Failure> 
             html,
             json,
             openlineage,
+            memory,
         } => {
             if html.is_none() && json.is_none() && openlineage.is_none() {
                 return Err(Failure {
@@ -93,7 +101,7 @@ pub fn lineage(command: LineageCommand, handle: &Handle) -> Result<(), Failure> 
                     .map_or(Ok(()), |p| super::local_file(option, p))?;
             }
             let lineage = Lineage::locate(&from, version.as_deref(), handle)?;
-            let r = report::build(&lineage, handle)?;
+            let r = report::build(&lineage, memory.bytes, handle)?;
             if let Some(path) = &json {
                 report::write_json(&r, path)?;
                 outln!("JSON report: {}", path.display());
@@ -103,7 +111,7 @@ pub fn lineage(command: LineageCommand, handle: &Handle) -> Result<(), Failure> 
                 outln!("HTML report: {}", path.display());
             }
             if let Some(path) = &openlineage {
-                report::openlineage::write(&lineage, &r, path, handle)?;
+                report::openlineage::write(&lineage, &r, path, memory.bytes, handle)?;
                 outln!("OpenLineage events: {}", path.display());
             }
             Ok(())

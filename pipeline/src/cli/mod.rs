@@ -24,7 +24,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::MAX_THREADS;
-use crate::sql::OutputFormat;
+use crate::sql::{self, OutputFormat};
 
 /// Refinery: curate raw text into versioned token shards, train a model on them, and trace every
 /// document from input to training step.
@@ -95,6 +95,9 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
+        /// The queries' memory budget.
+        #[command(flatten)]
+        memory: SqlMemory,
     },
     /// Run SQL over Parquet outputs.
     ///
@@ -118,6 +121,9 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
+        /// The queries' memory budget.
+        #[command(flatten)]
+        memory: SqlMemory,
     },
     /// A fixed report over a finished run's lineage tables.
     Report {
@@ -129,6 +135,9 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
+        /// The queries' memory budget.
+        #[command(flatten)]
+        memory: SqlMemory,
     },
     /// Lineage: trace a record, or write the audit report of a checkpoint or version.
     Lineage {
@@ -212,6 +221,29 @@ pub enum Command {
         #[arg(long, value_parser = threads)]
         threads: Option<usize>,
     },
+}
+
+/// `--memory-budget SIZE` of the commands that run SQL.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct SqlMemory {
+    /// Most memory the queries hold, such as 256MiB or 2GiB (at least 32MiB); sorts and
+    /// groupings spill to the temporary folder beyond it.
+    #[arg(
+        long = "memory-budget",
+        value_name = "SIZE",
+        default_value = sql::session::DEFAULT_MEMORY_BUDGET,
+        value_parser = sql::session::parse_memory_budget
+    )]
+    pub bytes: usize,
+}
+
+impl Default for SqlMemory {
+    fn default() -> Self {
+        let bytes = sql::session::parse_memory_budget(sql::session::DEFAULT_MEMORY_BUDGET);
+        Self {
+            bytes: bytes.expect("the default memory budget parses"),
+        }
+    }
 }
 
 /// `--threads N`: 0 (one per core) to [`MAX_THREADS`], as `run.threads`.
@@ -309,14 +341,24 @@ pub fn run(cli: Cli) -> ExitCode {
             handle,
         ),
         Command::Validate { config, no_io } => validate::validate(&config, no_io, handle),
-        Command::Stats { dir, format } => stats::stats(&dir, format, handle),
+        Command::Stats {
+            dir,
+            format,
+            memory,
+        } => stats::stats(&dir, format, memory, handle),
         Command::Query {
             sql,
             tables,
             dir,
             format,
-        } => query::query(&sql, tables, dir.as_deref(), format, handle),
-        Command::Report { kind, dir, format } => report::report(kind, &dir, format, handle),
+            memory,
+        } => query::query(&sql, tables, dir.as_deref(), format, memory, handle),
+        Command::Report {
+            kind,
+            dir,
+            format,
+            memory,
+        } => report::report(kind, &dir, format, memory, handle),
         Command::Lineage { command } => lineage::lineage(command, handle),
         Command::Tokenizer { command } => tokenizer::tokenizer(command),
         Command::Versions { command } => versions::versions(command, handle),

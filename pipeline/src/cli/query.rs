@@ -7,7 +7,7 @@ use datafusion::error::DataFusionError;
 use parquet::file::metadata::ParquetMetaDataReader;
 use tokio::runtime::Handle;
 
-use super::Failure;
+use super::{Failure, SqlMemory};
 use crate::sql::{self, OutputFormat};
 
 /// The tables of a run's output folder (see [`crate::lineage::catalog::run_tables`]).
@@ -21,6 +21,7 @@ pub fn query(
     mut tables: Vec<(String, String)>,
     dir: Option<&Path>,
     format: OutputFormat,
+    memory: SqlMemory,
     handle: &Handle,
 ) -> Result<(), Failure> {
     for (name, spec) in &tables {
@@ -38,7 +39,7 @@ pub fn query(
     }
     let batches = handle
         .block_on(async {
-            let ctx = sql::context(&tables).await?;
+            let ctx = sql::context(&tables, memory.bytes).await?;
             sql::query(&ctx, sql_text).await
         })
         .map_err(|e| match e.find_root() {
@@ -62,7 +63,7 @@ pub fn query(
                 Some(why) => Failure::from(anyhow::anyhow!("{e}; {why}")),
                 None => e.into(),
             },
-            _ => e.into(),
+            _ => anyhow::anyhow!("{e}{}", sql::session::out_of_memory_hint(&e)).into(),
         })?;
     outln!("{}", sql::render(&batches, format)?);
     Ok(())

@@ -8,8 +8,8 @@ use std::path::Path;
 use clap::ValueEnum;
 use tokio::runtime::Handle;
 
-use super::Failure;
 use super::query::{query, run_tables};
+use super::{Failure, SqlMemory};
 use crate::sql::OutputFormat;
 use crate::stages::decontaminate::CONTAMINATION;
 
@@ -32,6 +32,7 @@ pub fn report(
     kind: ReportKind,
     dir: &Path,
     format: OutputFormat,
+    memory: SqlMemory,
     handle: &Handle,
 ) -> Result<(), Failure> {
     match kind {
@@ -47,7 +48,7 @@ pub fn report(
                 }
                 return Ok(());
             }
-            query(CONTAMINATION_SQL, tables, None, format, handle)
+            query(CONTAMINATION_SQL, tables, None, format, memory, handle)
         }
     }
 }

@@ -10,8 +10,8 @@ use arrow::datatypes::Int64Type;
 use serde::Serialize;
 use tokio::runtime::Handle;
 
-use super::Failure;
 use super::query::run_tables;
+use super::{Failure, SqlMemory};
 use crate::output::manifest::Manifest;
 use crate::sql::{self, OutputFormat, text_table};
 
@@ -60,24 +60,31 @@ struct RuleStats {
 }
 
 /// Prints the statistics of the run in `dir`; fails if they disagree with its manifest.
-pub fn stats(dir: &Path, format: OutputFormat, handle: &Handle) -> Result<(), Failure> {
+pub fn stats(
+    dir: &Path,
+    format: OutputFormat,
+    memory: SqlMemory,
+    handle: &Handle,
+) -> Result<(), Failure> {
     let manifest = Manifest::load(dir).map_err(anyhow::Error::msg)?;
     let tables = run_tables(dir)?;
     let final_name = manifest.datasets.last().cloned().unwrap_or_default();
     let kept_sql = KEPT.replace("{final}", &final_name);
-    let (kept, dropped, quarantined, rules) = handle.block_on(async {
-        let ctx = sql::context(&tables).await?;
-        let run = |q: String| {
-            let ctx = ctx.clone();
-            async move { sql::query(&ctx, &q).await }
-        };
-        Ok::<_, datafusion::error::DataFusionError>((
-            run(kept_sql.clone()).await?,
-            run(DROPPED.into()).await?,
-            run(QUARANTINED.into()).await?,
-            run(RULES.into()).await?,
-        ))
-    })?;
+    let (kept, dropped, quarantined, rules) = handle
+        .block_on(async {
+            let ctx = sql::context(&tables, memory.bytes).await?;
+            let run = |q: String| {
+                let ctx = ctx.clone();
+                async move { sql::query(&ctx, &q).await }
+            };
+            Ok::<_, datafusion::error::DataFusionError>((
+                run(kept_sql.clone()).await?,
+                run(DROPPED.into()).await?,
+                run(QUARANTINED.into()).await?,
+                run(RULES.into()).await?,
+            ))
+        })
+        .map_err(|e| anyhow!("{e}{}", sql::session::out_of_memory_hint(&e)))?;
     let mut stats = Stats {
         sources: BTreeMap::new(),
         stages: Vec::new(),

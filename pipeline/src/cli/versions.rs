@@ -4,8 +4,9 @@ use anyhow::anyhow;
 use shards::dataset::{DatasetRoot, Manifest, ReaderOptions, ShardReader, Split};
 use tokio::runtime::Handle;
 
-use super::Failure;
-use crate::lineage::catalog::{register_version_index, session};
+use super::{Failure, SqlMemory};
+use crate::lineage::catalog::register_version_index;
+use crate::sql::session::session;
 use crate::sql::{OutputFormat, query, render, text_table};
 
 /// What to show.
@@ -55,6 +56,9 @@ pub enum VersionsCommand {
         /// Output format.
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
+        /// The queries' memory budget.
+        #[command(flatten)]
+        memory: SqlMemory,
     },
 }
 
@@ -78,7 +82,8 @@ pub fn versions(command: VersionsCommand, handle: &Handle) -> Result<(), Failure
             from,
             to,
             format,
-        } => diff(&root, &from, to.as_deref(), format, handle),
+            memory,
+        } => diff(&root, &from, to.as_deref(), format, memory, handle),
     }
 }
 
@@ -226,28 +231,34 @@ fn source_table(m: &Manifest) -> String {
     )
 }
 
-/// Per-source document and token changes, from the two versions' document indexes.
+/// Per-source document and token changes, from the two versions' document indexes. The indexes
+/// are matched by grouping their union on (source, id), not by a join: a grouping spills to disk
+/// when it outgrows the memory budget, a hash join cannot.
 const DIFF_SQL: &str = "
-WITH a AS (SELECT source, id, sum(tokens) AS tokens FROM va GROUP BY source, id),
-     b AS (SELECT source, id, sum(tokens) AS tokens FROM vb GROUP BY source, id)
-SELECT coalesce(a.source, b.source) AS source,
-       count(a.id) AS docs_from,
-       count(b.id) AS docs_to,
-       sum(CASE WHEN a.id IS NULL THEN 1 ELSE 0 END) AS docs_added,
-       sum(CASE WHEN b.id IS NULL THEN 1 ELSE 0 END) AS docs_removed,
-       sum(CASE WHEN a.tokens <> b.tokens THEN 1 ELSE 0 END) AS docs_changed,
-       coalesce(sum(a.tokens), 0) AS tokens_from,
-       coalesce(sum(b.tokens), 0) AS tokens_to,
-       CAST(coalesce(sum(b.tokens), 0) AS BIGINT) - CAST(coalesce(sum(a.tokens), 0) AS BIGINT) AS tokens_delta
-FROM a FULL OUTER JOIN b ON a.id = b.id AND a.source = b.source
-GROUP BY 1
-ORDER BY 1";
+WITH u AS (SELECT source, id, tokens, 0 AS side FROM va UNION ALL SELECT source, id, tokens, 1 AS side FROM vb),
+     d AS (SELECT source, id,
+                  sum(CASE WHEN side = 0 THEN tokens END) AS tokens_a,
+                  sum(CASE WHEN side = 1 THEN tokens END) AS tokens_b
+           FROM u GROUP BY source, id)
+SELECT source,
+       count(tokens_a) AS docs_from,
+       count(tokens_b) AS docs_to,
+       sum(CASE WHEN tokens_a IS NULL THEN 1 ELSE 0 END) AS docs_added,
+       sum(CASE WHEN tokens_b IS NULL THEN 1 ELSE 0 END) AS docs_removed,
+       sum(CASE WHEN tokens_a <> tokens_b THEN 1 ELSE 0 END) AS docs_changed,
+       coalesce(sum(tokens_a), 0) AS tokens_from,
+       coalesce(sum(tokens_b), 0) AS tokens_to,
+       CAST(coalesce(sum(tokens_b), 0) AS BIGINT) - CAST(coalesce(sum(tokens_a), 0) AS BIGINT) AS tokens_delta
+FROM d
+GROUP BY source
+ORDER BY source";
 
 fn diff(
     spec: &str,
     from: &str,
     to: Option<&str>,
     format: OutputFormat,
+    memory: SqlMemory,
     handle: &Handle,
 ) -> Result<(), Failure> {
     let root = DatasetRoot::open(spec)?;
@@ -257,14 +268,15 @@ fn diff(
         // Both must be complete versions.
         root.manifest(&from).await?;
         root.manifest(&to).await?;
-        let ctx = session();
+        let ctx = session(memory.bytes);
         for (table, id) in [("va", &from), ("vb", &to)] {
             register_version_index(&ctx, &root, id, table).await?;
         }
         if format == OutputFormat::Table {
             outln!("From {from} to {to}:");
         }
-        Ok::<_, anyhow::Error>(query(&ctx, DIFF_SQL).await?)
+        let hint = |e| anyhow!("{e}{}", crate::sql::session::out_of_memory_hint(&e));
+        query(&ctx, DIFF_SQL).await.map_err(hint)
     })?;
     outln!("{}", render(&batches, format)?);
     Ok(())

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, StringArray};
-use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use shards::dataset::{DatasetRoot, Manifest};
 use tokio::runtime::Handle;
 use trainer::Checkpoint;
@@ -131,9 +131,9 @@ impl Lineage {
         Ok(self.tables()?.iter().any(|(n, _)| n == name))
     }
 
-    /// A session with every table registered.
-    pub async fn context(&self) -> Result<SessionContext, LineageError> {
-        let ctx = session();
+    /// A session of at most `memory_budget` bytes with every table registered.
+    pub async fn context(&self, memory_budget: usize) -> Result<SessionContext, LineageError> {
+        let ctx = crate::sql::session::session(memory_budget);
         if let Some(v) = &self.version {
             crate::sql::register_bucket(&ctx, v.root.uri())?;
         }
@@ -156,20 +156,8 @@ impl Lineage {
     }
 }
 
-/// A session that lists tables recursively (shard indexes sit in `<split>/<source>/` folders),
-/// with the stages' rules as SQL functions ([`crate::sql::functions`]).
-pub fn session() -> SessionContext {
-    let config = SessionConfig::new().set_bool(
-        "datafusion.execution.listing_table_ignore_subdirectory",
-        false,
-    );
-    let ctx = SessionContext::new_with_config(config);
-    crate::sql::functions::register(&ctx);
-    ctx
-}
-
 /// Registers the shard indexes of version `id` as `table` (the session must come from
-/// [`session`]); S3 roots get their bucket's store registered.
+/// [`crate::sql::session::session`]); S3 roots get their bucket's store registered.
 pub async fn register_version_index(
     ctx: &SessionContext,
     root: &DatasetRoot,

@@ -57,6 +57,7 @@ pub enum LineageError {
 
 impl From<datafusion::error::DataFusionError> for LineageError {
     fn from(e: datafusion::error::DataFusionError) -> Self {
-        LineageError::Query(e.find_root().to_string())
+        let hint = crate::sql::session::out_of_memory_hint(&e);
+        LineageError::Query(format!("{}{hint}", e.find_root()))
     }
 }

@@ -77,7 +77,12 @@ pub struct CheckpointUse {
 
 /// Traces `id` (a document id, or `file:line` / `file:row` matched against the end of the
 /// source uri and the locator) through `lineage`.
-pub fn trace(id: &str, lineage: &Lineage, handle: &Handle) -> Result<Trace, LineageError> {
+pub fn trace(
+    id: &str,
+    lineage: &Lineage,
+    memory_budget: usize,
+    handle: &Handle,
+) -> Result<Trace, LineageError> {
     let run = lineage.run.as_ref().ok_or_else(|| {
         LineageError::NotFound(
             "no run output folder found for this lineage (the version's parent run is gone?)"
@@ -85,7 +90,7 @@ pub fn trace(id: &str, lineage: &Lineage, handle: &Handle) -> Result<Trace, Line
         )
     })?;
     let manifest = RunManifest::load(run).map_err(LineageError::NotFound)?;
-    let ctx = handle.block_on(lineage.context())?;
+    let ctx = handle.block_on(lineage.context(memory_budget))?;
     let tables: Vec<String> = lineage
         .tables()?
         .into_iter()

@@ -329,7 +329,7 @@ mod tests {
             ("t", Arc::new(StringArray::from(texts)) as ArrayRef),
         ])
         .unwrap();
-        let ctx = crate::lineage::catalog::session();
+        let ctx = crate::sql::session::session(512 << 20);
         let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).unwrap();
         ctx.register_table("texts", Arc::new(table)).unwrap();
         ctx

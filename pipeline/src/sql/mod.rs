@@ -2,6 +2,7 @@
 //! stages' rules as SQL functions ([`functions`]).
 
 pub mod functions;
+pub mod session;
 
 use std::sync::Arc;
 
@@ -22,11 +23,15 @@ pub enum OutputFormat {
     Csv,
 }
 
-/// A session with each `(name, path)` registered as a Parquet table (a file, a folder of parts,
-/// or a glob such as `tokens/versions/<id>/*/*/*.index.parquet`).
+/// A session of at most `memory_budget` bytes ([`session`]) with each `(name, path)` registered
+/// as a Parquet table (a file, a folder of parts, or a glob such as
+/// `tokens/versions/<id>/*/*/*.index.parquet`).
 /// An `s3://` path reads its bucket with the usual AWS environment variables.
-pub async fn context(tables: &[(String, String)]) -> Result<SessionContext, DataFusionError> {
-    let ctx = crate::lineage::catalog::session();
+pub async fn context(
+    tables: &[(String, String)],
+    memory_budget: usize,
+) -> Result<SessionContext, DataFusionError> {
+    let ctx = session::session(memory_budget);
     for (name, path) in tables {
         register_bucket(&ctx, path)?;
         match url_glob(path) {
@@ -187,7 +192,7 @@ mod tests {
             dir.path().join("docs").display().to_string(),
         )];
         let (out, none) = rt.block_on(async {
-            let ctx = context(&tables).await.unwrap();
+            let ctx = context(&tables, 512 << 20).await.unwrap();
             let sql = "SELECT locator, octet_length(text) AS n FROM docs";
             let all = query(&ctx, &format!("{sql} ORDER BY locator")).await;
             let none = query(&ctx, &format!("{sql} WHERE text = 'zz'")).await;

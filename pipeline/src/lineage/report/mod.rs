@@ -109,8 +109,13 @@ pub struct Check {
 /// Most offending rows a check keeps.
 pub const MAX_VIOLATIONS: usize = 20;
 
-/// Runs every query of the report over `lineage`'s tables.
-pub fn build(lineage: &Lineage, handle: &Handle) -> Result<Report, LineageError> {
+/// Runs every query of the report over `lineage`'s tables, holding at most `memory_budget` bytes
+/// of query state.
+pub fn build(
+    lineage: &Lineage,
+    memory_budget: usize,
+    handle: &Handle,
+) -> Result<Report, LineageError> {
     let mut tables: std::collections::BTreeMap<String, String> =
         lineage.tables()?.into_iter().collect();
     if let Some(dir) = tables.get_mut(SHARD_DOCS) {
@@ -128,7 +133,7 @@ pub fn build(lineage: &Lineage, handle: &Handle) -> Result<Report, LineageError>
         step,
         tokens: tables.contains_key(DROPPED_TOKENS),
     };
-    let ctx = handle.block_on(lineage.context())?;
+    let ctx = handle.block_on(lineage.context(memory_budget))?;
     let has = |needs: &[&str]| needs.iter().all(|t| tables.contains_key(*t));
     let mut sections = Vec::new();
     for spec in sections::sections(&params) {
@@ -243,3 +248,6 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), LineageError> 
         source: std::io::Error::other(e.to_string()),
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -129,6 +129,7 @@ pub fn write(
     lineage: &Lineage,
     report: &Report,
     path: &Path,
+    memory_budget: usize,
     handle: &Handle,
 ) -> Result<(), LineageError> {
     let mut events = Vec::new();
@@ -139,7 +140,7 @@ pub fn write(
     let mut run_output = None;
     if let Some(run) = &lineage.run {
         let manifest = RunManifest::load(run).map_err(LineageError::NotFound)?;
-        let ctx = handle.block_on(lineage.context())?;
+        let ctx = handle.block_on(lineage.context(memory_budget))?;
         let per_file = handle.block_on(rows(
             &ctx,
             "SELECT uri, count(*) AS documents FROM documents GROUP BY uri",

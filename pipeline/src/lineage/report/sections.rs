@@ -1,4 +1,9 @@
 //! The report's queries: one per figure, and the invariants it checks.
+//!
+//! No query joins on document ids: a hash join holds its whole build side in memory, and
+//! DataFusion 55 cannot spill it, so such a join would grow with the corpus past any
+//! `--memory-budget`. Queries that match documents across tables group the tables' union by id
+//! instead, a grouping that spills (see [`crate::sql::session`]).
 
 use serde::Serialize;
 
@@ -91,8 +96,14 @@ fn lines(series: &str, x: &str, y: &str) -> Chart {
 const KEPT: &str = "sum(CASE WHEN decision = 'kept' THEN 1 ELSE 0 END)";
 const DROPPED: &str = "sum(CASE WHEN decision = 'dropped' THEN 1 ELSE 0 END)";
 
-/// Tokens per document: kept ones from the shard indexes, dropped ones from `dropped_tokens`.
-const DOC_TOKENS: &str = "WITH t AS (SELECT id, sum(tokens) AS tokens FROM shard_docs GROUP BY id UNION ALL SELECT id, tokens FROM dropped_tokens) ";
+/// Where documents left the pipeline, with their tokens: `exits` sums tokens per source, last
+/// stage reached (`last`) and whether that stage dropped the document (`dropped`). A document goes
+/// into every stage up to its last, and out of every stage before its last, and out of its last
+/// too unless dropped there. Kept documents reached the last stage and are in the shard indexes,
+/// with their source; a dropped document's stage is matched to its `dropped_tokens` row by
+/// grouping both on the id (`dropped`).
+const EXITS: &str = "WITH dropped AS (SELECT max(source) AS source, max(stage_index) AS last, sum(tokens) AS tokens FROM (SELECT id, source, stage_index, CAST(NULL AS BIGINT UNSIGNED) AS tokens FROM decisions WHERE decision = 'dropped' UNION ALL SELECT id, NULL, NULL, tokens FROM dropped_tokens) GROUP BY id), \
+exits AS (SELECT source, (SELECT max(stage_index) FROM decisions) AS last, 0 AS dropped, sum(tokens) AS tokens FROM shard_docs GROUP BY source UNION ALL SELECT source, last, 1, sum(tokens) FROM dropped WHERE source IS NOT NULL GROUP BY source, last)";
 
 /// Every column a funnel section can have, in order (see [`funnel_section`]).
 static FUNNEL_COLUMNS: [&str; 10] = [
@@ -111,42 +122,48 @@ static FUNNEL_COLUMNS: [&str; 10] = [
 /// The funnel, all sources together (`stages`) or per source (`funnel`), with token columns
 /// when every document's tokens are known.
 fn funnel_section(tokens: bool, per_source: bool) -> SectionSpec {
-    let (id, title, group) = if per_source {
+    let (id, title, group, order) = if per_source {
         (
             "funnel",
             "Funnel per source",
-            "d.source, d.stage_index, d.stage",
+            "source, stage_index, stage",
+            "source, stage_index",
         )
     } else {
         (
             "stages",
             "Funnel: documents after each stage",
-            "d.stage_index, d.stage",
+            "stage_index, stage",
+            "stage_index",
         )
     };
+    // `source` only per source, the token columns only with tokens.
+    let first = usize::from(!per_source);
+    let columns = &FUNNEL_COLUMNS[first..if tokens { 10 } else { 8 }];
     let counts = format!(
-        "count(*) AS documents_in, {KEPT} AS kept, {DROPPED} AS dropped, sum(d.bytes_before) AS bytes_in, sum(d.bytes_after) AS bytes_out"
+        "SELECT {group}, count(*) AS documents_in, {KEPT} AS kept, {DROPPED} AS dropped, sum(bytes_before) AS bytes_in, sum(bytes_after) AS bytes_out FROM decisions GROUP BY {group}"
     );
-    let order = if per_source {
-        "d.source, d.stage_index"
-    } else {
-        "d.stage_index"
-    };
-    let (with, token_sums, join, needs): (_, _, _, &'static [&'static str]) = if tokens {
+    let (sql, needs): (_, &'static [&'static str]) = if tokens {
+        // Each stage's counts `c`, with the tokens of the documents whose exit is at or after it.
+        let counted: Vec<String> = FUNNEL_COLUMNS[first..8]
+            .iter()
+            .map(|c| format!("c.{c}"))
+            .collect();
+        let counted = counted.join(", ");
+        let same_source = if per_source {
+            " AND e.source = c.source"
+        } else {
+            ""
+        };
         (
-            DOC_TOKENS,
-            ", sum(t.tokens) AS tokens_in, sum(CASE WHEN d.decision = 'kept' THEN t.tokens ELSE 0 END) AS tokens_out",
-            " LEFT JOIN t ON d.id = t.id",
+            format!(
+                "{EXITS}, c AS ({counts}) SELECT {counted}, sum(e.tokens) AS tokens_in, sum(CASE WHEN e.last > c.stage_index OR e.dropped = 0 THEN e.tokens ELSE 0 END) AS tokens_out FROM c LEFT JOIN exits e ON e.last >= c.stage_index{same_source} GROUP BY {counted} ORDER BY {order}"
+            ),
             &["decisions", "shard_docs", "dropped_tokens"],
         )
     } else {
-        ("", "", "", &["decisions"])
+        (format!("{counts} ORDER BY {order}"), &["decisions"])
     };
-    let sql = format!(
-        "{with}SELECT {group}, {counts}{token_sums} FROM decisions d{join} GROUP BY {group} ORDER BY {order}"
-    );
-    // `source` only per source, the token columns only with tokens.
-    let columns = &FUNNEL_COLUMNS[usize::from(!per_source)..if tokens { 10 } else { 8 }];
     let description = if per_source {
         "Per source and stage: documents, bytes and tokens in, kept, dropped. Tokens count each document as it left the pipeline: its output text if kept, the text the dropping stage saw if dropped."
     } else {
@@ -310,13 +327,13 @@ pub fn checks() -> Vec<CheckSpec> {
             id: "tokenized_were_kept",
             description: "Every document in the token version was kept by every stage",
             needs: &["shard_docs", "decisions"],
-            sql: "SELECT DISTINCT s.id FROM shard_docs s JOIN decisions d ON s.id = d.id WHERE d.decision = 'dropped'".into(),
+            sql: "SELECT id FROM (SELECT id, 1 AS tokenized, 0 AS dropped FROM shard_docs UNION ALL SELECT id, 0, 1 FROM decisions WHERE decision = 'dropped') GROUP BY id HAVING max(tokenized) = 1 AND max(dropped) = 1".into(),
         },
         CheckSpec {
             id: "kept_were_tokenized",
             description: "Every document the last stage kept is in the token version",
             needs: &["shard_docs", "decisions"],
-            sql: "SELECT d.id, d.source FROM decisions d LEFT JOIN (SELECT DISTINCT id FROM shard_docs) s ON d.id = s.id WHERE d.stage_index = (SELECT max(stage_index) FROM decisions) AND d.decision = 'kept' AND s.id IS NULL".into(),
+            sql: "SELECT id, max(source) AS source FROM (SELECT id, source, 0 AS tokenized FROM decisions WHERE stage_index = (SELECT max(stage_index) FROM decisions) AND decision = 'kept' UNION ALL SELECT id, NULL, 1 FROM shard_docs) GROUP BY id HAVING max(tokenized) = 0".into(),
         },
     ]
 }
