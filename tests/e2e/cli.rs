@@ -559,19 +559,19 @@ fn stats_and_query_fail_clearly_on_a_folder_that_is_not_a_run() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert_eq!(stderr.matches("found: SELEC").count(), 1, "{stderr}");
     // A budget too small to run anything is refused; a query that outgrows its budget and cannot
-    // spill (a hash join of 400k distinct rows) says which setting to raise.
+    // spill (a hash join of a million distinct rows) says which setting to raise.
     let out = run(&["query", "--memory-budget", "8MiB", "SELECT 1"]);
     let (_, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("at least 32MiB"), "{stderr}");
-    let join = "WITH a AS (SELECT value AS k, repeat('x', 40) AS pad FROM generate_series(1, 400000)) \
+    let join = "WITH a AS (SELECT value AS k, repeat('x', 40) AS pad FROM generate_series(1, 1000000)) \
                 SELECT count(*) FROM a JOIN a b ON a.k = b.k AND a.pad = b.pad";
     let out = run(&["query", "--memory-budget", "32MiB", join]);
     let (_, stderr) = texts(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("raise --memory-budget"), "{stderr}");
     let out = run(&["query", "--format", "csv", join]);
-    assert_eq!(texts(&out).0.trim(), "count(*)\n400000");
+    assert_eq!(texts(&out).0.trim(), "count(*)\n1000000");
 }
 
 #[test]

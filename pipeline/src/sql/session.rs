@@ -6,6 +6,13 @@
 //! joins cannot spill in DataFusion 55: a join whose build side does not fit fails with the
 //! message [`out_of_memory_hint`] adds. The lineage report's queries therefore never join on
 //! document ids; they group instead (see `lineage::report::sections`).
+//!
+//! Each query runs in one partition. DataFusion 55 has two faults that need several partitions
+//! spilling at once: a `RepartitionExec` that spills can wait forever for a batch held in another
+//! spill file (apache/datafusion#24883: the report over eight copies of the corpus at 32 MiB hung
+//! so, all threads idle), and a spilling sort briefly frees its merge reservation for another
+//! partition to take (apache/datafusion#24739). One partition has no repartitioning and no second
+//! sorter; it costs the parallelism of scans and groupings.
 
 use std::sync::Arc;
 
@@ -40,7 +47,7 @@ pub fn parse_memory_budget(text: &str) -> Result<usize, String> {
 /// (shard indexes sit in `<split>/<source>/` folders), with the stages' rules as SQL functions
 /// ([`super::functions`]).
 pub fn session(memory_budget: usize) -> SessionContext {
-    let config = SessionConfig::new().set_bool(
+    let config = SessionConfig::new().with_target_partitions(1).set_bool(
         "datafusion.execution.listing_table_ignore_subdirectory",
         false,
     );

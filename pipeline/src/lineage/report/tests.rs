@@ -235,7 +235,7 @@ fn the_funnel_and_checks_over_tables_many_times_the_budget_finish_within_it() {
     let tables = Tables::of(&docs);
     rt.block_on(tables.register(&ctx, dir.path())).unwrap();
     // The tables are too large for a join on document ids within the budget.
-    let join = "SELECT count(*) FROM decisions d JOIN dropped_tokens t ON d.id = t.id";
+    let join = "SELECT count(*) FROM decisions a JOIN decisions b ON a.id = b.id AND a.stage_index = b.stage_index";
     match run(join) {
         Err(e) => assert!(e.to_string().contains("raise --memory-budget"), "{e}"),
         Ok(rows) => panic!("a join on ids fitted in the budget: {rows:?}"),
