@@ -63,7 +63,7 @@ pub fn query(
                 Some(why) => Failure::from(anyhow::anyhow!("{e}; {why}")),
                 None => e.into(),
             },
-            _ => anyhow::anyhow!("{e}{}", sql::session::out_of_memory_hint(&e)).into(),
+            _ => e.into(),
         })?;
     outln!("{}", sql::render(&batches, format)?);
     Ok(())

@@ -70,21 +70,19 @@ pub fn stats(
     let tables = run_tables(dir)?;
     let final_name = manifest.datasets.last().cloned().unwrap_or_default();
     let kept_sql = KEPT.replace("{final}", &final_name);
-    let (kept, dropped, quarantined, rules) = handle
-        .block_on(async {
-            let ctx = sql::context(&tables, memory.bytes).await?;
-            let run = |q: String| {
-                let ctx = ctx.clone();
-                async move { sql::query(&ctx, &q).await }
-            };
-            Ok::<_, datafusion::error::DataFusionError>((
-                run(kept_sql.clone()).await?,
-                run(DROPPED.into()).await?,
-                run(QUARANTINED.into()).await?,
-                run(RULES.into()).await?,
-            ))
-        })
-        .map_err(|e| anyhow!("{e}{}", sql::session::out_of_memory_hint(&e)))?;
+    let (kept, dropped, quarantined, rules) = handle.block_on(async {
+        let ctx = sql::context(&tables, memory.bytes).await?;
+        let run = |q: String| {
+            let ctx = ctx.clone();
+            async move { sql::query(&ctx, &q).await }
+        };
+        Ok::<_, datafusion::error::DataFusionError>((
+            run(kept_sql.clone()).await?,
+            run(DROPPED.into()).await?,
+            run(QUARANTINED.into()).await?,
+            run(RULES.into()).await?,
+        ))
+    })?;
     let mut stats = Stats {
         sources: BTreeMap::new(),
         stages: Vec::new(),

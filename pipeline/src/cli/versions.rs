@@ -275,8 +275,7 @@ fn diff(
         if format == OutputFormat::Table {
             outln!("From {from} to {to}:");
         }
-        let hint = |e| anyhow!("{e}{}", crate::sql::session::out_of_memory_hint(&e));
-        query(&ctx, DIFF_SQL).await.map_err(hint)
+        Ok::<_, anyhow::Error>(query(&ctx, DIFF_SQL).await?)
     })?;
     outln!("{}", render(&batches, format)?);
     Ok(())

@@ -57,7 +57,6 @@ pub enum LineageError {
 
 impl From<datafusion::error::DataFusionError> for LineageError {
     fn from(e: datafusion::error::DataFusionError) -> Self {
-        let hint = crate::sql::session::out_of_memory_hint(&e);
-        LineageError::Query(format!("{}{hint}", e.find_root()))
+        LineageError::Query(e.find_root().to_string())
     }
 }

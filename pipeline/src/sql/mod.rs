@@ -93,7 +93,7 @@ pub fn register_bucket(ctx: &SessionContext, location: &str) -> Result<(), DataF
 pub async fn query(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, DataFusionError> {
     let frame = ctx.sql(sql).await?;
     let schema = Arc::new(frame.schema().as_arrow().clone());
-    let batches = frame.collect().await?;
+    let batches = frame.collect().await.map_err(session::with_budget_hint)?;
     Ok(if batches.is_empty() {
         vec![RecordBatch::new_empty(schema)]
     } else {

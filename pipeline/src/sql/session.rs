@@ -4,7 +4,7 @@
 //! [`DEFAULT_MEMORY_BUDGET`]). Sorts and aggregations spill to the system's temporary folder when
 //! their state outgrows it, so a query over a corpus many times the budget still finishes. Hash
 //! joins cannot spill in DataFusion 55: a join whose build side does not fit fails with the
-//! message [`out_of_memory_hint`] adds. The lineage report's queries therefore never join on
+//! message [`with_budget_hint`] adds. The lineage report's queries therefore never join on
 //! document ids; they group instead (see `lineage::report::sections`).
 //!
 //! Each query runs in one partition. DataFusion 55 has two faults that need several partitions
@@ -68,13 +68,15 @@ pub fn session(memory_budget: usize) -> SessionContext {
     ctx
 }
 
-/// What to add to the message of `e` when a query ran out of its budget.
-pub fn out_of_memory_hint(e: &DataFusionError) -> &'static str {
+/// `e`, with the setting to raise when the query ran out of its budget.
+pub fn with_budget_hint(e: DataFusionError) -> DataFusionError {
     match e.find_root() {
-        DataFusionError::ResourcesExhausted(_) => {
-            " (the query needed more than its memory budget: raise --memory-budget)"
+        DataFusionError::ResourcesExhausted(message) => {
+            DataFusionError::ResourcesExhausted(format!(
+                "{message} (the query needed more than its memory budget: raise --memory-budget)"
+            ))
         }
-        _ => "",
+        _ => e,
     }
 }
 
