@@ -1,5 +1,5 @@
 //! Training end to end on real text: the tiny model learns, a resumed run equals a straight one,
-//! and a changed config is refused.
+//! and a changed config (or one too large for the machine's memory) is refused.
 
 use std::path::Path;
 
@@ -177,4 +177,25 @@ fn the_tiny_model_learns_real_text_and_resumes_exactly() {
     for (source, _) in SOURCES {
         assert!(stderr.contains(source), "{stderr}");
     }
+
+    // A model far beyond the machine's memory is refused (exit 2) before anything is built,
+    // naming the settings to lower, instead of being killed once it has started.
+    let huge = train_config(d, "huge");
+    let text = std::fs::read_to_string(&huge)
+        .unwrap()
+        .replace("width = 128", "width = 65536")
+        .replace("layers = 2", "layers = 1024");
+    std::fs::write(&huge, text).unwrap();
+    let refused = run(&["train", huge.to_str().unwrap(), "-q"]);
+    let stderr = texts(&refused).1;
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    for named in [
+        "needs about",
+        "is available",
+        "batch_size 8",
+        "memory_check = false",
+    ] {
+        assert!(stderr.contains(named), "{named}: {stderr}");
+    }
+    assert!(!d.join("huge/checkpoints").exists(), "{stderr}");
 }

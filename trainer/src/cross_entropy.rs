@@ -7,7 +7,11 @@
 //! and rows run in parallel (rayon); with the `cuda` feature the same op takes bf16 logits on a
 //! GPU, one block of threads per row (`crate::cuda_ops`, computed in f32).
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use std::ops::Range;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, InplaceOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 /// Per-row cross-entropy of `logits` `[rows, vocab]` (f32 on the CPU, bf16 on CUDA) and
@@ -22,7 +26,20 @@ struct CrossEntropy;
 
 struct CrossEntropyGrad;
 
-/// The contiguous `[rows, vocab]` f32 logits and `[rows]` u32 targets of two storages.
+/// Where the contiguous `[rows, vocab]` logits and `[rows]` targets lie in their storages, and
+/// `vocab`.
+fn spans(l1: &Layout, l2: &Layout) -> Result<(Range<usize>, Range<usize>, usize)> {
+    let (Some((a, b)), Some((c, d))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
+        candle_core::bail!("cross-entropy needs contiguous inputs");
+    };
+    let (rows, vocab) = l1.shape().dims2()?;
+    if d - c != rows {
+        candle_core::bail!("cross-entropy: {rows} rows of logits, {} targets", d - c);
+    }
+    Ok((a..b, c..d, vocab))
+}
+
+/// The f32 logits and u32 targets of two storages (see [`spans`]).
 fn inputs<'a>(
     s1: &'a CpuStorage,
     l1: &Layout,
@@ -32,14 +49,22 @@ fn inputs<'a>(
     let (CpuStorage::F32(logits), CpuStorage::U32(targets)) = (s1, s2) else {
         candle_core::bail!("cross-entropy needs f32 logits and u32 targets");
     };
-    let (Some((a, b)), Some((c, d))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
-        candle_core::bail!("cross-entropy needs contiguous inputs");
+    let (logit_span, target_span, vocab) = spans(l1, l2)?;
+    Ok((&logits[logit_span], &targets[target_span], vocab))
+}
+
+/// [`inputs`] with the logits writable.
+fn inputs_mut<'a>(
+    s1: &'a mut CpuStorage,
+    l1: &Layout,
+    s2: &'a CpuStorage,
+    l2: &Layout,
+) -> Result<(&'a mut [f32], &'a [u32], usize)> {
+    let (CpuStorage::F32(logits), CpuStorage::U32(targets)) = (s1, s2) else {
+        candle_core::bail!("cross-entropy needs f32 logits and u32 targets");
     };
-    let (rows, vocab) = l1.shape().dims2()?;
-    if d - c != rows {
-        candle_core::bail!("cross-entropy: {rows} rows of logits, {} targets", d - c);
-    }
-    Ok((&logits[a..b], &targets[c..d], vocab))
+    let (logit_span, target_span, vocab) = spans(l1, l2)?;
+    Ok((&mut logits[logit_span], &targets[target_span], vocab))
 }
 
 /// The row's maximum and `Σ exp(x − max)`.
@@ -158,6 +183,115 @@ impl CustomOp3 for CrossEntropyGrad {
     }
 }
 
+/// The gradient of a batch of per-row losses with respect to their f32 CPU logits, held as
+/// `softmax − one-hot` per row in the logits' own buffer until the backward pass scales it, in
+/// place, by the losses' gradient. The head's backward then allocates no `[rows, vocab]` tensor
+/// of its own: one such tensor per step instead of two (the largest of the step on a large
+/// vocabulary), and one pass of `exp` over it instead of two.
+pub(crate) struct LossGradient {
+    unit: Tensor,
+    used: AtomicBool,
+}
+
+/// Per-row cross-entropy `[rows]` (f32) of the f32 CPU `logits` `[rows, vocab]` and `targets`
+/// `[rows]` (u32), turning `logits` into their [`LossGradient`] (the values are gone after this).
+pub(crate) fn cross_entropy_in_place(
+    logits: Tensor,
+    targets: &Tensor,
+) -> Result<(Tensor, LossGradient)> {
+    let logits = logits.contiguous()?;
+    let op = IntoGradient(Mutex::new(Vec::new()));
+    logits.inplace_op2(&targets.contiguous()?, &op)?;
+    let losses = std::mem::take(&mut *op.0.lock().unwrap_or_else(|e| e.into_inner()));
+    let rows = losses.len();
+    let gradient = LossGradient {
+        unit: logits,
+        used: AtomicBool::new(false),
+    };
+    Ok((Tensor::from_vec(losses, rows, targets.device())?, gradient))
+}
+
+impl LossGradient {
+    /// The logits' gradient for the gradient `grad` `[rows]` (f32) of the losses. Scales the
+    /// held buffer, so it can be asked once.
+    pub(crate) fn take(&self, grad: &Tensor) -> Result<Tensor> {
+        if self.used.swap(true, Ordering::Relaxed) {
+            candle_core::bail!("the cross-entropy's backward pass ran twice over one graph");
+        }
+        self.unit.inplace_op2(&grad.contiguous()?, &ScaleRows)?;
+        Ok(self.unit.clone())
+    }
+}
+
+/// Logits → `softmax − one-hot` per row, in place, keeping each row's loss.
+struct IntoGradient(Mutex<Vec<f32>>);
+
+impl InplaceOp2 for IntoGradient {
+    fn name(&self) -> &'static str {
+        "cross-entropy-into-gradient"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<()> {
+        let (logits, targets, vocab) = inputs_mut(s1, l1, s2, l2)?;
+        let losses = logits
+            .par_chunks_mut(vocab)
+            .zip(targets.par_iter())
+            .map(|(row, &t)| {
+                let (max, sum) = normaliser(row);
+                let loss = sum.ln() + max - row[t as usize];
+                let scale = sum.recip();
+                for x in row.iter_mut() {
+                    *x = (*x - max).exp() * scale;
+                }
+                row[t as usize] -= 1.0;
+                loss
+            })
+            .collect();
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = losses;
+        Ok(())
+    }
+}
+
+/// `[rows, n]` f32 × per-row f32 factors `[rows]`, in place.
+struct ScaleRows;
+
+impl InplaceOp2 for ScaleRows {
+    fn name(&self) -> &'static str {
+        "scale-rows"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<()> {
+        let (CpuStorage::F32(values), CpuStorage::F32(factors)) = (s1, s2) else {
+            candle_core::bail!("scale-rows needs f32 values and factors");
+        };
+        let (Some((a, b)), Some((c, d))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
+            candle_core::bail!("scale-rows needs contiguous inputs");
+        };
+        let (rows, n) = l1.shape().dims2()?;
+        if d - c != rows {
+            candle_core::bail!("scale-rows: {rows} rows, {} factors", d - c);
+        }
+        values[a..b]
+            .par_chunks_mut(n)
+            .zip(factors[c..d].par_iter())
+            .for_each(|(row, &f)| row.iter_mut().for_each(|x| *x *= f));
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +356,32 @@ mod tests {
             for (a, b) in results[0].1.iter().zip(&results[1].1) {
                 prop_assert!((a - b).abs() < tol, "gradient {a} vs {b}");
             }
+        }
+
+        #[test]
+        fn the_in_place_gradient_equals_the_fused_ops(
+            rows in 1usize..6,
+            vocab in 2usize..40,
+            seed in 0u64..1000,
+            scale in 0.1f64..20.0,
+        ) {
+            let mut rng = crate::rng::Rng::new(seed, "ce-in-place");
+            let values = rng.normal_vec(rows * vocab, scale);
+            let targets: Vec<u32> = (0..rows).map(|_| (rng.next_u64() % vocab as u64) as u32).collect();
+            let logits = Tensor::from_vec(values, (rows, vocab), &Device::Cpu).unwrap();
+            let t = Tensor::from_vec(targets, rows, &Device::Cpu).unwrap();
+            let g = Tensor::from_vec(rng.normal_vec(rows, 1.0), rows, &Device::Cpu).unwrap();
+            let want_loss = fused_cross_entropy(&logits, &t).unwrap().to_vec1::<f32>().unwrap();
+            let want_grad = cross_entropy_grad(&logits, &t, &g).unwrap();
+            let (loss, gradient) = cross_entropy_in_place(logits.copy().unwrap(), &t).unwrap();
+            prop_assert_eq!(loss.to_vec1::<f32>().unwrap(), want_loss);
+            let got = gradient.take(&g).unwrap();
+            prop_assert_eq!(got.dims(), want_grad.dims());
+            let (got, want) = (got.flatten_all().unwrap().to_vec1::<f32>().unwrap(), want_grad.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+            for (a, b) in got.iter().zip(&want) {
+                prop_assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "gradient {a} vs {b}");
+            }
+            prop_assert!(gradient.take(&g).is_err(), "a second backward pass is refused");
         }
     }
 }

@@ -15,6 +15,7 @@
 //! - [`train`]: the loop; [`checkpoint`]: exact-resume checkpoints with a lineage record;
 //!   [`metrics`]: the JSONL log; [`replay`]: the windows a checkpoint's run consumed, step by
 //!   step, reconstructed from its seed and sampler state.
+//! - [`memory`]: a CPU run's peak memory, estimated and checked before it starts.
 //! - [`generate`]: sampling with temperature and top-k; [`device`]: CPU or CUDA, precision;
 //!   [`rng`]: the seeded generator.
 
@@ -29,6 +30,7 @@ pub mod error;
 pub mod eval;
 pub mod generate;
 pub mod health;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod nodes;

@@ -157,6 +157,7 @@ fn every_parameter_gets_a_nonzero_gradient() {
         .unwrap();
     let grads = loss.backward().unwrap();
     assert_eq!(model.params().len(), 4 + 12 * 2);
+    assert_eq!(model.parameter_count() as u64, dims.parameters());
     for p in model.params() {
         let g = grads
             .get(p.var.as_tensor())
@@ -249,6 +250,33 @@ fn a_spike_skips_the_update() {
     assert_eq!(weights(t.model()), after_two);
     assert_eq!(t.state().skipped, 3);
     assert_eq!(t.state().step, 5);
+}
+
+#[test]
+fn a_run_too_large_for_the_machine_is_refused_before_it_starts() {
+    let (_dir, root) = version_dir();
+    let out = root.join("run");
+    let mut c = config(&root, &out, "");
+    c.model.width = Some(1 << 16);
+    c.model.heads = Some(1 << 10);
+    c.model.layers = Some(1 << 10);
+    let Err(e) = Trainer::new(c.clone(), Start::Resume, None) else {
+        panic!("a petabyte model was accepted");
+    };
+    let message = e.to_string();
+    for named in [
+        "[train]",
+        "batch_size 4",
+        "seq_len 16",
+        "grad_accum",
+        "memory_check = false",
+    ] {
+        assert!(message.contains(named), "{named} not in: {message}");
+    }
+    assert!(!out.join("checkpoints").exists(), "nothing was written");
+    // The estimate does not refuse the ordinary runs of these tests.
+    c.model = config(&root, &out, "").model;
+    assert!(Trainer::new(c, Start::Resume, None).is_ok());
 }
 
 #[test]

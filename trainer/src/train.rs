@@ -10,11 +10,12 @@ use shards::dataset::{Split, WindowLoader};
 use shards::mixture::Phase;
 
 use crate::checkpoint::{self, Checkpoint, Contents, Lineage, SourceUse, TrainState};
-use crate::config::TrainConfig;
+use crate::config::{ModelDims, TrainConfig};
 use crate::data::{ValidationSet, next_batch, open_reader, schedule};
 use crate::error::{Result, TrainError};
 use crate::eval::{SourceEval, evaluate};
 use crate::health::SpikeGuard;
+use crate::memory::{self, MemoryEstimate};
 use crate::metrics::{MetricsLog, Record, StepReport};
 use crate::model::Gpt;
 use crate::optimizer::{AdamW, clip_scale, global_norm};
@@ -130,6 +131,9 @@ impl Trainer {
                 path: "[data]".into(),
                 message: format!("seq_len {seq_len} must be in 1..={}", dims.context),
             });
+        }
+        if config.train.memory_check && device.is_cpu() {
+            fits_in_memory(&dims, config.train.batch_size, seq_len)?;
         }
         let (sources, phases) = schedule(&config, &reader)?;
         let validation = ValidationSet::read(&reader, seq_len, config.train.eval_windows)?;
@@ -435,9 +439,45 @@ impl Trainer {
     }
 }
 
+/// Refuses a CPU run whose estimated peak memory exceeds what the machine has available, naming
+/// the settings that decide it.
+fn fits_in_memory(dims: &ModelDims, batch_size: usize, seq_len: usize) -> Result<()> {
+    let need = MemoryEstimate::new(dims, batch_size, seq_len);
+    let Some(available) = memory::available() else {
+        return Ok(());
+    };
+    tracing::info!(
+        estimate = memory::human(need.total()),
+        available = memory::human(available),
+        "peak memory"
+    );
+    if need.total() <= available {
+        return Ok(());
+    }
+    Err(TrainError::Config {
+        path: "[train]".into(),
+        message: format!(
+            "this run needs about {} of memory and {} is available: {} for {} parameters \
+             (with gradients and AdamW's moments), {} for the logits of batch_size {batch_size} \
+             × seq_len {seq_len} × vocabulary {}, {} for the activations of {} layers of width \
+             {}; lower batch_size (raise grad_accum to keep the tokens per update), seq_len or \
+             the model's size, or set memory_check = false to start anyway",
+            memory::human(need.total()),
+            memory::human(available),
+            memory::human(need.weights),
+            memory::count(dims.parameters()),
+            memory::human(need.logits),
+            dims.vocab,
+            memory::human(need.activations),
+            dims.layers,
+            dims.width,
+        ),
+    })
+}
+
 /// Hash of the settings a resumed run must share with its checkpoint (evaluation, checkpoint
-/// cadence, device, MFU peak, cache and output folder may change), also the config hash in
-/// lineage records.
+/// cadence, device, MFU peak, memory check, cache and output folder may change), also the config
+/// hash in lineage records.
 fn resume_key(config: &TrainConfig) -> String {
     let mut c = config.clone();
     let d = crate::config::RunConfig::default();
@@ -446,6 +486,7 @@ fn resume_key(config: &TrainConfig) -> String {
     c.train.checkpoint_every = d.checkpoint_every;
     c.train.device = d.device;
     c.train.peak_flops = d.peak_flops;
+    c.train.memory_check = d.memory_check;
     c.train.out = d.out;
     c.data.cache_dir = None;
     c.hash()

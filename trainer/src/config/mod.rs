@@ -150,6 +150,17 @@ pub struct ModelDims {
     pub vocab: usize,
 }
 
+impl ModelDims {
+    /// Parameter values of a model of this shape: the tied embedding, positions, and per block
+    /// two LayerNorms, the attention's `qkv` and projection, and the MLP, with biases.
+    pub fn parameters(&self) -> u64 {
+        let [layers, width, context, vocab] =
+            [self.layers, self.width, self.context, self.vocab].map(|v| v as u64);
+        let block = 12 * width * width + 13 * width;
+        (vocab + context) * width + layers * block + 2 * width
+    }
+}
+
 impl ModelConfig {
     /// The shape for a tokenizer with `tokenizer_vocab` ids.
     pub fn dims(&self, tokenizer_vocab: usize) -> ModelDims {
@@ -245,6 +256,9 @@ pub struct RunConfig {
     pub device: DeviceChoice,
     /// Peak dense bf16 FLOP/s of the GPU for MFU (default: by GPU name, H100/H200 989e12).
     pub peak_flops: Option<f64>,
+    /// Refuse a CPU run whose estimated peak memory exceeds what the machine has available
+    /// ([`crate::memory`]).
+    pub memory_check: bool,
 }
 
 impl Default for RunConfig {
@@ -262,6 +276,7 @@ impl Default for RunConfig {
             spike_window: 20,
             device: DeviceChoice::Auto,
             peak_flops: None,
+            memory_check: true,
         }
     }
 }

@@ -2,12 +2,16 @@
 //! are an edge of the graph (a gradient addition over the largest tensor of the step: 2.2 ms at
 //! batch 8 on an H100), and so are the head's bf16 weight, its transpose and its cast from the
 //! f32 embedding (three more vocabulary-sized additions). The node's backward turns the loss's
-//! gradient into the logits' gradient and that into the two inputs' gradients directly.
+//! gradient into the logits' gradient and that into the two inputs' gradients directly. On the
+//! CPU the forward pass turns the logits into their gradient in place ([`LossGradient`]), so a
+//! step holds one `[B·T, vocab]` tensor, not two.
 
 use candle_core::{CustomOp3, Result, Tensor};
 
 use super::Precomputed;
-use crate::cross_entropy::{cross_entropy_grad, fused_cross_entropy};
+use crate::cross_entropy::{
+    LossGradient, cross_entropy_grad, cross_entropy_in_place, fused_cross_entropy,
+};
 
 /// Per-row cross-entropy `[rows]` (f32) of the logits `x @ embeddingᵀ` for `x` `[rows, width]`
 /// in the compute dtype, the f32 master `embedding` `[vocab, width]` and `targets` `[rows]`
@@ -16,24 +20,38 @@ pub fn head_cross_entropy(x: &Tensor, embedding: &Tensor, targets: &Tensor) -> R
     let weight = embedding.detach().to_dtype(x.dtype())?;
     let logits = x.detach().matmul(&weight.t()?)?;
     let targets = targets.contiguous()?;
-    let out = fused_cross_entropy(&logits, &targets)?;
+    let (out, kept) = if logits.device().is_cpu() {
+        let (out, gradient) = cross_entropy_in_place(logits, &targets)?;
+        (out, Kept::Gradient(gradient))
+    } else {
+        let out = fused_cross_entropy(&logits, &targets)?;
+        (out, Kept::Logits(logits))
+    };
     x.apply_op3(
         embedding,
         &targets,
         HeadLoss {
-            logits,
+            kept,
             weight,
             out: Precomputed::new(out),
         },
     )
 }
 
-/// `(x, embedding, targets) → losses` (computed outside the graph), keeping the logits and the
-/// head's weight in the compute dtype for the backward pass.
+/// `(x, embedding, targets) → losses` (computed outside the graph), keeping what the backward
+/// pass needs of the logits, and the head's weight in the compute dtype.
 struct HeadLoss {
-    logits: Tensor,
+    kept: Kept,
     weight: Tensor,
     out: Precomputed,
+}
+
+/// What the head keeps of its `[rows, vocab]` logits for the backward pass.
+enum Kept {
+    /// On the CPU: their gradient, computed in their buffer by the forward pass.
+    Gradient(LossGradient),
+    /// On a GPU (bf16): the logits, from which the backward kernel computes the gradient.
+    Logits(Tensor),
 }
 
 impl CustomOp3 for HeadLoss {
@@ -51,7 +69,10 @@ impl CustomOp3 for HeadLoss {
         _: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let d_logits = cross_entropy_grad(&self.logits, targets, grad)?;
+        let d_logits = match &self.kept {
+            Kept::Gradient(gradient) => gradient.take(grad)?,
+            Kept::Logits(logits) => cross_entropy_grad(logits, targets, grad)?,
+        };
         let d_x = d_logits.matmul(&self.weight)?;
         let d_embedding = d_logits
             .t()?
