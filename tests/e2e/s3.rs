@@ -302,6 +302,20 @@ fn a_server_stopped_mid_upload_leaves_no_manifest_and_a_rerun_completes() {
     assert!(verify.status.success(), "{}", texts(&verify).1);
 }
 
+/// The shard bytes in the memory estimate a `train --log-format json` run logged.
+fn shard_bytes_estimated(trained: &std::process::Output) -> u64 {
+    let stderr = texts(trained).1;
+    let line = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| {
+            let message = l["fields"]["message"].as_str().unwrap_or("");
+            message.starts_with("peak memory estimate")
+        })
+        .unwrap_or_else(|| panic!("no memory estimate logged: {stderr}"));
+    line["fields"]["shard_bytes"].as_u64().unwrap()
+}
+
 #[test]
 fn training_reads_its_version_from_s3_and_pins_it_in_the_checkpoint() {
     let server = S3Server::start();
@@ -326,11 +340,12 @@ fn training_reads_its_version_from_s3_and_pins_it_in_the_checkpoint() {
          [train]\nsteps = 3\nbatch_size = 2\neval_windows = 2\nout = \"train\"\ndevice = \"cpu\"\n",
     )
     .unwrap();
-    let trained = refinery(&["train", train.to_str().unwrap(), "-q"])
+    let trained = refinery(&["train", train.to_str().unwrap(), "--log-format", "json"])
         .envs(server.env())
         .output()
         .unwrap();
     assert!(trained.status.success(), "{}", texts(&trained).1);
+    assert_eq!(shard_bytes_estimated(&trained), 0, "shards go to the cache");
     let checkpoint = dir.path().join("train/checkpoints/step-000003");
     let lineage: serde_json::Value =
         serde_json::from_slice(&std::fs::read(checkpoint.join("lineage.json")).unwrap()).unwrap();
@@ -348,6 +363,27 @@ fn training_reads_its_version_from_s3_and_pins_it_in_the_checkpoint() {
         std::fs::read(crate::tokenize::olmo()).unwrap()
     );
     assert!(std::fs::read_dir(dir.path().join("cache")).unwrap().count() > 0);
+    // Without a cache folder the shards are held in memory, and the memory check counts them.
+    let uncached = dir.path().join("uncached.toml");
+    let text = std::fs::read_to_string(&train).unwrap();
+    let text = text
+        .replace("cache_dir = \"cache\"\n", "")
+        .replace("\"train\"", "\"uncached\"");
+    std::fs::write(&uncached, text).unwrap();
+    let trained = refinery(&["train", uncached.to_str().unwrap(), "--log-format", "json"])
+        .envs(server.env())
+        .output()
+        .unwrap();
+    assert!(trained.status.success(), "{}", texts(&trained).1);
+    let m: serde_json::Value = serde_json::from_slice(&manifest_bytes).unwrap();
+    let version_bytes: u64 = m["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["bytes"].as_u64().unwrap())
+        .sum();
+    assert!(version_bytes > 0);
+    assert_eq!(shard_bytes_estimated(&trained), version_bytes);
 
     // Lineage follows the checkpoint into the bucket (shard indexes read by DataFusion from S3)
     // and back to the local run folder.
@@ -413,7 +449,6 @@ fn training_reads_its_version_from_s3_and_pins_it_in_the_checkpoint() {
         .iter()
         .map(|x| x["tokens"].as_u64().unwrap())
         .sum();
-    let m: serde_json::Value = serde_json::from_slice(&manifest_bytes).unwrap();
     let expected: u64 = m["shards"]
         .as_array()
         .unwrap()

@@ -14,7 +14,9 @@
 //!   backward pass needs from each block), plus 24 bytes per attention score of one layer
 //!   (`batch × heads × T²`: scores, weights and their gradients, which the attention node
 //!   recomputes layer by layer instead of keeping);
-//! - 104 MiB for the program, the shard reader and the validation windows.
+//! - **shards**: what the shard reader holds in memory: nothing for a local root or with a
+//!   cache folder, else the version's shards up to the reader's budget (1 GiB);
+//! - 104 MiB for the program, the shard reader's buffers and the validation windows.
 //!
 //! With these rounded constants the estimate is 0.88–1.15 of every measured peak (1.14 for
 //! `gpt2-124m` at 1,024 tokens, the largest shape measured). The check applies to the CPU only:
@@ -31,6 +33,8 @@ pub struct MemoryEstimate {
     pub logits: u64,
     /// What the blocks keep for the backward pass.
     pub activations: u64,
+    /// Token shards the reader holds in memory (an `s3://` root without a cache folder).
+    pub shards: u64,
     /// The program, reader and validation windows.
     pub fixed: u64,
 }
@@ -48,8 +52,9 @@ const FIXED: u64 = 104 << 20;
 
 impl MemoryEstimate {
     /// The estimate for a model of `dims` trained on micro-batches of `batch` windows of
-    /// `seq_len` tokens (gradient accumulation runs them one after another, so it adds nothing).
-    pub fn new(dims: &ModelDims, batch: usize, seq_len: usize) -> Self {
+    /// `seq_len` tokens (gradient accumulation runs them one after another, so it adds nothing),
+    /// reading shards that hold `shards` bytes in memory.
+    pub fn new(dims: &ModelDims, batch: usize, seq_len: usize, shards: u64) -> Self {
         let [layers, heads, width, vocab, batch, t] = [
             dims.layers,
             dims.heads,
@@ -72,15 +77,22 @@ impl MemoryEstimate {
                 .saturating_mul(width)
                 .saturating_mul(PER_ACTIVATION)
                 .saturating_add(scores.saturating_mul(PER_SCORE)),
+            shards,
             fixed: FIXED,
         }
     }
 
     /// The whole estimate.
     pub fn total(&self) -> u64 {
-        [self.weights, self.logits, self.activations, self.fixed]
-            .into_iter()
-            .fold(0, u64::saturating_add)
+        [
+            self.weights,
+            self.logits,
+            self.activations,
+            self.shards,
+            self.fixed,
+        ]
+        .into_iter()
+        .fold(0, u64::saturating_add)
     }
 }
 
@@ -164,7 +176,7 @@ mod tests {
             ((2, 16, 128, 1024, 2, 50_304), 1436),
         ];
         for ((l, h, w, t, b, v), mib) in measured {
-            let got = MemoryEstimate::new(&dims(l, h, w, t, v), b, t).total() >> 20;
+            let got = MemoryEstimate::new(&dims(l, h, w, t, v), b, t, 0).total() >> 20;
             let ratio = got as f64 / mib as f64;
             assert!(
                 (0.85..1.15).contains(&ratio),
@@ -175,20 +187,27 @@ mod tests {
 
     #[test]
     fn each_term_grows_with_its_setting() {
-        let base = MemoryEstimate::new(&dims(4, 4, 128, 256, 50_304), 8, 256);
-        let batch = MemoryEstimate::new(&dims(4, 4, 128, 256, 50_304), 16, 256);
+        let base = MemoryEstimate::new(&dims(4, 4, 128, 256, 50_304), 8, 256, 0);
+        let batch = MemoryEstimate::new(&dims(4, 4, 128, 256, 50_304), 16, 256, 0);
         assert_eq!(batch.logits, 2 * base.logits);
         assert_eq!(batch.activations, 2 * base.activations);
         assert_eq!(
             batch.weights, base.weights,
             "micro-batches share the weights"
         );
-        let wide = MemoryEstimate::new(&dims(4, 4, 256, 256, 50_304), 8, 256);
+        let wide = MemoryEstimate::new(&dims(4, 4, 256, 256, 50_304), 8, 256, 0);
+        let remote = MemoryEstimate::new(&dims(4, 4, 128, 256, 50_304), 8, 256, 1 << 30);
+        assert_eq!(
+            remote.total(),
+            base.total() + (1 << 30),
+            "shards held in memory add up"
+        );
         assert!(wide.weights > base.weights && wide.activations > base.activations);
         let huge = MemoryEstimate::new(
             &dims(1 << 10, 1 << 16, 1 << 16, 1 << 20, 1 << 24),
             1 << 16,
             1 << 20,
+            0,
         );
         assert_eq!(huge.total(), u64::MAX, "saturates instead of wrapping");
     }

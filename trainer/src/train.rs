@@ -133,7 +133,8 @@ impl Trainer {
             });
         }
         if config.train.memory_check && device.is_cpu() {
-            fits_in_memory(&dims, config.train.batch_size, seq_len)?;
+            let shards = reader.memory_bound();
+            fits_in_memory(&dims, config.train.batch_size, seq_len, shards)?;
         }
         let (sources, phases) = schedule(&config, &reader)?;
         let validation = ValidationSet::read(&reader, seq_len, config.train.eval_windows)?;
@@ -440,28 +441,39 @@ impl Trainer {
 }
 
 /// Refuses a CPU run whose estimated peak memory exceeds what the machine has available, naming
-/// the settings that decide it.
-fn fits_in_memory(dims: &ModelDims, batch_size: usize, seq_len: usize) -> Result<()> {
-    let need = MemoryEstimate::new(dims, batch_size, seq_len);
+/// the settings that decide it. `shards`: bytes of shards the reader holds in memory.
+fn fits_in_memory(dims: &ModelDims, batch_size: usize, seq_len: usize, shards: u64) -> Result<()> {
+    let need = MemoryEstimate::new(dims, batch_size, seq_len, shards);
     let Some(available) = memory::available() else {
         return Ok(());
     };
     tracing::info!(
-        estimate = memory::human(need.total()),
-        available = memory::human(available),
-        "peak memory"
+        estimate_bytes = need.total(),
+        shard_bytes = need.shards,
+        available_bytes = available,
+        "peak memory estimate {} of {} available",
+        memory::human(need.total()),
+        memory::human(available),
     );
     if need.total() <= available {
         return Ok(());
     }
+    let held = if shards > 0 {
+        format!(
+            ", {} for shards held in memory (set cache_dir under [data] to keep them on disk)",
+            memory::human(shards)
+        )
+    } else {
+        String::new()
+    };
     Err(TrainError::Config {
         path: "[train]".into(),
         message: format!(
             "this run needs about {} of memory and {} is available: {} for {} parameters \
              (with gradients and AdamW's moments), {} for the logits of batch_size {batch_size} \
              × seq_len {seq_len} × vocabulary {}, {} for the activations of {} layers of width \
-             {}; lower batch_size (raise grad_accum to keep the tokens per update), seq_len or \
-             the model's size, or set memory_check = false to start anyway",
+             {}{held}; lower batch_size (raise grad_accum to keep the tokens per update), seq_len \
+             or the model's size, or set memory_check = false to start anyway",
             memory::human(need.total()),
             memory::human(available),
             memory::human(need.weights),

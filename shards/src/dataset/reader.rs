@@ -193,6 +193,18 @@ impl ShardReader {
         &self.shared.manifest_checksum
     }
 
+    /// Most bytes of shards this reader holds in memory: none for a local root (read in place)
+    /// or with a cache folder (fetched to disk), else the version's shards up to
+    /// [`ReaderOptions::memory_bytes`].
+    pub fn memory_bound(&self) -> u64 {
+        let shared = &self.shared;
+        if shared.local || shared.cache.is_some() {
+            return 0;
+        }
+        let all: u64 = shared.manifest.shards.iter().map(|s| s.bytes).sum();
+        all.min(shared.options.memory_bytes)
+    }
+
     /// The dataset root's URI (`file://…` or `s3://…`).
     pub fn root_uri(&self) -> &str {
         self.shared.root.uri()
