@@ -31,10 +31,8 @@ pub fn generate(model: &Gpt, prompt: &[u32], sampling: &Sampling) -> Result<Vec<
         let window = &ids[ids.len().saturating_sub(context)..];
         let input = Tensor::from_vec(window.to_vec(), (1, window.len()), model.device())?;
         let logits = model
-            .forward(&input)?
+            .next_logits(&input)?
             .detach()
-            .narrow(1, window.len() - 1, 1)?
-            .squeeze(1)?
             .squeeze(0)?
             .to_dtype(DType::F32)?;
         let next = pick(&logits, sampling, &mut rng)?;

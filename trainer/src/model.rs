@@ -162,12 +162,16 @@ impl Gpt {
         6.0 * self.parameter_count() as f64 + 12.0 * (self.dims.layers * t * self.dims.width) as f64
     }
 
-    /// Logits `[B, T, vocab]` (compute dtype) for token ids `[B, T]` (u32, `T ≤ context`).
-    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+    /// Logits `[B, vocab]` (compute dtype) of the token after each window of ids `[B, T]` (u32,
+    /// `T ≤ context`). Only the last position of each window goes through the output head, the
+    /// largest matmul of the model at a large vocabulary.
+    pub fn next_logits(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         self.hidden_rows(ids)?
-            .matmul(&self.wte.to_dtype(self.dtype)?.t()?)?
-            .reshape((b, t, self.dims.vocab))
+            .reshape((b, t, self.dims.width))?
+            .narrow(1, t - 1, 1)?
+            .squeeze(1)?
+            .matmul(&self.wte.to_dtype(self.dtype)?.t()?)
     }
 
     /// Mean cross-entropy of each window: `[B]` (f32), for token ids `inputs` and their next
@@ -247,5 +251,46 @@ impl Gpt {
             p.var.set(&t.to_dtype(DType::F32)?)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_logits_are_the_last_position_of_every_prefix() {
+        let dims = ModelDims {
+            layers: 2,
+            heads: 2,
+            width: 16,
+            context: 8,
+            vocab: 64,
+        };
+        let model = Gpt::new(dims, 5, &Device::Cpu, DType::F32).unwrap();
+        let ids: Vec<u32> = (0..16).map(|i| (i * 11 % 64) as u32).collect();
+        let ids = Tensor::from_vec(ids, (2, 8), &Device::Cpu).unwrap();
+        // Every position's logits, from the hidden rows through the whole head.
+        let all = model
+            .hidden_rows(&ids)
+            .unwrap()
+            .matmul(&model.wte.t().unwrap())
+            .unwrap()
+            .reshape((2, 8, 64))
+            .unwrap();
+        for k in 1..=8 {
+            let next = model.next_logits(&ids.narrow(1, 0, k).unwrap()).unwrap();
+            assert_eq!(next.dims(), &[2, 64]);
+            let want = all.narrow(1, k - 1, 1).unwrap().squeeze(1).unwrap();
+            let gap: f32 = (next - want)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar()
+                .unwrap();
+            assert!(gap < 1e-5, "prefix {k}: {gap}");
+        }
     }
 }
