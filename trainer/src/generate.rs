@@ -3,7 +3,7 @@
 use candle_core::{D, DType, Tensor};
 
 use crate::error::Result;
-use crate::model::Gpt;
+use crate::model::{Gpt, KvCache};
 use crate::rng::Rng;
 
 /// How to sample.
@@ -22,19 +22,28 @@ pub struct Sampling {
 }
 
 /// `prompt` followed by up to `sampling.max_tokens` sampled tokens. The model sees at most its
-/// context of the most recent tokens.
+/// context of the most recent tokens. Until the text outgrows the context, each new token runs
+/// through the blocks alone, attending to the keys and values kept of the ones before
+/// ([`Gpt::extend`]); after that each token runs the whole window again.
 pub fn generate(model: &Gpt, prompt: &[u32], sampling: &Sampling) -> Result<Vec<u32>> {
     let mut rng = Rng::new(sampling.seed, "generate");
     let context = model.dims().context;
     let mut ids = prompt.to_vec();
+    let mut cache = KvCache::default();
     for _ in 0..sampling.max_tokens {
-        let window = &ids[ids.len().saturating_sub(context)..];
-        let input = Tensor::from_vec(window.to_vec(), (1, window.len()), model.device())?;
-        let logits = model
-            .next_logits(&input)?
-            .detach()
-            .squeeze(0)?
-            .to_dtype(DType::F32)?;
+        let logits = if ids.len() <= context {
+            // The window still starts at the first id: only the new ids run through the blocks.
+            model.extend(&ids[cache.positions()..], &mut cache)?
+        } else {
+            // The window slides, so every position moves: the whole window runs again.
+            let window = &ids[ids.len() - context..];
+            let input = Tensor::from_vec(window.to_vec(), (1, window.len()), model.device())?;
+            model
+                .next_logits(&input)?
+                .detach()
+                .squeeze(0)?
+                .to_dtype(DType::F32)?
+        };
         let next = pick(&logits, sampling, &mut rng)?;
         ids.push(next);
         if Some(next) == sampling.stop {
@@ -99,5 +108,36 @@ mod tests {
             [1, 2].into_iter().collect(),
             "top-2 samples only the best two"
         );
+    }
+
+    #[test]
+    fn cached_generation_equals_running_the_whole_window_each_token() {
+        let dims = crate::config::ModelDims {
+            layers: 2,
+            heads: 2,
+            width: 16,
+            context: 8,
+            vocab: 64,
+        };
+        let model = Gpt::new(dims, 9, &Device::Cpu, DType::F32).unwrap();
+        let prompt = [3u32, 17, 40];
+        let greedy = Sampling {
+            max_tokens: 12,
+            ..sampling(0.0, 0, 0)
+        };
+        let got = generate(&model, &prompt, &greedy).unwrap();
+        // The reference: the whole window through the model for every token, past the context.
+        let mut want = prompt.to_vec();
+        for _ in 0..12 {
+            let window = &want[want.len().saturating_sub(8)..];
+            let input = Tensor::new(window, &Device::Cpu)
+                .unwrap()
+                .unsqueeze(0)
+                .unwrap();
+            let logits = model.next_logits(&input).unwrap().squeeze(0).unwrap();
+            want.push(logits.argmax(0).unwrap().to_scalar::<u32>().unwrap());
+        }
+        assert_eq!(got, want);
+        assert_eq!(got.len(), 15, "past the context of 8");
     }
 }

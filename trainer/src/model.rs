@@ -17,7 +17,9 @@ use std::path::Path;
 use candle_core::{D, DType, Device, Result, Tensor, Var};
 
 use crate::config::ModelDims;
-use crate::nodes::{causal_attention, embedding, head_cross_entropy, linear};
+use crate::nodes::{
+    KeysValues, cached_attention, causal_attention, embedding, head_cross_entropy, linear,
+};
 use crate::ops::{gelu, layer_norm};
 use crate::rng::Rng;
 
@@ -40,6 +42,38 @@ struct Block {
     ln2: (Var, Var),
     fc: (Var, Var),
     mlp_proj: (Var, Var),
+}
+
+impl Block {
+    /// The block on the residual stream `x` `[rows, width]`, with `attend` mapping the
+    /// attention's `qkv` `[rows, 3·width]` to its heads' output `[rows, width]`.
+    fn forward(
+        &self,
+        x: &Tensor,
+        attend: impl FnOnce(&Tensor) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        let h = layer_norm(x, &self.ln1.0, &self.ln1.1, LN_EPS)?;
+        let heads = attend(&linear(&h, &self.qkv.0, &self.qkv.1)?)?;
+        let x = (x + linear(&heads, &self.attn_proj.0, &self.attn_proj.1)?)?;
+        let h = layer_norm(&x, &self.ln2.0, &self.ln2.1, LN_EPS)?;
+        let h = gelu(&linear(&h, &self.fc.0, &self.fc.1)?)?;
+        x + linear(&h, &self.mlp_proj.0, &self.mlp_proj.1)?
+    }
+}
+
+/// What [`Gpt::extend`] keeps between calls: each block's keys and values for the positions of
+/// the window seen so far.
+#[derive(Default)]
+pub struct KvCache {
+    layers: Vec<KeysValues>,
+    positions: usize,
+}
+
+impl KvCache {
+    /// Positions of the window seen so far.
+    pub fn positions(&self) -> usize {
+        self.positions
+    }
 }
 
 /// The language model. See the module docs.
@@ -207,15 +241,39 @@ impl Gpt {
             .broadcast_add(&positions)?
             .reshape((b * t, d))?;
         for block in &self.blocks {
-            let h = layer_norm(&x, &block.ln1.0, &block.ln1.1, LN_EPS)?;
-            let qkv = linear(&h, &block.qkv.0, &block.qkv.1)?;
-            let heads = causal_attention(&qkv, b, self.dims.heads)?;
-            x = (x + linear(&heads, &block.attn_proj.0, &block.attn_proj.1)?)?;
-            let h = layer_norm(&x, &block.ln2.0, &block.ln2.1, LN_EPS)?;
-            let h = gelu(&linear(&h, &block.fc.0, &block.fc.1)?)?;
-            x = (x + linear(&h, &block.mlp_proj.0, &block.mlp_proj.1)?)?;
+            x = block.forward(&x, |qkv| causal_attention(qkv, b, self.dims.heads))?;
         }
         layer_norm(&x, &self.ln_f.0, &self.ln_f.1, LN_EPS)
+    }
+
+    /// Logits `[vocab]` of the token after one window, fed to the model in pieces: the first
+    /// call takes the window's ids so far, each later call one more id, at the next position.
+    /// `cache` keeps every block's keys and values, so a call runs only its new positions
+    /// through the blocks. Fails past the context. For generation: records no backward pass.
+    pub fn extend(&self, ids: &[u32], cache: &mut KvCache) -> Result<Tensor> {
+        let (start, n) = (cache.positions, ids.len());
+        if n == 0 || start + n > self.dims.context {
+            candle_core::bail!(
+                "{n} new tokens after {start} do not fit the context of {}",
+                self.dims.context
+            );
+        }
+        cache.layers.resize(self.blocks.len(), None);
+        let ids = Tensor::new(ids, &self.device)?;
+        let tokens = embedding(&self.wte, &ids)?.to_dtype(self.dtype)?;
+        let positions = self.wpe.narrow(0, start, n)?.to_dtype(self.dtype)?;
+        let mut x = (tokens + positions)?.detach();
+        for (block, kv) in self.blocks.iter().zip(&mut cache.layers) {
+            x = block
+                .forward(&x, |qkv| cached_attention(qkv, self.dims.heads, kv))?
+                .detach();
+        }
+        cache.positions += n;
+        layer_norm(&x.narrow(0, n - 1, 1)?, &self.ln_f.0, &self.ln_f.1, LN_EPS)?
+            .matmul(&self.wte.to_dtype(self.dtype)?.t()?)?
+            .squeeze(0)?
+            .detach()
+            .to_dtype(DType::F32)
     }
 
     /// The weights by name (f32), as saved in `model.safetensors`.
@@ -258,6 +316,21 @@ impl Gpt {
 mod tests {
     use super::*;
 
+    /// The largest absolute difference of two tensors.
+    fn gap(a: &Tensor, b: &Tensor) -> f32 {
+        let d = (a - b).unwrap().abs().unwrap();
+        d.max_all().unwrap().to_scalar().unwrap()
+    }
+
+    /// [`Gpt::next_logits`] of one window, `[vocab]`.
+    fn whole(model: &Gpt, ids: &[u32]) -> Tensor {
+        let window = Tensor::new(ids, &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        model.next_logits(&window).unwrap().squeeze(0).unwrap()
+    }
+
     #[test]
     fn next_logits_are_the_last_position_of_every_prefix() {
         let dims = ModelDims {
@@ -282,15 +355,40 @@ mod tests {
             let next = model.next_logits(&ids.narrow(1, 0, k).unwrap()).unwrap();
             assert_eq!(next.dims(), &[2, 64]);
             let want = all.narrow(1, k - 1, 1).unwrap().squeeze(1).unwrap();
-            let gap: f32 = (next - want)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar()
-                .unwrap();
+            let gap = gap(&next, &want);
             assert!(gap < 1e-5, "prefix {k}: {gap}");
         }
+    }
+
+    #[test]
+    fn extending_a_cache_equals_running_the_whole_prefix() {
+        let dims = ModelDims {
+            layers: 2,
+            heads: 2,
+            width: 16,
+            context: 8,
+            vocab: 64,
+        };
+        let model = Gpt::new(dims, 7, &Device::Cpu, DType::F32).unwrap();
+        let ids: Vec<u32> = (0..8).map(|i| (i * 13 % 64) as u32).collect();
+        let mut cache = KvCache::default();
+        let mut fed = 0;
+        for k in 3..=8 {
+            let got = model.extend(&ids[fed..k], &mut cache).unwrap();
+            fed = k;
+            assert_eq!(cache.positions(), k);
+            let gap = gap(&got, &whole(&model, &ids[..k]));
+            assert!(gap < 1e-5, "prefix {k}: {gap}");
+        }
+        assert!(model.extend(&[1], &mut cache).is_err(), "past the context");
+        let mut two_at_once = KvCache::default();
+        model.extend(&ids[..2], &mut two_at_once).unwrap();
+        assert!(model.extend(&ids[2..4], &mut two_at_once).is_err());
+        let one = model.extend(&ids[2..3], &mut two_at_once).unwrap();
+        let gap = gap(&one, &whole(&model, &ids[..3]));
+        assert!(
+            gap < 1e-5,
+            "a refused call leaves the cache as it was: {gap}"
+        );
     }
 }

@@ -7,7 +7,7 @@
 use candle_core::{CustomOp1, D, DType, Result, Tensor};
 
 use super::Precomputed;
-use crate::ops::causal_softmax;
+use crate::ops::{causal_softmax, softmax_last};
 
 /// Causal multi-head self-attention of `qkv` `[B·T, 3·width]` (queries, keys and values side by
 /// side, each split into `heads` heads) for `batch` windows: `[B·T, width]`, heads merged.
@@ -19,6 +19,36 @@ pub fn causal_attention(qkv: &Tensor, batch: usize, heads: usize) -> Result<Tens
         heads,
         out: Precomputed::new(out),
     })
+}
+
+/// Keys and values `[1, heads, positions, head width]` of one block for the positions of one
+/// window seen so far (generation).
+pub type KeysValues = Option<(Tensor, Tensor)>;
+
+/// The attention output `[n, width]` of the newest `n` positions of one window, `qkv`
+/// `[n, 3·width]`, whose keys and values are appended to `cache`. With an empty cache this is
+/// [`causal_attention`]'s forward over the `n` positions; after that each call takes one new
+/// position, which attends to every position before it and itself. Records no backward pass.
+pub fn cached_attention(qkv: &Tensor, heads: usize, cache: &mut KeysValues) -> Result<Tensor> {
+    if cache.is_some() && qkv.dim(0)? != 1 {
+        candle_core::bail!("a cached attention takes one new position at a time");
+    }
+    let (q, k, v) = split_heads(&qkv.detach(), 1, heads)?;
+    let scale = scale(qkv, heads)?;
+    let (w, k, v) = match cache.take() {
+        None => (weights(&q, &k, scale)?, k, v),
+        Some((keys, values)) => {
+            let (k, v) = (
+                Tensor::cat(&[&keys, &k], 2)?,
+                Tensor::cat(&[&values, &v], 2)?,
+            );
+            let scores = (q.matmul(&k.t()?)? * scale)?;
+            (softmax_last(&scores)?.to_dtype(q.dtype())?, k, v)
+        }
+    };
+    let out = merge_heads(&[&w.matmul(&v)?])?;
+    *cache = Some((k, v));
+    Ok(out)
 }
 
 /// [`causal_attention`] as composed ops, each recording its backward (the reference the node is

@@ -43,7 +43,7 @@ use std::sync::Mutex;
 use candle_core::backend::BackendStorage;
 use candle_core::{Layout, Result, Shape, Storage, Tensor, bail};
 
-pub use attention::{attention_composed, causal_attention};
+pub use attention::{KeysValues, attention_composed, cached_attention, causal_attention};
 pub use embedding::embedding;
 pub use head_loss::head_cross_entropy;
 pub use linear::linear;
