@@ -302,6 +302,12 @@ fn a_server_stopped_mid_upload_leaves_no_manifest_and_a_rerun_completes() {
     assert!(verify.status.success(), "{}", texts(&verify).1);
 }
 
+/// The sum of one field over the shards of a version's manifest.
+fn shard_total(manifest: &serde_json::Value, field: &str) -> u64 {
+    let shards = manifest["shards"].as_array().unwrap();
+    shards.iter().map(|s| s[field].as_u64().unwrap()).sum()
+}
+
 /// The shard bytes in the memory estimate a `train --log-format json` run logged.
 fn shard_bytes_estimated(trained: &std::process::Output) -> u64 {
     let stderr = texts(trained).1;
@@ -376,12 +382,7 @@ fn training_reads_its_version_from_s3_and_pins_it_in_the_checkpoint() {
         .unwrap();
     assert!(trained.status.success(), "{}", texts(&trained).1);
     let m: serde_json::Value = serde_json::from_slice(&manifest_bytes).unwrap();
-    let version_bytes: u64 = m["shards"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["bytes"].as_u64().unwrap())
-        .sum();
+    let version_bytes = shard_total(&m, "bytes");
     assert!(version_bytes > 0);
     assert_eq!(shard_bytes_estimated(&trained), version_bytes);
 
@@ -449,12 +450,7 @@ fn training_reads_its_version_from_s3_and_pins_it_in_the_checkpoint() {
         .iter()
         .map(|x| x["tokens"].as_u64().unwrap())
         .sum();
-    let expected: u64 = m["shards"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["tokens"].as_u64().unwrap())
-        .sum();
+    let expected = shard_total(&m, "tokens");
     assert_eq!(
         total, expected,
         "shard_docs read from S3 account for every token"

@@ -112,13 +112,7 @@ mod tests {
 
     #[test]
     fn cached_generation_equals_running_the_whole_window_each_token() {
-        let dims = crate::config::ModelDims {
-            layers: 2,
-            heads: 2,
-            width: 16,
-            context: 8,
-            vocab: 64,
-        };
+        let dims = crate::model::tests::small_dims();
         let model = Gpt::new(dims, 9, &Device::Cpu, DType::F32).unwrap();
         let prompt = [3u32, 17, 40];
         let greedy = Sampling {

@@ -313,8 +313,20 @@ impl Gpt {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A model shape small enough for exact comparisons: 2 layers, 2 heads, 16 wide, a context
+    /// of 8, 64 embedding rows.
+    pub(crate) fn small_dims() -> ModelDims {
+        ModelDims {
+            layers: 2,
+            heads: 2,
+            width: 16,
+            context: 8,
+            vocab: 64,
+        }
+    }
 
     /// The largest absolute difference of two tensors.
     fn gap(a: &Tensor, b: &Tensor) -> f32 {
@@ -333,13 +345,7 @@ mod tests {
 
     #[test]
     fn next_logits_are_the_last_position_of_every_prefix() {
-        let dims = ModelDims {
-            layers: 2,
-            heads: 2,
-            width: 16,
-            context: 8,
-            vocab: 64,
-        };
+        let dims = small_dims();
         let model = Gpt::new(dims, 5, &Device::Cpu, DType::F32).unwrap();
         let ids: Vec<u32> = (0..16).map(|i| (i * 11 % 64) as u32).collect();
         let ids = Tensor::from_vec(ids, (2, 8), &Device::Cpu).unwrap();
@@ -362,13 +368,7 @@ mod tests {
 
     #[test]
     fn extending_a_cache_equals_running_the_whole_prefix() {
-        let dims = ModelDims {
-            layers: 2,
-            heads: 2,
-            width: 16,
-            context: 8,
-            vocab: 64,
-        };
+        let dims = small_dims();
         let model = Gpt::new(dims, 7, &Device::Cpu, DType::F32).unwrap();
         let ids: Vec<u32> = (0..8).map(|i| (i * 13 % 64) as u32).collect();
         let mut cache = KvCache::default();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use shards::dataset::{DatasetRoot, Split, TokenizerInfo, VersionInfo, VersionWriter};
 
-use crate::config::{ModelDims, TrainConfig};
+use crate::config::TrainConfig;
 use crate::metrics::{Record, read};
 use crate::model::Gpt;
 use crate::rng::Rng;
@@ -139,13 +139,7 @@ fn weights(model: &Gpt) -> Vec<(String, Vec<f32>)> {
 
 #[test]
 fn every_parameter_gets_a_nonzero_gradient() {
-    let dims = ModelDims {
-        layers: 2,
-        heads: 2,
-        width: 16,
-        context: 8,
-        vocab: 64,
-    };
+    let dims = crate::model::tests::small_dims();
     let model = Gpt::new(dims, 3, &Device::Cpu, DType::F32).unwrap();
     let ids: Vec<u32> = (0..16).map(|i| (i * 7 % 64) as u32).collect();
     let inputs = Tensor::from_vec(ids[..14].to_vec(), (2, 7), &Device::Cpu).unwrap();
