@@ -16,7 +16,8 @@
 //!   [`metrics`]: the JSONL log; [`replay`]: the windows a checkpoint's run consumed, step by
 //!   step, reconstructed from its seed and sampler state.
 //! - [`memory`]: a CPU run's peak memory, estimated and checked before it starts.
-//! - [`generate`]: sampling with temperature and top-k; [`device`]: CPU or CUDA, precision;
+//! - [`generate`]: sampling with temperature and top-k, keeping keys and values between tokens;
+//!   [`device`]: CPU or CUDA, precision;
 //!   [`rng`]: the seeded generator.
 
 pub mod checkpoint;

@@ -3,6 +3,8 @@
 //! `[B, heads, T, T]` gradient additions and a zero-padded concatenation per narrow in the
 //! backward pass. The node's backward recomputes the attention weights (one matmul and one
 //! softmax) and writes the gradient of `qkv` once; no `[B, heads, T, T]` tensor is kept for it.
+//! [`cached_attention`] is the forward alone for generation, keeping each position's keys and
+//! values so that a new token attends to them without recomputing them.
 
 use candle_core::{CustomOp1, D, DType, Result, Tensor};
 
