@@ -96,17 +96,59 @@ impl MemoryEstimate {
     }
 }
 
-/// Memory this process may still take: the kernel's `MemAvailable`, lowered to what the cgroup's
-/// limit leaves when there is one. `None` where neither can be read (not Linux).
+/// Memory this process may still take: the kernel's `MemAvailable`, lowered to what the limits of
+/// its cgroups leave (v2's `memory.max`, v1's `memory.limit_in_bytes`). `None` where none can be
+/// read (not Linux).
 pub fn available() -> Option<u64> {
     let machine = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|text| mem_available(&text));
-    let cgroup = cgroup_headroom("/sys/fs/cgroup");
-    match (machine, cgroup) {
-        (Some(m), Some(c)) => Some(m.min(c)),
-        (m, c) => m.or(c),
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let cgroups = cgroup_limits(&own)
+        .into_iter()
+        .filter_map(|(dir, files)| cgroup_headroom(&dir, files));
+    machine.into_iter().chain(cgroups).min()
+}
+
+/// The names of a cgroup version's memory files: limit, usage, and the `memory.stat` key of the
+/// reclaimable page cache.
+type CgroupFiles = (&'static str, &'static str, &'static str);
+
+/// cgroup v2.
+const V2: CgroupFiles = ("memory.max", "memory.current", "inactive_file");
+/// cgroup v1's memory controller.
+const V1: CgroupFiles = (
+    "memory.limit_in_bytes",
+    "memory.usage_in_bytes",
+    "total_inactive_file",
+);
+
+/// The folders holding this process's memory limits, with their files, from the text of
+/// `/proc/self/cgroup`: its v2 group and v1 memory group, and the roots a container mounts its
+/// own group at.
+fn cgroup_limits(own: &str) -> Vec<(String, CgroupFiles)> {
+    let mut found = vec![
+        ("/sys/fs/cgroup".to_string(), V2),
+        ("/sys/fs/cgroup/memory".to_string(), V1),
+    ];
+    for line in own.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let path = path.trim_end_matches('/');
+        if path.is_empty() {
+            continue;
+        }
+        if controllers.is_empty() {
+            found.push((format!("/sys/fs/cgroup{path}"), V2));
+        } else if controllers.split(',').any(|c| c == "memory") {
+            found.push((format!("/sys/fs/cgroup/memory{path}"), V1));
+        }
     }
+    found
 }
 
 /// `MemAvailable` of a `/proc/meminfo` text, in bytes.
@@ -116,12 +158,26 @@ fn mem_available(meminfo: &str) -> Option<u64> {
     Some(kib.saturating_mul(1024))
 }
 
-/// `memory.max − memory.current` of a cgroup v2 folder; `None` without a limit (`max`).
-fn cgroup_headroom(dir: &str) -> Option<u64> {
+/// What a cgroup folder's limit leaves: the limit less the usage, the usage without the inactive
+/// page cache (which the kernel reclaims before it kills; the "working set" of container
+/// runtimes). `None` without a limit (v2 writes `max`) or without the files.
+fn cgroup_headroom(dir: &str, (limit, usage, inactive): CgroupFiles) -> Option<u64> {
     let read = |name: &str| std::fs::read_to_string(format!("{dir}/{name}")).ok();
-    let max: u64 = read("memory.max")?.trim().parse().ok()?;
-    let current: u64 = read("memory.current")?.trim().parse().ok()?;
-    Some(max.saturating_sub(current))
+    let max: u64 = read(limit)?.trim().parse().ok()?;
+    let current: u64 = read(usage)?.trim().parse().ok()?;
+    let stat = read("memory.stat").unwrap_or_default();
+    let cache = stat
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix(inactive)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .next()
+        .unwrap_or(0u64);
+    Some(max.saturating_sub(current.saturating_sub(cache)))
 }
 
 /// `bytes` in MiB, GiB or TiB, for messages.
@@ -230,11 +286,51 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("refinery-cgroup-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let d = dir.to_str().unwrap();
+        let v2 = |d| cgroup_headroom(d, V2);
         std::fs::write(dir.join("memory.current"), "1073741824\n").unwrap();
         std::fs::write(dir.join("memory.max"), "max\n").unwrap();
-        assert_eq!(cgroup_headroom(d), None, "no limit");
+        assert_eq!(v2(d), None, "no limit");
         std::fs::write(dir.join("memory.max"), "4294967296\n").unwrap();
-        assert_eq!(cgroup_headroom(d), Some(3 << 30));
+        assert_eq!(v2(d), Some(3 << 30));
+        std::fs::write(dir.join("memory.usage_in_bytes"), "1073741824\n").unwrap();
+        std::fs::write(dir.join("memory.limit_in_bytes"), "2147483648\n").unwrap();
+        assert_eq!(cgroup_headroom(d, V1), Some(1 << 30));
+        // Inactive page cache counts as free: the kernel reclaims it before it kills.
+        let stat = "inactive_file 536870912\ntotal_inactive_file 268435456\n";
+        std::fs::write(dir.join("memory.stat"), stat).unwrap();
+        assert_eq!(v2(d), Some((3 << 30) + (1 << 29)));
+        assert_eq!(cgroup_headroom(d, V1), Some((1 << 30) + (1 << 28)));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn finds_the_cgroups_of_v2_and_v1_lines() {
+        let folders = |text| {
+            let limits = cgroup_limits(text);
+            limits
+                .into_iter()
+                .map(|(d, (l, _, _))| format!("{d}/{l}"))
+                .collect::<Vec<_>>()
+        };
+        let roots = [
+            "/sys/fs/cgroup/memory.max",
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        ];
+        assert_eq!(
+            folders("0::/\n"),
+            roots,
+            "a container's own group is the root"
+        );
+        let v2 = folders("0::/user.slice/user-0.slice/session-1.scope\n");
+        assert_eq!(
+            v2[2],
+            "/sys/fs/cgroup/user.slice/user-0.slice/session-1.scope/memory.max"
+        );
+        let v1 = folders("12:cpu,cpuacct:/docker/ab\n9:memory:/docker/ab\n1:name=systemd:/x\n");
+        assert_eq!(v1.len(), 3);
+        assert_eq!(
+            v1[2],
+            "/sys/fs/cgroup/memory/docker/ab/memory.limit_in_bytes"
+        );
     }
 }
