@@ -23,6 +23,7 @@
 //! on CUDA the compute dtype, kernels and allocator differ, and the GPU's memory is its own.
 
 use crate::config::ModelDims;
+use crate::error::{Result, TrainError};
 
 /// The parts of a run's estimated peak memory, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +95,53 @@ impl MemoryEstimate {
         .into_iter()
         .fold(0, u64::saturating_add)
     }
+}
+
+/// Refuses a CPU run whose estimated peak memory exceeds what the machine has available, naming
+/// the settings that decide it. `shards`: bytes of shards the reader holds in memory.
+pub fn check(dims: &ModelDims, batch_size: usize, seq_len: usize, shards: u64) -> Result<()> {
+    let need = MemoryEstimate::new(dims, batch_size, seq_len, shards);
+    let Some(available) = available() else {
+        return Ok(());
+    };
+    tracing::info!(
+        estimate_bytes = need.total(),
+        shard_bytes = need.shards,
+        available_bytes = available,
+        "peak memory estimate {} of {} available",
+        human(need.total()),
+        human(available),
+    );
+    if need.total() <= available {
+        return Ok(());
+    }
+    let held = if shards > 0 {
+        format!(
+            ", {} for shards held in memory (set cache_dir under [data] to keep them on disk)",
+            human(shards)
+        )
+    } else {
+        String::new()
+    };
+    Err(TrainError::Config {
+        path: "[train]".into(),
+        message: format!(
+            "this run needs about {} of memory and {} is available: {} for {} parameters \
+             (with gradients and AdamW's moments), {} for the logits of batch_size {batch_size} \
+             × seq_len {seq_len} × vocabulary {}, {} for the activations of {} layers of width \
+             {}{held}; lower batch_size (raise grad_accum to keep the tokens per update), seq_len \
+             or the model's size, or set memory_check = false to start anyway",
+            human(need.total()),
+            human(available),
+            human(need.weights),
+            count(dims.parameters()),
+            human(need.logits),
+            dims.vocab,
+            human(need.activations),
+            dims.layers,
+            dims.width,
+        ),
+    })
 }
 
 /// Memory this process may still take: the kernel's `MemAvailable`, lowered to what the limits of
@@ -181,7 +229,7 @@ fn cgroup_headroom(dir: &str, (limit, usage, inactive): CgroupFiles) -> Option<u
 }
 
 /// `bytes` in MiB, GiB or TiB, for messages.
-pub fn human(bytes: u64) -> String {
+fn human(bytes: u64) -> String {
     let units = [(40, "TiB"), (30, "GiB")];
     let scaled = |shift: u32| bytes as f64 / (1u64 << shift) as f64;
     match units.iter().find(|(shift, _)| bytes >= 1 << shift) {
@@ -191,7 +239,7 @@ pub fn human(bytes: u64) -> String {
 }
 
 /// A count with a metric suffix (`7.3M`, `124.4M`, `52.8T`), for messages.
-pub fn count(n: u64) -> String {
+fn count(n: u64) -> String {
     let suffixes = [(1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")];
     let v = n as f64;
     match suffixes.iter().find(|(scale, _)| v >= *scale) {

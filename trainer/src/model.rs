@@ -201,11 +201,14 @@ impl Gpt {
     /// largest matmul of the model at a large vocabulary.
     pub fn next_logits(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
-        self.hidden_rows(ids)?
-            .reshape((b, t, self.dims.width))?
-            .narrow(1, t - 1, 1)?
-            .squeeze(1)?
-            .matmul(&self.wte.to_dtype(self.dtype)?.t()?)
+        let hidden = self.hidden_rows(ids)?.reshape((b, t, self.dims.width))?;
+        self.head(&hidden.narrow(1, t - 1, 1)?.squeeze(1)?)
+    }
+
+    /// Logits `[rows, vocab]` of hidden rows `[rows, width]`: the output head, tied to the token
+    /// embedding.
+    fn head(&self, rows: &Tensor) -> Result<Tensor> {
+        rows.matmul(&self.wte.to_dtype(self.dtype)?.t()?)
     }
 
     /// Mean cross-entropy of each window: `[B]` (f32), for token ids `inputs` and their next
@@ -269,11 +272,8 @@ impl Gpt {
                 .detach();
         }
         cache.positions += n;
-        layer_norm(&x.narrow(0, n - 1, 1)?, &self.ln_f.0, &self.ln_f.1, LN_EPS)?
-            .matmul(&self.wte.to_dtype(self.dtype)?.t()?)?
-            .squeeze(0)?
-            .detach()
-            .to_dtype(DType::F32)
+        let last = layer_norm(&x.narrow(0, n - 1, 1)?, &self.ln_f.0, &self.ln_f.1, LN_EPS)?;
+        self.head(&last)?.squeeze(0)?.detach().to_dtype(DType::F32)
     }
 
     /// The weights by name (f32), as saved in `model.safetensors`.

@@ -10,12 +10,12 @@ use shards::dataset::{Split, WindowLoader};
 use shards::mixture::Phase;
 
 use crate::checkpoint::{self, Checkpoint, Contents, Lineage, SourceUse, TrainState};
-use crate::config::{ModelDims, TrainConfig};
+use crate::config::TrainConfig;
 use crate::data::{ValidationSet, next_batch, open_reader, schedule};
 use crate::error::{Result, TrainError};
 use crate::eval::{SourceEval, evaluate};
 use crate::health::SpikeGuard;
-use crate::memory::{self, MemoryEstimate};
+use crate::memory;
 use crate::metrics::{MetricsLog, Record, StepReport};
 use crate::model::Gpt;
 use crate::optimizer::{AdamW, clip_scale, global_norm};
@@ -134,7 +134,7 @@ impl Trainer {
         }
         if config.train.memory_check && device.is_cpu() {
             let shards = reader.memory_bound();
-            fits_in_memory(&dims, config.train.batch_size, seq_len, shards)?;
+            memory::check(&dims, config.train.batch_size, seq_len, shards)?;
         }
         let (sources, phases) = schedule(&config, &reader)?;
         let validation = ValidationSet::read(&reader, seq_len, config.train.eval_windows)?;
@@ -438,53 +438,6 @@ impl Trainer {
             skipped,
         })
     }
-}
-
-/// Refuses a CPU run whose estimated peak memory exceeds what the machine has available, naming
-/// the settings that decide it. `shards`: bytes of shards the reader holds in memory.
-fn fits_in_memory(dims: &ModelDims, batch_size: usize, seq_len: usize, shards: u64) -> Result<()> {
-    let need = MemoryEstimate::new(dims, batch_size, seq_len, shards);
-    let Some(available) = memory::available() else {
-        return Ok(());
-    };
-    tracing::info!(
-        estimate_bytes = need.total(),
-        shard_bytes = need.shards,
-        available_bytes = available,
-        "peak memory estimate {} of {} available",
-        memory::human(need.total()),
-        memory::human(available),
-    );
-    if need.total() <= available {
-        return Ok(());
-    }
-    let held = if shards > 0 {
-        format!(
-            ", {} for shards held in memory (set cache_dir under [data] to keep them on disk)",
-            memory::human(shards)
-        )
-    } else {
-        String::new()
-    };
-    Err(TrainError::Config {
-        path: "[train]".into(),
-        message: format!(
-            "this run needs about {} of memory and {} is available: {} for {} parameters \
-             (with gradients and AdamW's moments), {} for the logits of batch_size {batch_size} \
-             × seq_len {seq_len} × vocabulary {}, {} for the activations of {} layers of width \
-             {}{held}; lower batch_size (raise grad_accum to keep the tokens per update), seq_len \
-             or the model's size, or set memory_check = false to start anyway",
-            memory::human(need.total()),
-            memory::human(available),
-            memory::human(need.weights),
-            memory::count(dims.parameters()),
-            memory::human(need.logits),
-            dims.vocab,
-            memory::human(need.activations),
-            dims.layers,
-            dims.width,
-        ),
-    })
 }
 
 /// Hash of the settings a resumed run must share with its checkpoint (evaluation, checkpoint
